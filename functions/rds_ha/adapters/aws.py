@@ -1,0 +1,82 @@
+"""boto3 clients: created lazily, once per process and region, with adaptive retries."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
+
+# Adaptive mode adds client-side rate limiting on throttling to the standard retry policy, which
+# already retries throttling, 5xx and Route 53's PriorRequestNotComplete with backoff.
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 6},
+    connect_timeout=5,
+    read_timeout=20,
+    user_agent_extra="rds-ha",
+)
+
+TRANSIENT_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "PriorRequestNotComplete",
+     "ServiceUnavailable", "InternalFailure", "InternalError", "ProvisionedThroughputExceededException"}
+)
+
+
+class AwsClients:
+    """A per-process cache of clients. Pass one around; tests make their own inside moto."""
+
+    def __init__(self, session: boto3.session.Session | None = None, endpoint_url: str | None = None) -> None:
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region)
+        client = self._clients.get(key)
+        if client is None:
+            with self._lock:  # boto3 sessions are not thread-safe when creating clients
+                client = self._clients.get(key)
+                if client is None:
+                    kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+                    if region:
+                        kwargs["region_name"] = region
+                    if self._endpoint_url:
+                        kwargs["endpoint_url"] = self._endpoint_url
+                    client = self.session.client(service, **kwargs)
+                    self._clients[key] = client
+        return client
+
+    @property
+    def default_region(self) -> str | None:
+        return self.session.region_name
+
+
+def translate(exc: Exception, what: str) -> AwsError:
+    """Turn a botocore error into one of ours, with a one-line message."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        msg = str(err.get("Message", "")).strip()
+        text = f"{what}: {code}: {msg}" if msg else f"{what}: {code}"
+        if code in {"InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault"}:
+            return InstanceStateError(text, code)
+        if code in {"DBInstanceNotFound", "DBInstanceNotFoundFault"}:
+            return InstanceNotFoundError(text)
+        if code in {"DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"}:
+            return InstanceAlreadyExistsError(text)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return AwsError(text, code=code, transient=code in TRANSIENT_CODES or int(status or 0) >= 500)
+    if isinstance(exc, BotoCoreError):
+        return AwsError(f"{what}: {exc}", code=type(exc).__name__, transient=True)
+    return AwsError(f"{what}: {exc}", code=type(exc).__name__)

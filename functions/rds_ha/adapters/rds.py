@@ -1,0 +1,109 @@
+"""RDS: describe instances once per sweep, and the few mutations a failover needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..core.models import Instance
+from .aws import AwsClients, translate
+
+_ERRORS = (ClientError, BotoCoreError)
+
+
+def _source_id(source: str | None) -> str | None:
+    if not source:
+        return None
+    # Cross-region sources are given as ARNs: arn:aws:rds:REGION:ACCOUNT:db:ID
+    return source.split(":db:")[-1] if source.startswith("arn:") else source
+
+
+def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
+    endpoint = raw.get("Endpoint") or {}
+    return Instance(
+        id=raw["DBInstanceIdentifier"],
+        status=raw.get("DBInstanceStatus", "unknown"),
+        region=region,
+        az=raw.get("AvailabilityZone"),
+        engine=raw.get("Engine", ""),
+        instance_class=raw.get("DBInstanceClass", ""),
+        endpoint=endpoint.get("Address"),
+        port=endpoint.get("Port"),
+        source=_source_id(raw.get("ReadReplicaSourceDBInstanceIdentifier")),
+        replicas=tuple(_source_id(r) or r for r in raw.get("ReadReplicaDBInstanceIdentifiers", [])),
+        tags={t["Key"]: t.get("Value", "") for t in raw.get("TagList", [])},
+        multi_az=bool(raw.get("MultiAZ", False)),
+        backup_retention=int(raw.get("BackupRetentionPeriod", 0) or 0),
+        arn=raw.get("DBInstanceArn", ""),
+        created=raw.get("InstanceCreateTime"),
+    )
+
+
+class RdsAdapter:
+    def __init__(self, clients: AwsClients) -> None:
+        self._clients = clients
+
+    def _rds(self, region: str) -> Any:
+        return self._clients.client("rds", region)
+
+    def describe_all(self, region: str) -> list[Instance]:
+        """Every DB instance in the region: one paginated call serves a whole decision."""
+        try:
+            out: list[Instance] = []
+            for page in self._rds(region).get_paginator("describe_db_instances").paginate():
+                out += [to_instance(raw, region) for raw in page.get("DBInstances", [])]
+            return out
+        except _ERRORS as exc:
+            raise translate(exc, f"describe DB instances in {region}") from exc
+
+    def describe(self, region: str, instance_id: str) -> Instance:
+        try:
+            raw = self._rds(region).describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
+            return to_instance(raw, region)
+        except _ERRORS as exc:
+            raise translate(exc, f"describe {instance_id}") from exc
+
+    def promote(self, region: str, instance_id: str, backup_retention: int) -> None:
+        try:
+            self._rds(region).promote_read_replica(DBInstanceIdentifier=instance_id, BackupRetentionPeriod=backup_retention)
+        except _ERRORS as exc:
+            raise translate(exc, f"promote {instance_id}") from exc
+
+    def create_replica(
+        self, region: str, instance_id: str, source: str, az: str | None, instance_class: str | None, tags: Mapping[str, str]
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "DBInstanceIdentifier": instance_id,
+            "SourceDBInstanceIdentifier": source,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            "CopyTagsToSnapshot": True,
+        }
+        if az:
+            kwargs["AvailabilityZone"] = az
+        if instance_class:
+            kwargs["DBInstanceClass"] = instance_class
+        try:
+            self._rds(region).create_db_instance_read_replica(**kwargs)
+        except _ERRORS as exc:
+            raise translate(exc, f"create replica {instance_id} of {source}") from exc
+
+    def delete_replica(self, region: str, instance_id: str) -> None:
+        try:
+            # A read replica has no final snapshot; its data lives on in its source.
+            self._rds(region).delete_db_instance(DBInstanceIdentifier=instance_id, SkipFinalSnapshot=True)
+        except _ERRORS as exc:
+            raise translate(exc, f"delete {instance_id}") from exc
+
+    def stop(self, region: str, instance_id: str) -> None:
+        try:
+            self._rds(region).stop_db_instance(DBInstanceIdentifier=instance_id)
+        except _ERRORS as exc:
+            raise translate(exc, f"stop {instance_id}") from exc
+
+    def add_tags(self, region: str, arn: str, tags: Mapping[str, str]) -> None:
+        try:
+            self._rds(region).add_tags_to_resource(ResourceName=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        except _ERRORS as exc:
+            raise translate(exc, f"tag {arn}") from exc

@@ -1,0 +1,86 @@
+"""Route 53: read the record sets under one name, apply one change batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..core.actions import RecordChange
+from ..core.models import Record
+from .aws import AwsClients, translate
+
+_ERRORS = (ClientError, BotoCoreError)
+
+
+def _fqdn(name: str) -> str:
+    return name.rstrip(".").lower() + "."
+
+
+class Route53Adapter:
+    def __init__(self, clients: AwsClients) -> None:
+        self._clients = clients
+
+    @property
+    def _r53(self) -> Any:
+        return self._clients.client("route53", "us-east-1")
+
+    def records(self, zone_id: str, name: str) -> tuple[Record, ...]:
+        """CNAME record sets named `name`. Paged by hand: moto's paginator loops on weighted sets."""
+        out: list[Record] = []
+        kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": _fqdn(name), "StartRecordType": "CNAME", "MaxItems": "100"}
+        try:
+            for _ in range(100):  # bounded: at most 10,000 sets under one name
+                page = self._r53.list_resource_record_sets(**kwargs)
+                sets = page.get("ResourceRecordSets", [])
+                stop = False
+                for rs in sets:
+                    if _fqdn(rs["Name"]) != _fqdn(name) or rs["Type"] != "CNAME":
+                        stop = True
+                        break
+                    values = [r["Value"] for r in rs.get("ResourceRecords", [])]
+                    out.append(
+                        Record(
+                            name=name.rstrip(".").lower(),
+                            value=values[0].rstrip(".") if values else "",
+                            ttl=rs.get("TTL"),
+                            set_identifier=rs.get("SetIdentifier"),
+                            weight=rs.get("Weight"),
+                        )
+                    )
+                if stop or not page.get("IsTruncated") or not page.get("NextRecordIdentifier"):
+                    break
+                kwargs.update(StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"], StartRecordIdentifier=page["NextRecordIdentifier"])
+        except _ERRORS as exc:
+            raise translate(exc, f"list records {name} in zone {zone_id}") from exc
+        # Deduplicate: a hand-paged listing may repeat the boundary record.
+        return tuple(dict.fromkeys(out))
+
+    def change(self, zone_id: str, changes: tuple[RecordChange, ...], comment: str) -> str:
+        """Apply one atomic change batch; return the change id (PENDING, then INSYNC)."""
+        batch = []
+        for change in changes:
+            rec = change.record
+            rrs: dict[str, Any] = {"Name": _fqdn(rec.name), "Type": rec.type, "ResourceRecords": [{"Value": rec.value}]}
+            if rec.ttl is not None:
+                rrs["TTL"] = rec.ttl
+            if rec.set_identifier is not None:
+                rrs["SetIdentifier"] = rec.set_identifier
+                rrs["Weight"] = rec.weight if rec.weight is not None else 1
+            batch.append({"Action": change.action, "ResourceRecordSet": rrs})
+        try:
+            resp = self._r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Comment": comment[:256], "Changes": batch})
+        except _ERRORS as exc:
+            raise translate(exc, f"change records in zone {zone_id}") from exc
+        return str(resp["ChangeInfo"]["Id"]).split("/")[-1]
+
+    def zone_exists(self, zone_id: str) -> bool:
+        try:
+            self._r53.get_hosted_zone(Id=zone_id)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchHostedZone":
+                return False
+            raise translate(exc, f"get hosted zone {zone_id}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"get hosted zone {zone_id}") from exc

@@ -1,0 +1,1 @@
+"""Pure domain code: configuration, topology snapshot, planner. No boto3, no I/O."""

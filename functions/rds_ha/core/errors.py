@@ -1,0 +1,65 @@
+"""Errors rds-ha raises. Each is a one-line, user-facing message; CLI prints it, handlers log it."""
+
+from __future__ import annotations
+
+
+class RdsHaError(Exception):
+    """Base of every error rds-ha raises on purpose."""
+
+
+class ConfigError(RdsHaError):
+    """The cluster configuration file or stored config is invalid."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        if len(problems) == 1:
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            super().__init__(f"{source}: {len(problems)} problems:\n  " + "\n  ".join(problems))
+
+
+class InvalidEventError(RdsHaError):
+    """A Lambda event matches none of the shapes the function accepts, or misses fields."""
+
+
+class ClusterNotFoundError(RdsHaError):
+    """No applied configuration names this cluster."""
+
+
+class LeaseBusyError(RdsHaError):
+    """Another rds-ha run holds the cluster's lease."""
+
+
+class StateConflictError(RdsHaError):
+    """The cluster's state item changed under us (optimistic lock lost)."""
+
+
+class AwsError(RdsHaError):
+    """An AWS call failed in a way retries did not cure."""
+
+    def __init__(self, message: str, code: str = "", transient: bool = False) -> None:
+        self.code = code
+        self.transient = transient
+        super().__init__(message)
+
+
+class InstanceStateError(AwsError):
+    """RDS refused the call because of the instance's current status (InvalidDBInstanceState)."""
+
+    def __init__(self, message: str, code: str = "InvalidDBInstanceState") -> None:
+        super().__init__(message, code=code, transient=True)
+
+
+class InstanceNotFoundError(AwsError):
+    """RDS does not know the instance (DBInstanceNotFound)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="DBInstanceNotFound", transient=False)
+
+
+class InstanceAlreadyExistsError(AwsError):
+    """An instance with that identifier exists already (DBInstanceAlreadyExists)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="DBInstanceAlreadyExists", transient=False)

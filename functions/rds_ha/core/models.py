@@ -1,0 +1,139 @@
+"""Topology snapshot and persisted cluster state.
+
+`Topology` is the one immutable view of a cluster a decision is taken from (Patroni's `Cluster`):
+instances as RDS described them, lag as CloudWatch reported it, DNS records as Route 53 holds
+them, and rds-ha's own state from the state table. The planner reads nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .. import TAG_CLUSTER, TAG_FENCED, TAG_NEVER_PROMOTE
+from .config import ClusterConfig
+
+# RDS statuses in which an instance serves and can be acted on.
+AVAILABLE = "available"
+# Statuses from which an instance will not come back by itself.
+TERMINAL_STATUSES = frozenset(
+    {"failed", "deleting", "incompatible-restore", "incompatible-parameters", "incompatible-network",
+     "inaccessible-encryption-credentials", "restore-error", "storage-full", "stopped", "stopping"}
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    status: str
+    region: str
+    az: str | None = None
+    engine: str = "postgres"
+    instance_class: str = "db.t3.micro"
+    endpoint: str | None = None
+    port: int | None = None
+    # ReadReplicaSourceDBInstanceIdentifier, reduced to the source's identifier (ARNs for cross-region).
+    source: str | None = None
+    replicas: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    multi_az: bool = False
+    backup_retention: int = 0
+    arn: str = ""
+    created: datetime | None = None
+
+    @property
+    def is_replica(self) -> bool:
+        return self.source is not None
+
+    @property
+    def fenced(self) -> bool:
+        return TAG_FENCED in self.tags
+
+    @property
+    def never_promote(self) -> bool:
+        return self.tags.get(TAG_NEVER_PROMOTE, "").lower() in {"true", "1", "yes"}
+
+    @property
+    def cluster_tag(self) -> str | None:
+        return self.tags.get(TAG_CLUSTER)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Route 53 record set (CNAME) under the writer or reader name."""
+
+    name: str
+    value: str
+    ttl: int | None = None
+    set_identifier: str | None = None
+    weight: int | None = None
+    type: str = "CNAME"
+
+
+class _Stored(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Workflow(_Stored):
+    """An unfinished failover. Every step is re-derived from AWS state, so a crash loses nothing."""
+
+    id: str
+    kind: Literal["failover"] = "failover"
+    trigger: str
+    forced: bool = False
+    started_at: datetime
+    failure_time: datetime
+    old_primary: str
+    new_primary: str
+    orphans: tuple[str, ...] = ()
+    promote_issued_at: datetime | None = None
+    promoted_at: datetime | None = None
+    writer_moved_at: datetime | None = None
+    writer_change_id: str | None = None
+    step: str = "starting"
+
+
+class Blocked(_Stored):
+    at: datetime
+    reason: str
+    trigger: str
+
+
+class ClusterState(_Stored):
+    """The state item of one cluster. `version` guards every write (optimistic lock)."""
+
+    cluster: str
+    primary: str
+    version: int = 0
+    workflow: Workflow | None = None
+    last_failover_at: datetime | None = None
+    last_failover_completed_at: datetime | None = None
+    blocked: Blocked | None = None
+    fenced: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything one decision needs, read once."""
+
+    cluster: ClusterConfig
+    state: ClusterState
+    instances: Mapping[str, Instance]
+    now: datetime
+    writer: tuple[Record, ...] = ()
+    reader: tuple[Record, ...] = ()
+    # Max ReplicaLag (seconds) over the lag window per replica; None = no data. Only read when deciding.
+    lag: Mapping[str, float | None] = field(default_factory=dict)
+    # Current state value of each of the cluster's failover alarms. Only read when deciding.
+    alarm_states: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> Instance | None:
+        return self.instances.get(self.state.primary)
+
+    def replicas_of(self, source: str) -> list[Instance]:
+        return sorted((i for i in self.instances.values() if i.source == source), key=lambda i: i.id)

@@ -1,0 +1,350 @@
+"""The planner: pure functions from a Topology to a Plan of actions, each with its reason.
+
+Nothing here performs I/O. `decide_failover` answers "should we fail over, and to whom?";
+`plan_workflow` answers "what is left of the failover in progress?" by comparing the workflow's
+goal with the instances and records as AWS shows them, so it is safe to call after a crash at
+any point: a step already done is simply not planned again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from .. import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
+from .actions import (
+    AbortWorkflow,
+    Action,
+    CandidateVerdict,
+    ChangeRecords,
+    CompleteWorkflow,
+    CreateReplica,
+    DeleteInstance,
+    Fence,
+    Plan,
+    Promote,
+    RecordChange,
+    RecordPrimary,
+    StartWorkflow,
+    StopInstance,
+    Wait,
+)
+from .models import AVAILABLE, TERMINAL_STATUSES, Instance, Record, Topology, Workflow
+
+# Statuses of a promoted instance in which it accepts writes.
+WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
+
+
+@dataclass(frozen=True)
+class FailoverRequest:
+    """What asked for a failover: an alarm transition or an operator."""
+
+    trigger: str  # human description, e.g. "alarm orders-primary-down (eventbridge)"
+    failure_time: datetime
+    workflow_id: str
+    automatic: bool = True
+    alarm_name: str | None = None
+    # The DBInstanceIdentifier the alarm watches, when its metric has that dimension.
+    alarm_instance: str | None = None
+    target: str | None = None
+    force: bool = False
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[CandidateVerdict]:
+    """A verdict for every replica of the primary: eligible, or the reason it is not."""
+    cfg = topo.cluster.failover
+    verdicts = []
+    for replica in topo.replicas_of(topo.state.primary):
+        lag = topo.lag.get(replica.id)
+        reason = None
+        if request.target and replica.id != request.target:
+            reason = f"not the requested target {request.target}"
+        elif replica.fenced:
+            reason = "fenced"
+        elif replica.never_promote:
+            reason = "tagged rds-ha:never-promote"
+        elif replica.status != AVAILABLE:
+            reason = f"status {replica.status}"
+        elif replica.region != topo.cluster.region:
+            reason = f"in {replica.region}, another region (cross-region promotion not enabled)"
+        elif lag is None and not request.force:
+            reason = f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
+        elif lag is not None and lag < 0 and not request.force:
+            reason = "replication not active (ReplicaLag -1)"
+        elif lag is not None and lag > cfg.max_lag_seconds and not request.force:
+            reason = f"lag {_fmt(lag)} > max {_fmt(cfg.max_lag_seconds)}"
+        verdicts.append(
+            CandidateVerdict(
+                instance=replica.id,
+                eligible=reason is None,
+                reason=reason or (f"lag {_fmt(lag)} <= max {_fmt(cfg.max_lag_seconds)}" if lag is not None else "forced: lag unknown"),
+                lag=lag,
+                az=replica.az,
+            )
+        )
+    return verdicts
+
+
+def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[float, int, str]:
+    prefer = topo.cluster.failover.prefer
+    inst = topo.instances[verdict.instance]
+    rank = len(prefer)
+    for index, place in enumerate(prefer):
+        if place in (inst.az, inst.region):
+            rank = index
+            break
+    lag = verdict.lag if verdict.lag is not None and verdict.lag >= 0 else math.inf
+    return (lag, rank, verdict.instance)
+
+
+def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
+    """Decide whether to start a failover and which replica to promote."""
+    state, cfg = topo.state, topo.cluster.failover
+    if state.workflow is not None:
+        wf = state.workflow
+        return Plan(
+            "ignored" if request.automatic else "refused",
+            f"failover {wf.old_primary} -> {wf.new_primary} already in progress (step: {wf.step})",
+        )
+    if request.alarm_name is not None:
+        alarm_state = topo.alarm_states.get(request.alarm_name)
+        if alarm_state != "ALARM":
+            now_is = "no longer exists" if alarm_state is None else f"is {alarm_state} now"
+            return Plan("ignored", f"alarm {request.alarm_name} {now_is}; nothing to do")
+    if request.alarm_instance is not None and request.alarm_instance != state.primary:
+        return Plan(
+            "ignored",
+            f"alarm {request.alarm_name} watches {request.alarm_instance}, which is not the primary ({state.primary})",
+        )
+    if not request.force and state.last_failover_at is not None:
+        elapsed = (topo.now - state.last_failover_at).total_seconds()
+        if elapsed < cfg.cooldown_seconds:
+            return Plan(
+                "refused",
+                f"cooldown: last failover {int(elapsed)}s ago, within cooldown_seconds {cfg.cooldown_seconds}; "
+                "a human must look (rds-ha failover --force overrides)",
+            )
+    primary = topo.primary
+    if primary is not None and primary.is_replica:
+        return Plan("refused", f"{primary.id} is itself a replica of {primary.source}; the config's primary is wrong")
+    if not request.automatic and not request.force and primary is not None and primary.status == AVAILABLE:
+        return Plan(
+            "refused",
+            f"primary {primary.id} is available: failing over a healthy primary risks two writers; "
+            "use --force if it is really down",
+        )
+    if request.target:
+        target = topo.instances.get(request.target)
+        if target is None or target.source != state.primary:
+            return Plan("refused", f"{request.target} is not a replica of the primary {state.primary}")
+
+    verdicts = evaluate_candidates(topo, request)
+    eligible = sorted((v for v in verdicts if v.eligible), key=lambda v: _preference(topo, v))
+    if not eligible:
+        why = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{state.primary} has no replicas"
+        return Plan("blocked", f"no replica qualifies for promotion ({why})", candidates=tuple(verdicts))
+
+    chosen = eligible[0]
+    others = [v for v in verdicts if v.instance != chosen.instance]
+    wf = Workflow(
+        id=request.workflow_id,
+        trigger=request.trigger,
+        forced=request.force,
+        started_at=topo.now,
+        failure_time=request.failure_time,
+        old_primary=state.primary,
+        new_primary=chosen.instance,
+        orphans=tuple(v.instance for v in others),
+        step="promote",
+    )
+    lag_text = f"lag {_fmt(chosen.lag)}" if chosen.lag is not None else "lag unknown, forced"
+    why = "requested target" if request.target else "least lag among eligible replicas"
+    final = verdicts if not others else [*verdicts]
+    # Say why each other replica lost: ineligible ones keep their reason, eligible ones lost the tie-break.
+    final = [
+        v if v.instance == chosen.instance or not v.eligible else CandidateVerdict(v.instance, True, f"{v.reason}, but {chosen.instance} is preferred", v.lag, v.az)
+        for v in final
+    ]
+    return Plan(
+        "start",
+        f"promote {chosen.instance} ({lag_text}; {why})",
+        actions=(StartWorkflow(reason=f"{request.trigger}", workflow=wf),),
+        candidates=tuple(final),
+        chosen=chosen.instance,
+    )
+
+
+def diff_records(existing: tuple[Record, ...], desired: list[Record]) -> tuple[RecordChange, ...]:
+    """Route 53 changes turning `existing` into `desired` (same name). Deletes come first."""
+    want = {(r.set_identifier, r.value, r.ttl, r.weight) for r in desired}
+    have = {(r.set_identifier, r.value, r.ttl, r.weight) for r in existing}
+    desired_ids = {r.set_identifier for r in desired}
+    deletes = [
+        RecordChange("DELETE", r)
+        for r in existing
+        if (r.set_identifier, r.value, r.ttl, r.weight) not in want and r.set_identifier not in desired_ids
+    ]
+    upserts = [RecordChange("UPSERT", r) for r in desired if (r.set_identifier, r.value, r.ttl, r.weight) not in have]
+    return tuple(deletes + upserts)
+
+
+def writer_changes(topo: Topology, primary: Instance) -> tuple[RecordChange, ...]:
+    dns = topo.cluster.dns
+    if not primary.endpoint:
+        return ()
+    return diff_records(topo.writer, [Record(dns.writer, primary.endpoint, dns.ttl)])
+
+
+def reader_changes(topo: Topology, primary: Instance, exclude: frozenset[str]) -> tuple[RecordChange, ...]:
+    """Weighted CNAMEs, one per available replica of `primary`; the primary itself when none is."""
+    dns = topo.cluster.dns
+    if dns.reader is None:
+        return ()
+    serving = [
+        r for r in topo.replicas_of(primary.id)
+        if r.status == AVAILABLE and not r.fenced and r.id not in exclude and r.endpoint
+    ]
+    targets = serving or ([primary] if primary.endpoint else [])
+    desired = [Record(dns.reader, t.endpoint or "", dns.ttl, set_identifier=t.id, weight=1) for t in targets]
+    return diff_records(topo.reader, desired)
+
+
+def _dns_actions(topo: Topology, primary: Instance, exclude: frozenset[str], writer: bool, why: str) -> list[Action]:
+    actions: list[Action] = []
+    zone = topo.cluster.dns.zone_id
+    if writer:
+        changes = writer_changes(topo, primary)
+        if changes:
+            actions.append(ChangeRecords(reason=f"writer must point at the primary {primary.id}", zone_id=zone, changes=changes, role="writer"))
+    changes = reader_changes(topo, primary, exclude)
+    if changes:
+        actions.append(ChangeRecords(reason=why, zone_id=zone, changes=changes, role="reader"))
+    return actions
+
+
+def replica_name(topo: Topology, wf: Workflow, taken: set[str]) -> str:
+    n = 1
+    while (name := f"{topo.cluster.name}-{wf.id[:6]}-{n}") in taken:
+        n += 1
+    return name
+
+
+def _spread_azs(topo: Topology, new: Instance, old: Instance | None, live: list[Instance], count: int) -> list[str | None]:
+    """AZs for new replicas: the least used first, avoiding the failed primary's AZ."""
+    pool = list(topo.cluster.replicas.availability_zones) or sorted(
+        {i.az for i in topo.instances.values() if i.az and i.region == new.region}
+    )
+    bad = {old.az} if old is not None and old.az else set()
+    replica_azs = [r.az for r in live]
+    out: list[str | None] = []
+    for _ in range(count):
+        if not pool:
+            out.append(None)  # let RDS choose
+            continue
+        used = [new.az, *replica_azs]
+        az = min(pool, key=lambda a: (a in bad, used.count(a), replica_azs.count(a), a))
+        replica_azs.append(az)
+        out.append(az)
+    return out
+
+
+def plan_workflow(topo: Topology) -> Plan:
+    """The next steps of the failover in progress, derived from what AWS shows now."""
+    wf = topo.state.workflow
+    assert wf is not None
+    cfg = topo.cluster
+    new = topo.instances.get(wf.new_primary)
+    old = topo.instances.get(wf.old_primary)
+    out_of_dns = frozenset({wf.old_primary, *wf.orphans})
+    actions: list[Action] = []
+
+    if new is None:
+        return Plan("blocked", f"{wf.new_primary}, chosen for promotion, no longer exists", (AbortWorkflow(reason=f"{wf.new_primary} disappeared"),))
+    if old is not None and not old.fenced:
+        actions.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
+
+    if new.is_replica:
+        if new.status in TERMINAL_STATUSES:
+            return Plan("blocked", f"{new.id} went {new.status} before its promotion finished", (*actions, AbortWorkflow(reason=f"{new.id} is {new.status}")))
+        # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
+        actions += _dns_actions(topo, new, out_of_dns, writer=False, why="orphans and the old primary leave the reader set at once")
+        if wf.promote_issued_at is None and new.status == AVAILABLE:
+            retention = max(1, old.backup_retention if old is not None else 1)
+            actions.append(Promote(reason=f"{new.id} is the chosen candidate", instance=new.id, backup_retention=retention))
+        else:
+            actions.append(Wait(reason=f"promotion of {new.id} in progress (status {new.status})"))
+        return Plan("progress", "promoting", tuple(actions))
+
+    if new.status not in WRITABLE:
+        if new.status in TERMINAL_STATUSES:
+            return Plan("blocked", f"promoted {new.id} is {new.status}", (*actions, AbortWorkflow(reason=f"{new.id} is {new.status}")))
+        actions += _dns_actions(topo, new, out_of_dns, writer=False, why="orphans and the old primary leave the reader set at once")
+        actions.append(Wait(reason=f"{new.id} is promoted but {new.status}; the writer moves when it accepts writes"))
+        return Plan("progress", "finishing promotion", tuple(actions))
+
+    # Promoted and writable: move the writer, then rebuild redundancy.
+    actions += _dns_actions(topo, new, out_of_dns, writer=True, why="reader set follows the new primary's replicas")
+    if topo.state.primary != new.id:
+        actions.append(RecordPrimary(reason=f"{new.id} is promoted and the writer points at it", instance=new.id))
+
+    live = [r for r in topo.replicas_of(new.id) if r.status not in TERMINAL_STATUSES]
+    ready = [r for r in live if r.status == AVAILABLE]
+    missing = cfg.replicas.min - len(live)
+    waiting: list[str] = []
+    if missing > 0:
+        if new.status == AVAILABLE:
+            taken = set(topo.instances)
+            azs = _spread_azs(topo, new, old, live, missing)
+            for az in azs:
+                name = replica_name(topo, wf, taken)
+                taken.add(name)
+                actions.append(
+                    CreateReplica(
+                        reason=f"{new.id} has {len(live)} replica(s), replicas.min is {cfg.replicas.min}",
+                        instance=name,
+                        source=new.id,
+                        az=az,
+                        instance_class=cfg.replicas.instance_class or new.instance_class,
+                        tags={TAG_CLUSTER: cfg.name, TAG_ROLE: "replica", TAG_CREATED_BY: f"rds-ha failover {wf.id}"},
+                    )
+                )
+        else:
+            waiting.append(f"{new.id} is {new.status}; replicas are created once it is available")
+    if len(ready) < cfg.replicas.min and missing <= 0:
+        waiting.append(f"{len(ready)}/{cfg.replicas.min} new replicas available")
+
+    orphans = [topo.instances[o] for o in wf.orphans if o in topo.instances and topo.instances[o].status != "deleting"]
+    if cfg.failover.delete_orphans and orphans:
+        if len(ready) >= cfg.replicas.min:
+            actions += [DeleteInstance(reason="orphaned replica of the old primary; its replacements are available", instance=o.id) for o in orphans]
+        else:
+            waiting.append("orphans are deleted once their replacements are available")
+
+    if cfg.failover.stop_old_primary and old is not None and old.status == AVAILABLE:
+        attached = [r for r in topo.replicas_of(old.id) if r.status != "deleting"]
+        if not attached:
+            actions.append(StopInstance(reason="failover.stop_old_primary is set and nothing replicates from it", instance=old.id))
+        else:
+            waiting.append(f"{old.id} is stopped once its replicas are gone")
+
+    if any(a.mutates for a in actions):
+        return Plan("progress", "restoring redundancy", tuple(actions))
+    if waiting:
+        return Plan("waiting", "; ".join(waiting), (Wait(reason="; ".join(waiting)),))
+    return Plan("complete", f"{new.id} is the primary with {len(ready)} replica(s)", (CompleteWorkflow(reason="every step verified"),))
+
+
+def plan_steady(topo: Topology) -> Plan:
+    """Outside a failover: keep the writer on the primary and the reader over its replicas."""
+    primary = topo.primary
+    if primary is None:
+        return Plan("steady", f"primary {topo.state.primary} not found; DNS left as it is")
+    if primary.is_replica or primary.fenced:
+        return Plan("steady", f"primary {primary.id} is a replica or fenced; DNS left as it is")
+    actions = _dns_actions(topo, primary, frozenset(topo.state.fenced), writer=True, why="reader set follows the primary's available replicas")
+    return Plan("steady", "in sync" if not actions else "DNS drifted", tuple(actions))

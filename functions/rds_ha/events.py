@@ -1,0 +1,218 @@
+"""Alarm events in the three shapes CloudWatch delivers them to Lambda, normalised to one trigger.
+
+- EventBridge "CloudWatch Alarm State Change" (the envelope is Powertools' EventBridgeModel);
+- SNS notification whose Message is the alarm as JSON (Powertools' SnsEnvelope);
+- the alarm's direct Lambda action (`source: aws.cloudwatch`, `alarmData`).
+Anything else, or one of these with missing or mistyped fields, is an InvalidEventError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.utilities.parser import envelopes, parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .core.config import format_validation_error
+from .core.errors import InvalidEventError
+
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+AlarmStateValue = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+
+
+def _aws_time(value: Any) -> Any:
+    # CloudWatch writes "2019-10-02T17:04:40.989+0000": make the offset ISO 8601 ("+00:00").
+    if isinstance(value, str):
+        return re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", value.strip())
+    return value
+
+
+AwsTime = Annotated[datetime, BeforeValidator(_aws_time)]
+
+
+class _Lenient(BaseModel):
+    # AWS adds fields over time: accept unknown ones, require the ones we use.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class AlarmState(_Lenient):
+    value: AlarmStateValue
+    reason: str = ""
+    timestamp: AwsTime
+
+
+class MetricId(_Lenient):
+    namespace: str | None = None
+    name: str | None = None
+    dimensions: dict[str, str] = {}
+
+
+class MetricStat(_Lenient):
+    metric: MetricId
+
+
+class AlarmMetric(_Lenient):
+    id: str | None = None
+    metricStat: MetricStat | None = None  # noqa: N815 - AWS's field name
+    expression: str | None = None
+
+
+class AlarmConfiguration(_Lenient):
+    description: str | None = None
+    metrics: list[AlarmMetric] = []
+
+
+class AlarmDetail(_Lenient):
+    """The alarm as EventBridge's `detail` and the direct action's `alarmData` both carry it."""
+
+    alarmName: Annotated[str, Field(min_length=1, max_length=255)]  # noqa: N815
+    state: AlarmState
+    previousState: AlarmState | None = None  # noqa: N815
+    configuration: AlarmConfiguration | None = None
+
+
+class DirectActionEvent(_Lenient):
+    source: Literal["aws.cloudwatch"]
+    alarmArn: str  # noqa: N815
+    accountId: str | None = None  # noqa: N815
+    time: AwsTime | None = None
+    region: str
+    alarmData: AlarmDetail  # noqa: N815
+
+
+class SnsDimension(_Lenient):
+    name: str
+    value: str
+
+
+class SnsTrigger(_Lenient):
+    MetricName: str | None = None
+    Namespace: str | None = None
+    Dimensions: list[SnsDimension] = []
+
+
+class SnsAlarmMessage(_Lenient):
+    AlarmName: Annotated[str, Field(min_length=1, max_length=255)]
+    NewStateValue: AlarmStateValue
+    OldStateValue: AlarmStateValue | None = None
+    NewStateReason: str = ""
+    StateChangeTime: AwsTime
+    AlarmArn: str | None = None
+    AWSAccountId: str | None = None
+    Trigger: SnsTrigger | None = None
+
+
+class AlarmTrigger(BaseModel):
+    """One alarm state transition, whatever shape it came in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alarm_name: str
+    state: AlarmStateValue
+    previous_state: AlarmStateValue | None
+    state_time: datetime
+    reason: str = ""
+    region: str | None = None
+    dimensions: dict[str, str] = {}
+    shape: Literal["eventbridge", "sns", "lambda-action", "cli"]
+
+    @property
+    def instance(self) -> str | None:
+        return self.dimensions.get("DBInstanceIdentifier")
+
+    @property
+    def is_alarm_transition(self) -> bool:
+        return self.state == "ALARM" and self.previous_state != "ALARM"
+
+    def idempotency_key(self) -> dict[str, str]:
+        """The same transition delivered twice, in any shape, has the same key."""
+        return {"alarm": self.alarm_name, "state": self.state, "at": self.state_time.isoformat(timespec="milliseconds")}
+
+    def describe(self) -> str:
+        return f"alarm {self.alarm_name} -> {self.state} ({self.shape})"
+
+
+def _dimensions(detail: AlarmDetail) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for metric in detail.configuration.metrics if detail.configuration else []:
+        if metric.metricStat is not None:
+            out.update(metric.metricStat.metric.dimensions)
+    return out
+
+
+def _from_detail(detail: AlarmDetail, region: str | None, shape: Literal["eventbridge", "lambda-action"]) -> AlarmTrigger:
+    return AlarmTrigger(
+        alarm_name=detail.alarmName,
+        state=detail.state.value,
+        previous_state=detail.previousState.value if detail.previousState else None,
+        state_time=detail.state.timestamp,
+        reason=detail.state.reason,
+        region=region,
+        dimensions=_dimensions(detail),
+        shape=shape,
+    )
+
+
+def _invalid(exc: ValidationError, shape: str) -> InvalidEventError:
+    problems = format_validation_error(exc)
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidEventError(f"malformed {shape} alarm event: {problems[0]}{more}")
+
+
+def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
+    """The alarm transitions in `event` (SNS may batch records); InvalidEventError if malformed."""
+    if not isinstance(event, dict):
+        raise InvalidEventError(f"event must be a JSON object, got {type(event).__name__}")
+    if "Records" in event:
+        try:
+            messages = parse(event=event, model=SnsAlarmMessage, envelope=envelopes.SnsEnvelope)
+        except ValidationError as exc:
+            raise _invalid(exc, "SNS") from exc
+        except (ValueError, TypeError) as exc:
+            raise InvalidEventError(f"malformed SNS alarm event: {str(exc).splitlines()[0][:300]}") from exc
+        out = []
+        for msg in messages:
+            assert msg is not None
+            region = msg.AlarmArn.split(":")[3] if msg.AlarmArn and msg.AlarmArn.count(":") >= 5 else None
+            dims = {d.name: d.value for d in msg.Trigger.Dimensions} if msg.Trigger else {}
+            out.append(AlarmTrigger(alarm_name=msg.AlarmName, state=msg.NewStateValue, previous_state=msg.OldStateValue,
+                                    state_time=msg.StateChangeTime, reason=msg.NewStateReason, region=region, dimensions=dims, shape="sns"))
+        if not out:
+            raise InvalidEventError("malformed SNS alarm event: no records")
+        return out
+    if "detail-type" in event:
+        try:
+            envelope = EventBridgeModel.model_validate(event)
+        except ValidationError as exc:
+            raise _invalid(exc, "EventBridge") from exc
+        if envelope.detail_type != ALARM_DETAIL_TYPE:
+            raise InvalidEventError(f"EventBridge event of detail-type {envelope.detail_type!r} is not a {ALARM_DETAIL_TYPE!r}")
+        try:
+            detail = AlarmDetail.model_validate(envelope.detail)
+        except ValidationError as exc:
+            raise _invalid(exc, "EventBridge") from exc
+        return [_from_detail(detail, envelope.region, "eventbridge")]
+    if "alarmData" in event:
+        try:
+            direct = DirectActionEvent.model_validate(event)
+        except ValidationError as exc:
+            raise _invalid(exc, "Lambda-action") from exc
+        return [_from_detail(direct.alarmData, direct.region, "lambda-action")]
+    keys = ", ".join(sorted(map(str, event))[:8]) or "none"
+    raise InvalidEventError(
+        f"not an alarm event: expected an EventBridge alarm state change, an SNS notification or an alarm's Lambda action (top-level keys: {keys})"
+    )
+
+
+def load_event_text(text: str) -> Any:
+    """JSON text of an event, with one-line errors (the CLI's --event)."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise InvalidEventError("event is nested too deeply") from exc
+    except ValueError as exc:
+        raise InvalidEventError(f"event is not valid JSON: {exc}") from exc

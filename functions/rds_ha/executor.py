@@ -1,0 +1,203 @@
+"""The executor: performs a plan's actions idempotently and records every step.
+
+Each action is safe to repeat: the planner re-derives what is left from AWS after any crash, and
+AWS's own answers for "already done" (an existing replica name, an instance already gone, a
+promotion already under way) count as done here. Progress and history go to the state table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from . import TAG_FENCED
+from .adapters.notify import Notifier
+from .adapters.rds import RdsAdapter
+from .adapters.route53 import Route53Adapter
+from .adapters.state import StateTable
+from .core.actions import (
+    AbortWorkflow,
+    Action,
+    ChangeRecords,
+    CompleteWorkflow,
+    CreateReplica,
+    DeleteInstance,
+    Fence,
+    Plan,
+    Promote,
+    RecordPrimary,
+    StartWorkflow,
+    StopInstance,
+    Wait,
+)
+from .core.clock import Clock
+from .core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
+from .core.models import Blocked, ClusterState, Topology
+from .observability import emit, logger
+
+
+class CrashPoint(Exception):  # noqa: N818 - a test hook, not an error users see
+    """Raised by a test hook between two steps to simulate the process dying there."""
+
+
+@dataclass
+class Outcome:
+    state: ClusterState
+    done: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class Executor:
+    def __init__(self, rds: RdsAdapter, route53: Route53Adapter, table: StateTable, notifier: Notifier | None, clock: Clock, topic_arn: str | None = None) -> None:
+        self.rds, self.route53, self.table, self.notifier, self.clock = rds, route53, table, notifier, clock
+        self.topic_arn = topic_arn
+        # Tests set this to raise CrashPoint after the Nth AWS mutation (crash-at-every-step proofs).
+        self.after_step: Any = None
+
+    # -- recording ----------------------------------------------------------------------------
+    def history(self, cluster: str, kind: str, message: str, **details: Any) -> None:
+        logger.info(message, extra={"cluster": cluster, "kind": kind, **{k: str(v) for k, v in details.items()}})
+        self.table.add_history(cluster, self.clock.now(), kind, message, details)
+
+    def notify(self, topo: Topology, kind: str, message: str, **details: Any) -> None:
+        topic = topo.cluster.notifications.sns_topic_arn or self.topic_arn
+        if not topic or self.notifier is None:
+            return
+        body = {"type": kind, "cluster": topo.cluster.name, "message": message, "at": self.clock.now().isoformat(), **details}
+        try:
+            self.notifier.publish(topic, f"rds-ha {topo.cluster.name}: {kind}", body)
+        except AwsError as exc:  # a notification must never stop a failover
+            logger.warning(f"notification failed: {exc}", extra={"cluster": topo.cluster.name})
+
+    def _save(self, state: ClusterState, **update: Any) -> ClusterState:
+        return self.table.put_state(state.model_copy(update=update))
+
+    def _step(self, name: str) -> None:
+        if self.after_step is not None:
+            self.after_step(name)
+
+    # -- decisions that are not workflow steps --------------------------------------------------
+    def record_decision(self, topo: Topology, plan: Plan, trigger: str) -> ClusterState:
+        """Blocked, refused and ignored decisions: recorded and (but for ignored) notified."""
+        cluster, state = topo.cluster.name, topo.state
+        details: dict[str, Any] = {"trigger": trigger}
+        if plan.candidates:
+            details["candidates"] = {v.instance: v.reason for v in plan.candidates}
+        self.history(cluster, f"failover_{plan.outcome}", plan.reason, **details)
+        if plan.outcome == "blocked":
+            state = self._save(state, blocked=Blocked(at=self.clock.now(), reason=plan.reason, trigger=trigger))
+            emit("FailoverBlocked", cluster)
+            self.notify(topo, "failover_blocked", plan.reason, trigger=trigger, primary=state.primary)
+        elif plan.outcome == "refused":
+            emit("FailoverRefused", cluster)
+            self.notify(topo, "failover_refused", plan.reason, trigger=trigger, primary=state.primary)
+        return state
+
+    # -- actions ------------------------------------------------------------------------------
+    def execute(self, topo: Topology, plan: Plan) -> Outcome:
+        out = Outcome(state=topo.state)
+        for action in plan.actions:
+            if isinstance(action, Wait):
+                if out.state.workflow is not None and out.state.workflow.step != action.reason:
+                    out.state = self._save(out.state, workflow=out.state.workflow.model_copy(update={"step": action.reason}))
+                continue
+            try:
+                out.state = self._apply(topo, out.state, action)
+                out.done.append(action.describe())
+            except AwsError as exc:
+                # Retries (adaptive mode) are exhausted or the state forbids it now: record, stop,
+                # and leave the rest to the next run, which re-plans from what AWS shows.
+                out.error = str(exc)
+                self.history(topo.cluster.name, "step_failed", f"{action.describe()} failed: {exc}", transient=exc.transient)
+                emit("StepFailed", topo.cluster.name)
+                break
+            self._step(action.describe())
+        return out
+
+    def _apply(self, topo: Topology, state: ClusterState, action: Action) -> ClusterState:
+        cfg, name = topo.cluster, topo.cluster.name
+        now = self.clock.now()
+        wf = state.workflow
+        if isinstance(action, StartWorkflow):
+            assert action.workflow is not None
+            state = self._save(state, workflow=action.workflow, last_failover_at=now, blocked=None)
+            self.history(name, "failover_started", f"failover started: {action.workflow.old_primary} -> {action.workflow.new_primary} ({action.reason})",
+                         workflow=action.workflow.id, old_primary=action.workflow.old_primary, new_primary=action.workflow.new_primary)
+            emit("FailoverStarted", name)
+            self.notify(topo, "failover_started", action.reason, unplanned=True, old_primary=action.workflow.old_primary,
+                        new_primary=action.workflow.new_primary, workflow=action.workflow.id)
+            return state
+        if isinstance(action, Fence):
+            inst = topo.instances[action.instance]
+            self.rds.add_tags(cfg.region, inst.arn, {TAG_FENCED: now.isoformat()})
+            fenced = tuple(dict.fromkeys((*state.fenced, action.instance)))
+            state = self._save(state, fenced=fenced)
+            self.history(name, "fenced", f"fenced {action.instance}: {action.reason}", instance=action.instance)
+            return state
+        if isinstance(action, Promote):
+            try:
+                self.rds.promote(cfg.region, action.instance, action.backup_retention)
+            except InstanceStateError as exc:
+                # A promotion already under way answers InvalidDBInstanceState: that is our promotion.
+                current = self.rds.describe(cfg.region, action.instance)
+                if current.is_replica and current.status == "available":
+                    raise
+                logger.info(f"promotion of {action.instance} already under way ({exc})")
+            assert wf is not None
+            state = self._save(state, workflow=wf.model_copy(update={"promote_issued_at": now, "step": f"promotion of {action.instance} in progress"}))
+            self.history(name, "promote_issued", f"promotion of {action.instance} issued: {action.reason}", instance=action.instance)
+            return state
+        if isinstance(action, ChangeRecords):
+            change_id = self.route53.change(action.zone_id, action.changes, f"rds-ha {name}: {action.reason}")
+            if action.role == "writer" and wf is not None:
+                state = self._save(state, workflow=wf.model_copy(update={"writer_moved_at": now, "writer_change_id": change_id, "step": "restoring redundancy"}))
+                emit("WriterMoved", name)
+            self.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
+            return state
+        if isinstance(action, RecordPrimary):
+            update: dict[str, Any] = {"primary": action.instance}
+            if wf is not None:
+                update["workflow"] = wf.model_copy(update={"promoted_at": wf.promoted_at or now})
+            state = self._save(state, **update)
+            self.history(name, "primary_recorded", f"{action.instance} is now the primary", instance=action.instance)
+            return state
+        if isinstance(action, CreateReplica):
+            try:
+                self.rds.create_replica(cfg.region, action.instance, action.source, action.az, action.instance_class, action.tags)
+            except InstanceAlreadyExistsError:
+                logger.info(f"replica {action.instance} exists already: created by an earlier run")
+            self.history(name, "replica_created", f"{action.describe()}: {action.reason}", instance=action.instance)
+            emit("ReplicaCreated", name)
+            return state
+        if isinstance(action, DeleteInstance):
+            try:
+                self.rds.delete_replica(cfg.region, action.instance)
+            except InstanceNotFoundError:
+                logger.info(f"{action.instance} is gone already")
+            self.history(name, "orphan_deleted", f"{action.describe()}: {action.reason}", instance=action.instance)
+            return state
+        if isinstance(action, StopInstance):
+            self.rds.stop(cfg.region, action.instance)
+            self.history(name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)
+            return state
+        if isinstance(action, CompleteWorkflow):
+            assert wf is not None
+            took = (now - wf.started_at).total_seconds()
+            state = self._save(state, workflow=None, last_failover_completed_at=now)
+            message = f"failover complete: {wf.new_primary} is the primary ({took:.0f}s after it started)"
+            self.history(name, "failover_completed", message, workflow=wf.id, seconds=round(took, 1))
+            emit("FailoverCompleted", name)
+            emit("FailoverSeconds", name, took, unit=MetricUnit.Seconds)
+            self.notify(topo, "failover_completed", message, unplanned=True, old_primary=wf.old_primary, new_primary=wf.new_primary,
+                        workflow=wf.id, started_at=wf.started_at.isoformat(), seconds=round(took, 1))
+            return state
+        if isinstance(action, AbortWorkflow):
+            assert wf is not None
+            state = self._save(state, workflow=None, blocked=Blocked(at=now, reason=action.reason, trigger=wf.trigger))
+            self.history(name, "failover_aborted", f"failover aborted: {action.reason}", workflow=wf.id)
+            emit("FailoverBlocked", name)
+            self.notify(topo, "failover_aborted", action.reason, old_primary=wf.old_primary, new_primary=wf.new_primary)
+            return state
+        raise TypeError(f"no executor for {type(action).__name__}")

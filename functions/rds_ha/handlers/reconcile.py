@@ -1,0 +1,24 @@
+"""ReconcileFunction: on a schedule (or on demand), finish unfinished failovers and repair DNS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ..core.errors import InvalidEventError
+from ..observability import logger
+from . import runtime
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # A scheduled EventBridge event carries nothing we need; {"clusters": [...]} narrows the run.
+    if not isinstance(event, dict):
+        raise InvalidEventError(f"event must be a JSON object, got {type(event).__name__}")
+    names = event.get("clusters")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise InvalidEventError("'clusters' must be a list of cluster names")
+    svc = runtime.service()
+    results = svc.reconcile(names, runtime.deadline(svc, context, cap_seconds=240))
+    return {"results": [r.as_dict() for r in results]}

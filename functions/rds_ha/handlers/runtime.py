@@ -1,0 +1,42 @@
+"""What every handler shares: one Service per process (clients reused across invocations)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..adapters.aws import AwsClients
+from ..service import Service, Settings
+
+# Leave this much of the Lambda timeout for recording and releasing the lease.
+SAFETY_MARGIN = timedelta(seconds=20)
+_service: Service | None = None
+
+
+def service() -> Service:
+    global _service
+    if _service is None:
+        _service = Service(AwsClients(), Settings.from_env())
+    return _service
+
+
+def use(svc: Service) -> None:
+    """Run handlers with this service (tests and the demo inject a simulated clock this way)."""
+    global _service
+    _service = svc
+
+
+def reset() -> None:
+    """Forget the cached service (tests, and the CLI's `invoke` after changing the environment)."""
+    global _service
+    _service = None
+
+
+def deadline(svc: Service, context: Any, cap_seconds: float | None = None) -> datetime:
+    """When this invocation must stop waiting: the Lambda timeout less a margin, capped."""
+    now = svc.clock.now()
+    remaining = timedelta(milliseconds=context.get_remaining_time_in_millis()) if context is not None else timedelta(minutes=5)
+    until = now + remaining - SAFETY_MARGIN
+    if cap_seconds is not None:
+        until = min(until, now + timedelta(seconds=cap_seconds))
+    return max(until, now)

@@ -1,0 +1,1 @@
+"""Local AWS for the demo and the tests (moto). Never imported by a Lambda handler."""

@@ -1,0 +1,152 @@
+"""Make moto's RDS behave like RDS where rds-ha depends on it.
+
+One place, one patch per AWS behaviour, each naming what it reproduces. It serves the tests and
+the demo (which runs the same moto in-process behind ThreadedMotoServer), so it lives in the
+package rather than under tests/; Lambda never imports it.
+
+Optional durations put operations on a clock (a SimClock in tests and the demo): an instance stays
+`modifying` / `creating` until the clock passes its completion time, as on AWS.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, RDSClientError
+from moto.rds.models import RDSBackend
+
+
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class InvalidDBInstanceState(RDSClientError):
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidDBInstanceState", message)
+
+
+@dataclass
+class Fidelity:
+    """Which durations to simulate (seconds; 0 = instant, as moto does) and on which clock."""
+
+    clock: _Clock | None = None
+    promote_seconds: float = 0
+    create_replica_seconds: float = 0
+    pending: list[tuple[datetime, Callable[[], None]]] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def later(self, seconds: float, done: Callable[[], None]) -> None:
+        if seconds <= 0 or self.clock is None:
+            done()
+            return
+        with self.lock:
+            self.pending.append((self.clock.now() + timedelta(seconds=seconds), done))
+
+    def settle(self) -> None:
+        """Finish every operation whose time has come."""
+        if self.clock is None:
+            return
+        with self.lock:
+            now = self.clock.now()
+            due = [p for p in self.pending if p[0] <= now]
+            self.pending = [p for p in self.pending if p[0] > now]
+        for _, done in sorted(due, key=lambda p: p[0]):
+            done()
+
+
+_active = Fidelity()
+_originals: dict[str, Any] = {}
+
+
+def install(fidelity: Fidelity | None = None) -> Fidelity:
+    """Patch moto (once per process); `fidelity` replaces the durations and clock in force."""
+    global _active
+    _active = fidelity or Fidelity()
+    if _originals:
+        return _active
+    _originals.update(
+        promote=RDSBackend.promote_read_replica,
+        create=RDSBackend.create_db_instance_read_replica,
+        describe=RDSBackend.describe_db_instances,
+    )
+
+    def promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+        db_id = db_kwargs["db_instance_identifier"]
+        # AWS: an unknown identifier is DBInstanceNotFound (moto raises a bare KeyError).
+        if db_id not in self.databases:
+            raise DBInstanceNotFoundError(db_id)
+        db = self.databases[db_id]
+        # AWS: promoting an instance that is not a read replica is refused.
+        if not db.is_replica:
+            raise InvalidDBInstanceState(f"DB instance {db_id} is not a read replica.")
+        # AWS: promotion needs an available replica (not backing-up, not already modifying).
+        if db.status != "available":
+            raise InvalidDBInstanceState(f"DB instance {db_id} is not in available state (status {db.status}).")
+        retention = db_kwargs.get("backup_retention_period")
+        db.status = "modifying"
+
+        def done() -> None:
+            # AWS: the promoted instance is standalone; its source no longer lists it. (moto keeps both links.)
+            source_id = db.source_db_instance_identifier
+            if source_id:
+                try:
+                    source = self.find_db_from_id(source_id)
+                    if db.db_instance_identifier in source.replicas:
+                        source.remove_replica(db)
+                except DBInstanceNotFoundError:
+                    pass
+            db.source_db_instance_identifier = None
+            db.is_replica = False
+            if retention is not None:
+                db.backup_retention_period = int(retention)
+            db.status = "available"
+
+        _active.later(_active.promote_seconds, done)
+        return db
+
+    def create_db_instance_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+        db_id = db_kwargs["db_instance_identifier"]
+        # AWS: an existing identifier is DBInstanceAlreadyExists (moto silently overwrites it).
+        if db_id in self.databases:
+            raise DBInstanceAlreadyExists()
+        source = self.find_db_from_id(db_kwargs["source_db_instance_identifier"])
+        # AWS: the source needs automated backups, and must not be a replica being promoted.
+        if not source.backup_retention_period:
+            raise InvalidDBInstanceState(f"Automated backups are not enabled for {source.db_instance_identifier}.")
+        if source.status not in {"available", "backing-up"}:
+            raise InvalidDBInstanceState(f"Source {source.db_instance_identifier} is {source.status}.")
+        replica = _originals["create"](self, db_kwargs)
+        # moto copies the source's tags and status into the replica; AWS starts from the request.
+        replica.tags = list(db_kwargs.get("tags") or [])
+        replica.status = "creating" if _active.create_replica_seconds > 0 and _active.clock else "available"
+
+        def done() -> None:
+            if replica.status == "creating":
+                replica.status = "available"
+
+        _active.later(_active.create_replica_seconds, done)
+        return replica
+
+    def describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
+        _active.settle()
+        return _originals["describe"](self, *args, **kwargs)
+
+    RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
+    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]
+    RDSBackend.describe_db_instances = describe_db_instances  # type: ignore[method-assign]
+    return _active
+
+
+def backend(region: str = "us-east-1", account: str = "123456789012") -> RDSBackend:
+    from moto.rds.models import rds_backends
+
+    return rds_backends[account][region]
+
+
+def set_status(instance_id: str, status: str, region: str = "us-east-1") -> None:
+    """Force an instance's status, e.g. 'failed' for a dead primary (moto never transitions)."""
+    backend(region).databases[instance_id].status = status

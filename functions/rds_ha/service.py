@@ -1,0 +1,264 @@
+"""Application layer: wires snapshot -> planner -> executor under the cluster's lease.
+
+Handlers and the CLI call these functions and nothing below them. Nothing here imports boto3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .adapters.aws import AwsClients
+from .adapters.cloudwatch import CloudWatchAdapter
+from .adapters.notify import Notifier
+from .adapters.rds import RdsAdapter
+from .adapters.route53 import Route53Adapter
+from .adapters.state import StateTable
+from .core.clock import Clock, SystemClock
+from .core.config import ClusterConfig
+from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
+from .core.models import ClusterState
+from .core.planner import FailoverRequest, decide_failover, plan_steady, plan_workflow
+from .events import AlarmTrigger
+from .executor import Executor
+from .observability import logger
+from .snapshot import Snapshotter
+
+DEFAULT_TABLE = "rds-ha"
+POLL_SECONDS = 10.0
+LEASE_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment configures. Read once, by handlers and the CLI, never by logic."""
+
+    table: str = DEFAULT_TABLE
+    topic_arn: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE, topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None)
+
+
+@dataclass
+class Result:
+    cluster: str | None
+    outcome: str
+    reason: str
+    actions: list[str] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    chosen: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
+
+
+class Service:
+    def __init__(self, clients: AwsClients, settings: Settings, clock: Clock | None = None) -> None:
+        self.clients = clients
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.table = StateTable(clients, settings.table)
+        self.rds = RdsAdapter(clients)
+        self.route53 = Route53Adapter(clients)
+        self.cloudwatch = CloudWatchAdapter(clients)
+        self.snapshots = Snapshotter(self.rds, self.route53, self.cloudwatch, self.table, self.clock)
+        self.executor = Executor(self.rds, self.route53, self.table, Notifier(clients), self.clock, settings.topic_arn)
+        self.poll_seconds = POLL_SECONDS
+        self.lease_wait_seconds = LEASE_WAIT_SECONDS
+
+    # -- lookups ------------------------------------------------------------------------------
+    def clusters(self) -> list[ClusterConfig]:
+        return self.table.configs()
+
+    def cluster(self, name: str) -> ClusterConfig:
+        for cfg in self.clusters():
+            if cfg.name == name:
+                return cfg
+        raise ClusterNotFoundError(f"no cluster named {name!r} is configured in table {self.table.name} (rds-ha apply -f FILE)")
+
+    def cluster_for_alarm(self, alarm_name: str) -> ClusterConfig | None:
+        return next((c for c in self.clusters() if alarm_name in c.alarms.failover), None)
+
+    # -- the lease ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lease(self, cluster: str, deadline: datetime, wait: float) -> Iterator[str]:
+        owner = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'cli')}:{uuid.uuid4().hex[:12]}"
+        seconds = max(60, int((deadline - self.clock.now()).total_seconds()) + 30)
+        give_up = self.clock.now() + timedelta(seconds=wait)
+        while not self.table.acquire_lease(cluster, owner, self.clock.now(), seconds):
+            if self.clock.now() >= give_up:
+                holder = self.table.lease_holder(cluster)
+                who = f"{holder[0]} until {datetime.fromtimestamp(holder[1]).isoformat()}" if holder else "another run"
+                raise LeaseBusyError(f"cluster {cluster} is being acted on by {who}")
+            self.clock.sleep(1.0)
+        try:
+            yield owner
+        finally:
+            self.table.release_lease(cluster, owner)
+
+    # -- failover -----------------------------------------------------------------------------
+    def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime) -> Result:
+        """A parsed alarm transition: ignore it (saying why) or fail the cluster over."""
+        if not trigger.is_alarm_transition:
+            return self._ignored(None, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
+        cfg = self.cluster_for_alarm(trigger.alarm_name)
+        if cfg is None:
+            return self._ignored(None, f"alarm {trigger.alarm_name} is not mapped to any cluster's alarms.failover")
+        request = FailoverRequest(
+            trigger=trigger.describe(), failure_time=trigger.state_time, workflow_id=uuid.uuid4().hex[:6],
+            automatic=True, alarm_name=trigger.alarm_name, alarm_instance=trigger.instance,
+        )
+        return self.failover(cfg, request, deadline)
+
+    def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
+        # A dry run reads and plans only: it needs no lease and writes nothing.
+        guard = contextlib.nullcontext() if dry_run else self.lease(cfg.name, deadline, self.lease_wait_seconds)
+        with guard:
+            topo = self.snapshots.read(cfg, failure_time=request.failure_time, alarms=request.alarm_name is not None)
+            plan = decide_failover(topo, request)
+            result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions],
+                            [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
+                            plan.chosen)
+            if dry_run:
+                return result
+            if plan.outcome != "start":
+                if plan.outcome == "ignored":
+                    logger.info(plan.reason, extra={"cluster": cfg.name})
+                self.executor.record_decision(topo, plan, request.trigger)
+                return result
+            self.executor.execute(topo, plan)
+            progress = self._drive(cfg, deadline)
+            result.actions += progress.actions
+            result.outcome, result.error = progress.outcome, progress.error
+            if progress.outcome != "complete":
+                result.reason += f"; {progress.reason}"
+            return result
+
+    def _drive(self, cfg: ClusterConfig, deadline: datetime) -> Result:
+        """Run the workflow's steps until it completes, must wait past the deadline, or fails a step."""
+        done: list[str] = []
+        last: tuple[str, ...] = ()
+        while True:
+            topo = self.snapshots.read(cfg)
+            if topo.state.workflow is None:
+                plan = plan_steady(topo)
+                out = self.executor.execute(topo, plan)
+                return Result(cfg.name, "steady", plan.reason, done + out.done, error=out.error)
+            plan = plan_workflow(topo)
+            out = self.executor.execute(topo, plan)
+            done += out.done
+            if out.error:
+                return Result(cfg.name, "retrying", f"a step failed and will be retried: {out.error}", done, error=out.error)
+            if plan.outcome in {"complete", "blocked"}:
+                return Result(cfg.name, plan.outcome, plan.reason, done)
+            described = tuple(a.describe() for a in plan.mutating)
+            if described:
+                if described == last:  # the same actions twice: AWS did not take them; stop, don't spin
+                    return Result(cfg.name, "waiting", f"no progress after {', '.join(described)}", done)
+                last = described
+                continue
+            if self.clock.now() + timedelta(seconds=self.poll_seconds) > deadline:
+                return Result(cfg.name, "waiting", f"{plan.reason} (reconcile continues)", done)
+            self.clock.sleep(self.poll_seconds)
+
+    # -- reconcile ----------------------------------------------------------------------------
+    def reconcile(self, names: list[str] | None, deadline: datetime) -> list[Result]:
+        """Resume unfinished failovers and repair drifted DNS, cluster by cluster."""
+        configs = self.clusters()
+        if names:
+            known = {c.name for c in configs}
+            for name in names:
+                if name not in known:
+                    raise ClusterNotFoundError(f"no cluster named {name!r} is configured in table {self.table.name}")
+            configs = [c for c in configs if c.name in names]
+        results = []
+        for cfg in configs:
+            try:
+                with self.lease(cfg.name, deadline, 0):
+                    results.append(self._drive(cfg, deadline))
+            except LeaseBusyError as exc:
+                results.append(Result(cfg.name, "skipped", str(exc)))
+        return results
+
+    def _ignored(self, cluster: str | None, reason: str) -> Result:
+        logger.info(f"ignored: {reason}")
+        return Result(cluster, "ignored", reason)
+
+    # -- configuration ------------------------------------------------------------------------
+    def apply(self, clusters: list[ClusterConfig], source: str, applied_by: str) -> list[str]:
+        """Check each cluster against AWS, then store them all; nothing is stored if any is wrong."""
+        problems: list[str] = []
+        for cfg in clusters:
+            state = self.table.get_state(cfg.name)
+            primary = state.primary if state else cfg.primary
+            try:
+                inst = self.rds.describe(cfg.region, primary)
+                if inst.is_replica:
+                    problems.append(f"cluster {cfg.name}: primary {primary} is a read replica of {inst.source}")
+            except InstanceNotFoundError:
+                problems.append(f"cluster {cfg.name}: primary {primary} not found in {cfg.region}")
+            if not self.route53.zone_exists(cfg.dns.zone_id):
+                problems.append(f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found")
+        if problems:
+            raise ConfigError(problems, source)
+        notes = []
+        now = self.clock.now()
+        for cfg in clusters:
+            state = self.table.get_state(cfg.name)
+            if state is None:
+                self.table.put_state(ClusterState(cluster=cfg.name, primary=cfg.primary))
+            elif state.primary != cfg.primary:
+                notes.append(
+                    f"{cfg.name}: the file names {cfg.primary} as primary, but rds-ha made {state.primary} the primary; "
+                    f"keeping {state.primary} (update the file)"
+                )
+            self.table.put_config(cfg, applied_by, now)
+            self.table.add_history(cfg.name, now, "config_applied", f"configuration applied from {source} by {applied_by}", {})
+        return notes
+
+    # -- status -------------------------------------------------------------------------------
+    def status(self, cfg: ClusterConfig) -> dict[str, Any]:
+        topo = self.snapshots.read(cfg, failure_time=self.clock.now())
+        state = topo.state
+        wf = state.workflow
+        orphans = set(wf.orphans) if wf else set()
+        primary_id = state.primary
+        replicas = []
+        for inst in topo.instances.values():
+            if inst.id == primary_id:
+                continue
+            role = "replica" if inst.source == primary_id else "orphan" if inst.id in orphans else "fenced" if inst.fenced else "member"
+            if wf and inst.id == wf.new_primary and inst.id != primary_id:
+                role = "promoting"
+            replicas.append({
+                "id": inst.id, "role": role, "status": inst.status, "az": inst.az, "source": inst.source,
+                "lag": topo.lag.get(inst.id), "fenced": inst.fenced, "never_promote": inst.never_promote,
+            })
+        primary = topo.primary
+        cooldown_until = None
+        if state.last_failover_at is not None:
+            until = state.last_failover_at + timedelta(seconds=cfg.failover.cooldown_seconds)
+            cooldown_until = until.isoformat() if until > topo.now else None
+        return {
+            "cluster": cfg.name,
+            "region": cfg.region,
+            "primary": primary_id,
+            "primary_status": primary.status if primary else "not found",
+            "primary_az": primary.az if primary else None,
+            "replicas": replicas,
+            "writer": {"name": cfg.dns.writer, "targets": [r.value for r in topo.writer]},
+            "reader": {"name": cfg.dns.reader, "targets": [r.value for r in topo.reader]} if cfg.dns.reader else None,
+            "workflow": wf.model_dump(mode="json") if wf else None,
+            "blocked": state.blocked.model_dump(mode="json") if state.blocked else None,
+            "last_failover_at": state.last_failover_at.isoformat() if state.last_failover_at else None,
+            "cooldown_until": cooldown_until,
+            "fenced": list(state.fenced),
+        }

@@ -1,0 +1,181 @@
+"""Small builders: a cluster on moto, alarm events in each of the three shapes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rds_ha.adapters.aws import AwsClients
+from rds_ha.core.config import ClusterConfig, parse_config
+from rds_ha.local.clock import SimClock
+from rds_ha.local.context import LocalContext
+from rds_ha.local.moto_fidelity import Fidelity
+from rds_ha.local.template import load_template
+from rds_ha.service import Service
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+
+
+def create_table_from_template(clients: AwsClients, name: str) -> None:
+    """The state table exactly as template.yaml declares it (so tests cannot drift from infra)."""
+    props = load_template(ROOT / "template.yaml")["Resources"]["StateTable"]["Properties"]
+    ddb = clients.client("dynamodb", REGION)
+    ddb.create_table(TableName=name, KeySchema=props["KeySchema"], AttributeDefinitions=props["AttributeDefinitions"], BillingMode=props["BillingMode"])
+
+
+@dataclass
+class Sandbox:
+    clients: AwsClients
+    service: Service
+    clock: SimClock
+    fidelity: Fidelity
+    zone_id: str = ""
+    cfg: ClusterConfig | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rds(self) -> Any:
+        return self.clients.client("rds", REGION)
+
+    def r53(self) -> Any:
+        return self.clients.client("route53", REGION)
+
+    def cw(self) -> Any:
+        return self.clients.client("cloudwatch", REGION)
+
+    # -- arrange --------------------------------------------------------------------------------
+    def instance(self, instance_id: str) -> dict[str, Any] | None:
+        found = [i for i in self.rds().describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"] == instance_id]
+        return found[0] if found else None
+
+    def endpoint(self, instance_id: str) -> str:
+        inst = self.instance(instance_id)
+        assert inst is not None
+        return str(inst["Endpoint"]["Address"])
+
+    def put_lag(self, instance_id: str, seconds: float, at: datetime | None = None) -> None:
+        self.cw().put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[{"MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance_id}],
+                         "Value": seconds, "Unit": "Seconds", "Timestamp": at or self.clock.now() - timedelta(seconds=30)}],
+        )
+
+    def writer_targets(self, name: str = "writer.orders.example.internal") -> list[str]:
+        return self._targets(name)
+
+    def reader_targets(self, name: str = "reader.orders.example.internal") -> list[str]:
+        return self._targets(name)
+
+    def _targets(self, name: str) -> list[str]:
+        sets = self.r53().list_resource_record_sets(HostedZoneId=self.zone_id, StartRecordName=name, StartRecordType="CNAME", MaxItems="100")
+        return sorted(rr["Value"] for rs in sets["ResourceRecordSets"] if rs["Name"] == name + "." and rs["Type"] == "CNAME" for rr in rs["ResourceRecords"])
+
+    def set_alarm(self, state: str, name: str = "orders-primary-down") -> None:
+        self.cw().set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+    def promotions(self) -> list[str]:
+        """Instances that are standalone (not replicas) now."""
+        return sorted(i["DBInstanceIdentifier"] for i in self.rds().describe_db_instances()["DBInstances"] if not i.get("ReadReplicaSourceDBInstanceIdentifier"))
+
+    def state(self) -> Any:
+        assert self.cfg is not None
+        return self.service.table.get_state(self.cfg.name)
+
+    def history_kinds(self) -> list[str]:
+        assert self.cfg is not None
+        return [h["kind"] for h in self.service.table.history(self.cfg.name)]
+
+
+CONFIG = """\
+clusters:
+  - name: orders
+    region: us-east-1
+    primary: orders-db
+    replicas: {{min: {min}, max: 4}}
+    dns: {{zone_id: {zone}, writer: writer.orders.example.internal, reader: reader.orders.example.internal, ttl: 5}}
+    failover: {{max_lag_seconds: {max_lag}, cooldown_seconds: {cooldown}{extra_failover}}}
+    alarms:
+      failover: [orders-primary-down]
+"""
+
+
+def build_cluster(
+    sb: Sandbox,
+    replicas: dict[str, tuple[str, float | None]] | None = None,
+    *,
+    min_replicas: int = 2,
+    max_lag: float = 30,
+    cooldown: int = 600,
+    extra_failover: str = "",
+    primary_az: str = "us-east-1a",
+    tags: dict[str, dict[str, str]] | None = None,
+) -> ClusterConfig:
+    """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied."""
+    if replicas is None:
+        replicas = {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}
+    rds = sb.rds()
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-db", Engine="postgres", DBInstanceClass="db.r6g.large", AllocatedStorage=100,
+        MasterUsername="app", MasterUserPassword="not-a-real-secret-1", BackupRetentionPeriod=7, AvailabilityZone=primary_az,
+        Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
+    )
+    for rid, (az, lag) in replicas.items():
+        extra_tags = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", AvailabilityZone=az,
+                                            Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}, *extra_tags])
+        if lag is not None:
+            sb.put_lag(rid, lag)
+    zone = sb.r53().create_hosted_zone(Name="orders.example.internal", CallerReference="orders-zone")["HostedZone"]["Id"].split("/")[-1]
+    sb.zone_id = zone
+    sb.r53().change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": sb.endpoint("orders-db")}]}}]})
+    sb.cw().put_metric_alarm(
+        AlarmName="orders-primary-down", Namespace="AWS/RDS", MetricName="DatabaseConnections", Statistic="Minimum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
+    )
+    sb.set_alarm("ALARM")
+    text = CONFIG.format(min=min_replicas, zone=zone, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover)
+    cfg = parse_config(text, "orders.yaml").clusters[0]
+    sb.service.apply([cfg], "orders.yaml", "test")
+    sb.cfg = cfg
+    return cfg
+
+
+def alarm_event(shape: str, at: datetime, *, alarm: str = "orders-primary-down", state: str = "ALARM", previous: str = "OK",
+                instance: str = "orders-db") -> dict[str, Any]:
+    """One of the samples in events/, retimed and renamed."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+    if shape == "eventbridge":
+        event = json.loads((EVENTS / "alarm-eventbridge.json").read_text())
+        detail = event["detail"]
+    elif shape == "lambda-action":
+        event = json.loads((EVENTS / "alarm-lambda-action.json").read_text())
+        detail = event["alarmData"]
+    elif shape == "sns":
+        event = json.loads((EVENTS / "alarm-sns.json").read_text())
+        msg = json.loads(event["Records"][0]["Sns"]["Message"])
+        msg.update(AlarmName=alarm, NewStateValue=state, OldStateValue=previous, StateChangeTime=stamp)
+        msg["Trigger"]["Dimensions"] = [{"value": instance, "name": "DBInstanceIdentifier"}]
+        event["Records"][0]["Sns"]["Message"] = json.dumps(msg)
+        return event
+    else:
+        raise ValueError(shape)
+    detail = copy.deepcopy(detail)
+    detail["alarmName"] = alarm
+    detail["state"].update(value=state, timestamp=stamp)
+    detail["previousState"]["value"] = previous
+    detail["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {"DBInstanceIdentifier": instance}
+    if shape == "eventbridge":
+        event["detail"] = detail
+    else:
+        event["alarmData"] = detail
+    return event
+
+
+def context(timeout: float = 300) -> LocalContext:
+    return LocalContext(function_name="FailoverFunction", timeout_seconds=timeout)

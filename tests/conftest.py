@@ -1,0 +1,51 @@
+"""Shared fixtures: a moto account with the state table built from template.yaml's own schema."""
+
+from __future__ import annotations
+
+import os
+
+# Credentials and region before anything creates a boto3 session; moto before boto3 clients.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto's fake credentials
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    RDS_HA_TABLE="rds-ha-test",
+    POWERTOOLS_METRICS_NAMESPACE="rds-ha",
+    POWERTOOLS_DEV="false",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+import moto  # noqa: E402,F401
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from rds_ha.adapters.aws import AwsClients  # noqa: E402
+from rds_ha.handlers import failover as failover_handler  # noqa: E402
+from rds_ha.handlers import runtime  # noqa: E402
+from rds_ha.local import moto_fidelity  # noqa: E402
+from rds_ha.local.clock import SimClock  # noqa: E402
+from rds_ha.service import Service, Settings  # noqa: E402
+
+from .builders import Sandbox, create_table_from_template  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock()
+
+
+@pytest.fixture
+def aws(clock: SimClock):
+    """A fresh moto account with RDS fidelity patches and the state table."""
+    with mock_aws():
+        fidelity = moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
+        clients = AwsClients()
+        create_table_from_template(clients, os.environ["RDS_HA_TABLE"])
+        svc = Service(clients, Settings.from_env(), clock=clock)
+        svc.poll_seconds = 10
+        runtime.use(svc)
+        failover_handler.reset()
+        yield Sandbox(clients=clients, service=svc, clock=clock, fidelity=fidelity)
+        runtime.reset()
+        failover_handler.reset()

@@ -78,6 +78,20 @@ class Sandbox:
     def set_alarm(self, state: str, name: str = "orders-primary-down") -> None:
         self.cw().set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
 
+    def count_calls(self, service: str, operation: str) -> list[int]:
+        """A live counter of successful calls of one AWS operation (botocore events)."""
+        calls = [0]
+
+        def seen(http_response: Any = None, parsed: Any = None, **_: Any) -> None:
+            if http_response is not None and http_response.status_code < 300:
+                calls[0] += 1
+
+        self.clients.client(service, REGION).meta.events.register(f"after-call.{self.clients.client(service, REGION).meta.service_model.endpoint_prefix}.{operation}", seen)
+        return calls
+
+    def replicas_of(self, source: str) -> list[dict[str, Any]]:
+        return [i for i in self.rds().describe_db_instances()["DBInstances"] if i.get("ReadReplicaSourceDBInstanceIdentifier") == source]
+
     def promotions(self) -> list[str]:
         """Instances that are standalone (not replicas) now."""
         return sorted(i["DBInstanceIdentifier"] for i in self.rds().describe_db_instances()["DBInstances"] if not i.get("ReadReplicaSourceDBInstanceIdentifier"))
@@ -100,7 +114,7 @@ clusters:
     dns: {{zone_id: {zone}, writer: writer.orders.example.internal, reader: reader.orders.example.internal, ttl: 5}}
     failover: {{max_lag_seconds: {max_lag}, cooldown_seconds: {cooldown}{extra_failover}}}
     alarms:
-      failover: [orders-primary-down]
+      failover: [{alarms}]
 """
 
 
@@ -114,6 +128,7 @@ def build_cluster(
     extra_failover: str = "",
     primary_az: str = "us-east-1a",
     tags: dict[str, dict[str, str]] | None = None,
+    alarms: tuple[str, ...] = ("orders-primary-down",),
 ) -> ClusterConfig:
     """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied."""
     if replicas is None:
@@ -134,12 +149,13 @@ def build_cluster(
     sb.zone_id = zone
     sb.r53().change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
         "Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": sb.endpoint("orders-db")}]}}]})
-    sb.cw().put_metric_alarm(
-        AlarmName="orders-primary-down", Namespace="AWS/RDS", MetricName="DatabaseConnections", Statistic="Minimum", Period=60,
-        EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
-    )
-    sb.set_alarm("ALARM")
-    text = CONFIG.format(min=min_replicas, zone=zone, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover)
+    for alarm in alarms:
+        sb.cw().put_metric_alarm(
+            AlarmName=alarm, Namespace="AWS/RDS", MetricName="DatabaseConnections", Statistic="Minimum", Period=60,
+            EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
+        )
+        sb.set_alarm("ALARM", alarm)
+    text = CONFIG.format(min=min_replicas, zone=zone, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms))
     cfg = parse_config(text, "orders.yaml").clusters[0]
     sb.service.apply([cfg], "orders.yaml", "test")
     sb.cfg = cfg

@@ -124,6 +124,11 @@ class Service:
         with guard:
             topo = self.snapshots.read(cfg, failure_time=request.failure_time, alarms=request.alarm_name is not None)
             plan = decide_failover(topo, request)
+            if topo.state.workflow is not None and not dry_run and request.automatic:
+                # Another delivery (or a crashed run) started this failover: help finish it.
+                progress = self._drive(cfg, deadline)
+                progress.reason = f"{plan.reason}; resumed: {progress.reason}"
+                return progress
             result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions],
                             [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
                             plan.chosen)

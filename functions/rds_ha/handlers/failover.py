@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
@@ -15,6 +16,7 @@ from . import runtime
 
 _config = IdempotencyConfig(expires_after_seconds=3600)
 _process: Any = None
+_lock = threading.Lock()
 
 
 def _build() -> Any:
@@ -47,8 +49,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Raise: an asynchronous invocation then lands in the function's failure destination.
         logger.error(str(exc))
         raise
-    if _process is None:
-        _process = _build()
+    with _lock:
+        if _process is None:
+            _process = _build()
     _config.register_lambda_context(context)
     results = []
     for trigger in triggers:

@@ -1,0 +1,132 @@
+"""Crashes between steps, concurrent deliveries, waits longer than one run: reconcile finishes."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from rds_ha.executor import CrashPoint
+from rds_ha.handlers.failover import handler
+from rds_ha.handlers.reconcile import handler as reconcile_handler
+
+from ..builders import Sandbox, alarm_event, build_cluster, context
+
+# A clean failover of the default cluster performs this many AWS-mutating steps (asserted below).
+STEPS = 11
+
+
+def _assert_failed_over_once(aws: Sandbox, promotes: list[int]) -> None:
+    assert promotes[0] == 1, f"PromoteReadReplica called {promotes[0]} times"
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    assert len(aws.replicas_of("orders-db-r2")) == 2
+    assert aws.instance("orders-db-r1") is None
+    state = aws.state()
+    assert state.primary == "orders-db-r2" and state.workflow is None and "orders-db" in state.fenced
+    assert aws.history_kinds().count("failover_completed") == 1
+
+
+def test_clean_failover_has_the_expected_number_of_steps(aws: Sandbox) -> None:
+    build_cluster(aws)
+    steps: list[str] = []
+    aws.service.executor.after_step = steps.append
+    handler(alarm_event("eventbridge", aws.clock.now()), context())
+    assert len(steps) == STEPS, steps
+
+
+@pytest.mark.parametrize("crash_after", range(1, STEPS + 1))
+def test_crash_after_any_step_is_finished_by_reconcile_without_a_second_promotion(aws: Sandbox, crash_after: int, monkeypatch: Any) -> None:
+    build_cluster(aws)
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    done: list[str] = []
+
+    def crash(step: str) -> None:
+        done.append(step)
+        if len(done) == crash_after:
+            raise CrashPoint(step)
+
+    aws.service.executor.after_step = crash
+    # A dead process releases nothing: its lease stays until it expires.
+    monkeypatch.setattr(aws.service.table, "release_lease", lambda *a, **k: None)
+    with pytest.raises(CrashPoint):
+        handler(alarm_event("eventbridge", aws.clock.now()), context())
+    monkeypatch.undo()
+    aws.service.executor.after_step = None
+
+    # Before the lease expires, reconcile leaves the cluster alone.
+    early = reconcile_handler({}, context())
+    assert early["results"][0]["outcome"] == "skipped"
+    aws.clock.advance(600)
+    reconcile_handler({}, context())
+
+    _assert_failed_over_once(aws, promotes)
+
+
+def test_redelivered_alarm_after_a_crash_resumes_the_same_failover(aws: Sandbox, monkeypatch: Any) -> None:
+    build_cluster(aws)
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+
+    def crash(step: str) -> None:
+        if step.startswith("promote"):
+            raise CrashPoint(step)
+
+    aws.service.executor.after_step = crash
+    event = alarm_event("eventbridge", aws.clock.now())
+    with pytest.raises(CrashPoint):
+        handler(event, context())
+    aws.service.executor.after_step = None
+    result = handler(event, context())  # Lambda's retry of the failed asynchronous invocation
+    assert "already in progress" in result["reason"]
+    _assert_failed_over_once(aws, promotes)
+
+
+def test_promotion_longer_than_one_run_is_finished_by_reconcile(aws: Sandbox) -> None:
+    build_cluster(aws)
+    aws.fidelity.promote_seconds = 900  # longer than the run may wait
+    aws.fidelity.create_replica_seconds = 1200
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+
+    result = handler(alarm_event("eventbridge", aws.clock.now()), context())
+    assert result["outcome"] == "waiting"
+    # Until the promotion finishes the writer stays; the orphan r1 has left the reader set already.
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]
+    assert aws.reader_targets() == [aws.endpoint("orders-db-r2")]
+    status = aws.service.status(aws.cfg)
+    assert "promotion of orders-db-r2 in progress" in status["workflow"]["step"]
+
+    for _ in range(40):  # the schedule: one reconcile a minute
+        aws.clock.advance(60)
+        reconcile_handler({}, context())
+        if aws.state().workflow is None:
+            break
+    _assert_failed_over_once(aws, promotes)
+    took = [h for h in aws.service.table.history("orders") if h["kind"] == "failover_completed"][0]["details"]["seconds"]
+    assert took >= 900 + 1200
+
+
+def test_twenty_concurrent_deliveries_act_once(aws: Sandbox) -> None:
+    build_cluster(aws)
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    writer_changes = aws.count_calls("route53", "ChangeResourceRecordSets")
+    event = alarm_event("eventbridge", aws.clock.now())
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda _: handler(event, context()), range(20)))
+    outcomes = [r["outcome"] for r in results]
+    assert outcomes.count("complete") >= 1
+    assert set(outcomes) <= {"complete", "duplicate"}
+    _assert_failed_over_once(aws, promotes)
+    # fence/reader, writer, reader after the rebuild: three batches, not sixty.
+    assert writer_changes[0] == 3
+
+
+def test_two_different_alarms_at_once_fail_over_once(aws: Sandbox) -> None:
+    build_cluster(aws, alarms=("orders-primary-down", "orders-primary-unreachable"))
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    now = aws.clock.now()
+    events = [alarm_event("eventbridge", now), alarm_event("sns", now + timedelta(seconds=1), alarm="orders-primary-unreachable")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda e: handler(e, context()), events))
+    assert sorted(r["outcome"] for r in results) in (["busy", "complete"], ["complete", "ignored"], ["complete", "complete"]), results
+    _assert_failed_over_once(aws, promotes)

@@ -1,0 +1,179 @@
+"""The planner is pure: hand-built topologies in, plans with reasons out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rds_ha.core.actions import ChangeRecords, CompleteWorkflow, CreateReplica, DeleteInstance, Promote
+from rds_ha.core.models import ClusterState, Record
+from rds_ha.core.planner import decide_failover, plan_steady, plan_workflow
+
+from .topo import NOW, cluster, inst, request, topo, workflow
+
+
+def kinds(plan) -> list[str]:  # type: ignore[no-untyped-def]
+    return [type(a).__name__ for a in plan.actions]
+
+
+def test_least_lagged_eligible_replica_is_chosen_and_others_say_why() -> None:
+    t = topo(inst("db"), inst("r1", "db"), inst("r2", "db"), inst("r3", "db"), lag={"r1": 12, "r2": 2, "r3": 40})
+    plan = decide_failover(t, request())
+    assert plan.outcome == "start" and plan.chosen == "r2"
+    reasons = {c.instance: c.reason for c in plan.candidates}
+    assert reasons["r3"] == "lag 40s > max 30s"
+    assert "r2 is preferred" in reasons["r1"]
+    wf = plan.actions[0].workflow  # type: ignore[attr-defined]
+    assert (wf.old_primary, wf.new_primary, set(wf.orphans)) == ("db", "r2", {"r1", "r3"})
+
+
+def test_lagging_replica_is_never_promoted() -> None:
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 31}), request())
+    assert plan.outcome == "blocked"
+    assert "r1: lag 31s > max 30s" in plan.reason
+    assert plan.actions == ()
+
+
+def test_no_lag_data_and_broken_replication_are_not_eligible() -> None:
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), inst("r2", "db"), lag={"r1": None, "r2": -1}), request())
+    assert plan.outcome == "blocked"
+    assert "r1: no ReplicaLag data in the 120s before the failure" in plan.reason
+    assert "r2: replication not active (ReplicaLag -1)" in plan.reason
+
+
+def test_force_overrides_lag_guard_and_cooldown() -> None:
+    state = ClusterState(cluster="orders", primary="db", last_failover_at=NOW - timedelta(seconds=10))
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 500}, state=state), request(force=True, automatic=False))
+    assert plan.outcome == "start" and plan.chosen == "r1"
+
+
+def test_tie_broken_by_preference_then_id() -> None:
+    cfg = cluster(prefer=["us-east-1c"])
+    t = topo(inst("db"), inst("r1", "db", az="us-east-1b"), inst("r2", "db", az="us-east-1c"), lag={"r1": 0, "r2": 0}, cfg=cfg)
+    assert decide_failover(t, request()).chosen == "r2"
+    t = topo(inst("db"), inst("r1", "db", az="us-east-1b"), inst("r2", "db", az="us-east-1c"), lag={"r1": 0, "r2": 0})
+    assert decide_failover(t, request()).chosen == "r1"
+
+
+def test_cooldown_refuses_a_second_automatic_failover() -> None:
+    state = ClusterState(cluster="orders", primary="db", last_failover_at=NOW - timedelta(seconds=100))
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 1}, state=state), request())
+    assert plan.outcome == "refused"
+    assert "cooldown: last failover 100s ago" in plan.reason
+
+
+def test_cooldown_over_allows_failover() -> None:
+    state = ClusterState(cluster="orders", primary="db", last_failover_at=NOW - timedelta(seconds=601))
+    assert decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 1}, state=state), request()).outcome == "start"
+
+
+def test_alarm_no_longer_in_alarm_is_ignored() -> None:
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 1}, alarm="OK"), request())
+    assert plan.outcome == "ignored" and "is OK now" in plan.reason
+
+
+def test_manual_failover_of_available_primary_needs_force() -> None:
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 1}), request(automatic=False, alarm_name=None, alarm_instance=None))
+    assert plan.outcome == "refused" and "risks two writers" in plan.reason
+    plan = decide_failover(topo(inst("db", status="failed"), inst("r1", "db"), lag={"r1": 1}), request(automatic=False, alarm_name=None, alarm_instance=None))
+    assert plan.outcome == "start"
+
+
+def test_target_must_be_a_replica_of_the_primary() -> None:
+    t = topo(inst("db", status="failed"), inst("r1", "db"), inst("x"), lag={"r1": 1})
+    assert decide_failover(t, request(target="x")).outcome == "refused"
+    plan = decide_failover(topo(inst("db"), inst("r1", "db"), inst("r2", "db"), lag={"r1": 1, "r2": 9}), request(target="r2"))
+    assert plan.chosen == "r2"
+
+
+def test_fenced_never_promote_and_other_region_replicas_are_skipped() -> None:
+    t = topo(inst("db"), inst("r1", "db", tags={"rds-ha:fenced": "x"}), inst("r2", "db", tags={"rds-ha:never-promote": "true"}),
+             inst("r3", "db", region="us-west-2"), lag={"r1": 0, "r2": 0, "r3": 0})
+    plan = decide_failover(t, request())
+    reasons = {c.instance: c.reason for c in plan.candidates}
+    assert plan.outcome == "blocked"
+    assert reasons == {"r1": "fenced", "r2": "tagged rds-ha:never-promote", "r3": "in us-west-2, another region (cross-region promotion not enabled)"}
+
+
+def test_workflow_fences_and_promotes_first_and_keeps_the_writer() -> None:
+    state = ClusterState(cluster="orders", primary="db", workflow=workflow())
+    t = topo(inst("db", status="failed"), inst("r1", "db"), inst("r2", "db"), state=state,
+             reader=(Record("r.example", "r1.rds", 5, "r1", 1), Record("r.example", "r2.rds", 5, "r2", 1)))
+    plan = plan_workflow(t)
+    assert kinds(plan) == ["Fence", "ChangeRecords", "Promote"]
+    dns = plan.actions[1]
+    assert isinstance(dns, ChangeRecords) and dns.role == "reader"
+    assert [(c.action, c.record.set_identifier) for c in dns.changes] == [("DELETE", "r1")]
+    promote = plan.actions[2]
+    assert isinstance(promote, Promote) and promote.instance == "r2" and promote.backup_retention == 7
+
+
+def test_workflow_waits_while_promotion_runs() -> None:
+    state = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW), fenced=("db",))
+    t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r2", "db", status="modifying"), state=state,
+             reader=(Record("r.example", "r2.rds", 5, "r2", 1),))
+    plan = plan_workflow(t)
+    assert kinds(plan) == ["Wait"]
+    assert "promotion of r2 in progress (status modifying)" in plan.actions[0].reason
+
+
+def test_after_promotion_writer_moves_and_replicas_are_created() -> None:
+    state = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW))
+    t = topo(inst("db", status="failed", az="us-east-1a", tags={"rds-ha:fenced": "x"}), inst("r1", "db", az="us-east-1b"),
+             inst("r2", None, az="us-east-1c"), state=state)
+    plan = plan_workflow(t)
+    assert kinds(plan) == ["ChangeRecords", "ChangeRecords", "RecordPrimary", "CreateReplica", "CreateReplica"]
+    writer = plan.actions[0]
+    assert isinstance(writer, ChangeRecords) and writer.role == "writer" and writer.changes[0].record.value == "r2.rds"
+    creates = [a for a in plan.actions if isinstance(a, CreateReplica)]
+    assert {c.instance for c in creates} == {"orders-abc123-1", "orders-abc123-2"}
+    assert {c.az for c in creates} == {"us-east-1b", "us-east-1c"}
+    assert all(c.tags["rds-ha:cluster"] == "orders" for c in creates)
+
+
+def test_orphans_are_deleted_only_once_replacements_are_available() -> None:
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW))
+    base = [inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r1", "db"), inst("r2")]
+    t = topo(*base, inst("n1", "r2", status="creating"), inst("n2", "r2"), state=state, writer="r2.rds")
+    plan = plan_workflow(t)
+    assert not any(isinstance(a, DeleteInstance) for a in plan.actions)
+    t = topo(*base, inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds",
+             reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)))
+    plan = plan_workflow(t)
+    assert kinds(plan) == ["DeleteInstance"]
+
+
+def test_workflow_completes_when_every_step_is_verified() -> None:
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW))
+    t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds",
+             reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)))
+    plan = plan_workflow(t)
+    assert plan.outcome == "complete"
+    assert isinstance(plan.actions[0], CompleteWorkflow)
+
+
+def test_candidate_gone_aborts_into_blocked() -> None:
+    state = ClusterState(cluster="orders", primary="db", workflow=workflow())
+    plan = plan_workflow(topo(inst("db", status="failed"), state=state))
+    assert plan.outcome == "blocked" and "no longer exists" in plan.reason
+
+
+def test_stop_old_primary_only_when_nothing_replicates_from_it() -> None:
+    cfg = cluster(stop_old_primary=True)
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=()))
+    t = topo(inst("db", tags={"rds-ha:fenced": "x"}), inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds", cfg=cfg,
+             reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)))
+    assert kinds(plan_workflow(t)) == ["StopInstance"]
+
+
+def test_steady_state_repairs_a_drifted_writer_and_builds_the_reader_set() -> None:
+    t = topo(inst("db"), inst("r1", "db"), inst("r2", "db", status="creating"), writer="elsewhere.rds")
+    plan = plan_steady(t)
+    writer, reader = plan.actions
+    assert isinstance(writer, ChangeRecords) and writer.changes[0].record.value == "db.rds"
+    assert isinstance(reader, ChangeRecords) and [c.record.set_identifier for c in reader.changes] == ["r1"]
+
+
+def test_reader_falls_back_to_the_primary_when_no_replica_serves() -> None:
+    t = topo(inst("db"), inst("r1", "db", status="rebooting"))
+    reader = plan_steady(t).actions[0]
+    assert isinstance(reader, ChangeRecords) and [c.record.value for c in reader.changes] == ["db.rds"]

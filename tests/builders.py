@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any
 
 from rds_ha.adapters.aws import AwsClients
 from rds_ha.core.config import ClusterConfig, parse_config
+from rds_ha.local import samples
 from rds_ha.local.clock import SimClock
 from rds_ha.local.context import LocalContext
 from rds_ha.local.moto_fidelity import Fidelity
@@ -18,7 +17,6 @@ from rds_ha.local.template import load_template
 from rds_ha.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT / "events"
 REGION = "us-east-1"
 
 
@@ -162,35 +160,9 @@ def build_cluster(
     return cfg
 
 
-def alarm_event(shape: str, at: datetime, *, alarm: str = "orders-primary-down", state: str = "ALARM", previous: str = "OK",
-                instance: str = "orders-db") -> dict[str, Any]:
-    """One of the samples in events/, retimed and renamed."""
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
-    if shape == "eventbridge":
-        event = json.loads((EVENTS / "alarm-eventbridge.json").read_text())
-        detail = event["detail"]
-    elif shape == "lambda-action":
-        event = json.loads((EVENTS / "alarm-lambda-action.json").read_text())
-        detail = event["alarmData"]
-    elif shape == "sns":
-        event = json.loads((EVENTS / "alarm-sns.json").read_text())
-        msg = json.loads(event["Records"][0]["Sns"]["Message"])
-        msg.update(AlarmName=alarm, NewStateValue=state, OldStateValue=previous, StateChangeTime=stamp)
-        msg["Trigger"]["Dimensions"] = [{"value": instance, "name": "DBInstanceIdentifier"}]
-        event["Records"][0]["Sns"]["Message"] = json.dumps(msg)
-        return event
-    else:
-        raise ValueError(shape)
-    detail = copy.deepcopy(detail)
-    detail["alarmName"] = alarm
-    detail["state"].update(value=state, timestamp=stamp)
-    detail["previousState"]["value"] = previous
-    detail["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {"DBInstanceIdentifier": instance}
-    if shape == "eventbridge":
-        event["detail"] = detail
-    else:
-        event["alarmData"] = detail
-    return event
+def alarm_event(shape: str, at: datetime, **kw: Any) -> dict[str, Any]:
+    """An alarm event in one of the three shapes (the same generator made events/*.json)."""
+    return samples.alarm_event(shape, at, **kw)
 
 
 def context(timeout: float = 300) -> LocalContext:

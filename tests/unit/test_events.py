@@ -77,3 +77,11 @@ def test_wrong_types_are_rejected() -> None:
     event["detail"]["alarmName"] = ["list"]
     with pytest.raises(InvalidEventError, match="alarmName"):
         parse_alarm_event(event)
+
+
+def test_samples_in_events_folder_are_what_the_generator_makes() -> None:
+    from rds_ha.local.samples import alarm_event
+
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    for shape in ("eventbridge", "sns", "lambda-action"):
+        assert json.loads((EVENTS / f"alarm-{shape}.json").read_text()) == alarm_event(shape, at)

@@ -161,7 +161,7 @@ class Executor:
             if wf is not None:
                 update["workflow"] = wf.model_copy(update={"promoted_at": wf.promoted_at or now})
             state = self._save(state, **update)
-            self.history(name, "primary_recorded", f"{action.instance} is now the primary", instance=action.instance)
+            self.history(name, "primary_recorded", f"{action.instance} is now the primary: {action.reason}", instance=action.instance)
             return state
         if isinstance(action, CreateReplica):
             try:

@@ -23,7 +23,8 @@ from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
 from .core.models import ClusterState
-from .core.planner import FailoverRequest, decide_failover, plan_steady, plan_workflow
+from .core.actions import StartWorkflow
+from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
 from .observability import logger
@@ -55,6 +56,7 @@ class Result:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     chosen: str | None = None
     error: str | None = None
+    steps: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
@@ -132,6 +134,9 @@ class Service:
             result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions],
                             [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
                             plan.chosen)
+            start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
+            if start is not None and start.workflow is not None:
+                result.steps = outline(topo, start.workflow)
             if dry_run:
                 return result
             if plan.outcome != "start":

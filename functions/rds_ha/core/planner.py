@@ -348,3 +348,23 @@ def plan_steady(topo: Topology) -> Plan:
         return Plan("steady", f"primary {primary.id} is a replica or fenced; DNS left as it is")
     actions = _dns_actions(topo, primary, frozenset(topo.state.fenced), writer=True, why="reader set follows the primary's available replicas")
     return Plan("steady", "in sync" if not actions else "DNS drifted", tuple(actions))
+
+
+def outline(topo: Topology, wf: Workflow) -> list[str]:
+    """The steps a failover will take, in order (what `failover --dry-run` prints)."""
+    cfg = topo.cluster
+    new = topo.instances.get(wf.new_primary)
+    steps = [f"fence {wf.old_primary}: tag it {TAG_FENCED_HINT}, take it out of every record (never delete it)"]
+    if wf.orphans:
+        steps.append(f"take the orphans {', '.join(wf.orphans)} out of the reader set")
+    steps.append(f"promote {wf.new_primary}; wait until it is standalone and accepts writes")
+    steps.append(f"UPSERT {cfg.dns.writer} CNAME -> {new.endpoint if new else wf.new_primary} (TTL {cfg.dns.ttl}s)")
+    steps.append(f"create replicas of {wf.new_primary} up to replicas.min={cfg.replicas.min}, spread over AZs")
+    if wf.orphans and cfg.failover.delete_orphans:
+        steps.append(f"delete the orphans {', '.join(wf.orphans)} once their replacements are available")
+    if cfg.failover.stop_old_primary:
+        steps.append(f"stop {wf.old_primary} once nothing replicates from it")
+    return steps
+
+
+TAG_FENCED_HINT = "rds-ha:fenced"

@@ -1,0 +1,1 @@
+"""The operator CLI `rds-ha` (Typer + Rich). Handlers never import this package."""

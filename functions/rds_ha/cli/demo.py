@@ -1,0 +1,141 @@
+"""`rds-ha demo`: a failover on an embedded moto server, through the real handler, in seconds.
+
+Simulated time: promotion and replica creation take realistic minutes on a simulated clock (the
+fidelity layer), and the schedule's reconcile runs every simulated minute, so the timeline reads
+as it would on AWS without waiting for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..adapters.aws import AwsClients
+from ..core.config import parse_config
+from ..handlers import failover as failover_handler
+from ..handlers import runtime
+from ..local import moto_fidelity, samples
+from ..local.clock import SimClock
+from ..service import Service, Settings
+from . import render
+from .invoke import invoke
+
+REGION = "us-east-1"
+CONFIG = """\
+clusters:
+  - name: orders
+    region: us-east-1
+    primary: orders-db
+    replicas: {{min: 2, max: 4}}
+    dns: {{zone_id: {zone}, writer: writer.orders.example.internal, reader: reader.orders.example.internal, ttl: 5}}
+    failover: {{max_lag_seconds: 30, cooldown_seconds: 600}}
+    alarms:
+      failover: [orders-primary-down]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_moto() -> tuple[Any, str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the demo
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _build(clients: AwsClients, clock: SimClock) -> str:
+    """A primary with two replicas (lag 12 s and 2 s), a hosted zone with the writer, the alarm."""
+    rds = clients.client("rds", REGION)
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-db", Engine="postgres", DBInstanceClass="db.r6g.large", AllocatedStorage=100,
+        MasterUsername="app", MasterUserPassword="demo-only-not-a-secret", BackupRetentionPeriod=7,  # noqa: S106
+        AvailabilityZone="us-east-1a", Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
+    )
+    cw = clients.client("cloudwatch", REGION)
+    for rid, az, lag in (("orders-db-r1", "us-east-1b", 12.0), ("orders-db-r2", "us-east-1c", 2.0)):
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", AvailabilityZone=az,
+                                            Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}])
+        cw.put_metric_data(Namespace="AWS/RDS", MetricData=[{
+            "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}], "Value": lag, "Unit": "Seconds",
+            "Timestamp": clock.now() - timedelta(seconds=30)}])
+    r53 = clients.client("route53", REGION)
+    zone = r53.create_hosted_zone(Name="orders.example.internal", CallerReference="rds-ha-demo")["HostedZone"]["Id"].split("/")[-1]
+    primary = rds.describe_db_instances(DBInstanceIdentifier="orders-db")["DBInstances"][0]["Endpoint"]["Address"]
+    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": primary}]}}]})
+    cw.put_metric_alarm(
+        AlarmName="orders-primary-down", Namespace="AWS/RDS", MetricName="DatabaseConnections", Statistic="Minimum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold", TreatMissingData="breaching",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
+    )
+    return zone
+
+
+def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -> None:
+    os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION=REGION,  # noqa: S105 - moto accepts any
+                      RDS_HA_TABLE="rds-ha-demo")
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    server, endpoint = _start_moto()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        clock = SimClock()
+        fidelity = moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
+        clients = AwsClients()
+        svc = Service(clients, Settings.from_env(), clock=clock)
+        runtime.use(svc)
+        failover_handler.reset()
+        console.rule(f"[bold]rds-ha demo[/bold] - local AWS (moto) at {endpoint}")
+        zone = _build(clients, clock)
+        svc.table.ensure()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "orders.yaml"
+            path.write_text(CONFIG.format(zone=zone))
+            svc.apply(parse_config(path.read_text(), "orders.yaml").clusters, "orders.yaml", "demo")
+        console.print("[bold]1.[/bold] a primary with two replicas (ReplicaLag 12 s and 2 s), writer DNS, the config applied:")
+        console.print(CONFIG.format(zone=zone), style="dim", markup=False)
+        cfg = svc.cluster("orders")
+        # From here on AWS operations take time, as they do on AWS.
+        fidelity.promote_seconds, fidelity.create_replica_seconds = promote_seconds, replica_seconds
+        svc.reconcile(["orders"], clock.now())  # the schedule's first run builds the reader set
+        render.status(console, svc.status(cfg))
+
+        console.print()
+        console.print("[bold]2.[/bold] the primary fails; its alarm goes to ALARM and EventBridge delivers the event to FailoverFunction")
+        started = clock.now()
+        moto_fidelity.set_status("orders-db", "failed", REGION)
+        clients.client("cloudwatch", REGION).set_alarm_state(AlarmName="orders-primary-down", StateValue="ALARM", StateReason="demo: no connections")
+        result = invoke("FailoverFunction", samples.alarm_event("eventbridge", started))
+        console.print(f"    handler returned: [bold]{result['outcome']}[/bold] - {result['reason']}")
+        runs = 0
+        while svc.table.get_state("orders").workflow is not None and runs < 120:  # type: ignore[union-attr]
+            clock.advance(60)  # ReconcileFunction's schedule: rate(1 minute)
+            invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+            runs += 1
+        fidelity.settle()
+        console.print(f"    then {runs} scheduled reconcile run(s) finished it")
+
+        console.print()
+        console.print("[bold]3.[/bold] timeline (simulated clock: promotion takes minutes, new replicas longer):")
+        render.timeline(console, svc.table.history("orders"), started)
+        console.print()
+        console.print("[bold]4.[/bold] status after the failover:")
+        render.status(console, svc.status(cfg))
+    finally:
+        runtime.reset()
+        failover_handler.reset()
+        server.stop()

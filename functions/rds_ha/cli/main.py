@@ -1,0 +1,237 @@
+"""`rds-ha`: apply config, show status and history, fail over, reconcile, invoke handlers, demo."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from botocore.exceptions import BotoCoreError
+from rich.console import Console
+from rich.markup import escape
+
+from ..adapters.aws import AwsClients
+from ..core.config import parse_config
+from ..core.errors import InvalidEventError, RdsHaError
+from ..core.planner import FailoverRequest
+from ..events import load_event_text
+from ..observability import logger
+from ..service import Service, Settings
+from . import render
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="High-availability automation for Amazon RDS: failover, DNS, redundancy.")
+# Not a terminal (CI, pipes): wide enough that instance endpoints stay on one line.
+_width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+out = Console(highlight=False, width=_width)
+err = Console(stderr=True, highlight=False, width=_width)
+
+
+class Ctx:
+    def __init__(self, table: str | None) -> None:
+        self.settings = Settings.from_env()
+        if table:
+            self.settings = Settings(table=table, topic_arn=self.settings.topic_arn)
+        self._service: Service | None = None
+
+    @property
+    def service(self) -> Service:
+        if self._service is None:
+            self._service = Service(AwsClients(), self.settings)
+        return self._service
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option(help="AWS region (default: the standard boto3 resolution).")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="Endpoint for every AWS service (e.g. a local moto server).")] = None,
+    table: Annotated[str | None, typer.Option(help="State table name (default: $RDS_HA_TABLE or rds-ha).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show rds-ha's structured log lines on stderr.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show a traceback on unexpected errors.")] = False,
+) -> None:
+    # Set through the environment so that everything in this process, handlers run by `invoke`
+    # included, resolves them as boto3 does.
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = region
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if debug:
+        os.environ["RDS_HA_DEBUG"] = "1"
+    logger.setLevel("INFO" if verbose else "WARNING")
+    ctx.obj = Ctx(table)
+
+
+@app.command()
+def apply(ctx: typer.Context, file: Annotated[Path, typer.Option("-f", "--file", help="Cluster configuration YAML.")]) -> None:
+    """Validate FILE strictly, check it against AWS, and store it in the state table."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise RdsHaError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RdsHaError(f"{file} is not UTF-8 text") from exc
+    config = parse_config(text, str(file))
+    svc: Service = ctx.obj.service
+    if svc.table.ensure():
+        out.print(f"created state table {svc.table.name}")
+    notes = svc.apply(config.clusters, str(file), _user())
+    for note in notes:
+        err.print(f"[yellow]note[/yellow]: {escape(note)}")
+    out.print(f"applied {len(config.clusters)} cluster(s): {', '.join(c.name for c in config.clusters)}")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    cluster: Annotated[str | None, typer.Argument(help="One cluster (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per cluster, one per line.")] = False,
+) -> None:
+    """Primary, replicas (status, AZ, lag), DNS targets, unfinished steps and blocked reasons."""
+    svc: Service = ctx.obj.service
+    configs = [svc.cluster(cluster)] if cluster else svc.clusters()
+    if not configs:
+        raise RdsHaError(f"no clusters configured in table {svc.table.name} (rds-ha apply -f FILE)")
+    for n, cfg in enumerate(configs):
+        st = svc.status(cfg)
+        if as_json:
+            print(json.dumps(st, default=str))
+        else:
+            if n:
+                out.print()
+            render.status(out, st)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    cluster: str,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every decision and step for CLUSTER, with its reason, newest first."""
+    svc: Service = ctx.obj.service
+    svc.cluster(cluster)
+    entries = svc.table.history(cluster, limit)
+    if as_json:
+        print(json.dumps(entries, default=str))
+    else:
+        render.history(out, entries)
+
+
+@app.command()
+def reconcile(ctx: typer.Context, clusters: Annotated[list[str] | None, typer.Argument(help="Clusters (default: all).")] = None,
+              wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to keep waiting for AWS.")] = 0) -> None:
+    """Resume unfinished failovers and repair DNS drift (what the schedule does)."""
+    svc: Service = ctx.obj.service
+    for result in svc.reconcile(clusters or None, svc.clock.now() + timedelta(seconds=wait)):
+        out.print(escape(f"{result.cluster}: {result.outcome} - {result.reason}"))
+        for action in result.actions:
+            out.print(escape(f"  done: {action}"))
+        if result.error:
+            err.print(f"  [red]error[/red]: {escape(result.error)}")
+
+
+@app.command()
+def failover(
+    ctx: typer.Context,
+    cluster: str,
+    to: Annotated[str | None, typer.Option("--to", help="Promote this replica.")] = None,
+    force: Annotated[bool, typer.Option(help="Override the lag guard, the cooldown and the healthy-primary check.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and why; change nothing.")] = False,
+    wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to wait for AWS before leaving the rest to reconcile.")] = 240,
+) -> None:
+    """Fail CLUSTER over now (manual). Exit 3 if refused or blocked."""
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    now = svc.clock.now()
+    request = FailoverRequest(trigger=f"cli failover by {_user()}", failure_time=now, workflow_id=uuid.uuid4().hex[:6],
+                              automatic=False, target=to, force=force)
+    result = svc.failover(cfg, request, now + timedelta(seconds=wait), dry_run=dry_run)
+    render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run)
+    if result.outcome in {"blocked", "refused"}:
+        raise typer.Exit(3)
+
+
+@app.command()
+def invoke(
+    function: Annotated[str, typer.Argument(help="A function's logical id in template.yaml, e.g. FailoverFunction.")],
+    event: Annotated[Path, typer.Option("--event", "-e", help="Event JSON file ('-' for stdin).")],
+    template: Annotated[Path | None, typer.Option(help="template.yaml (default: found here or above).")] = None,
+) -> None:
+    """Run FUNCTION's handler here with EVENT, like `sam local invoke` without Docker."""
+    from .invoke import invoke as run
+
+    try:
+        text = sys.stdin.read() if str(event) == "-" else event.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RdsHaError(f"cannot read event {event}: {exc}") from exc
+    payload = load_event_text(text)
+    result = run(function, payload, template)
+    print(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
+def demo(
+    promote_minutes: Annotated[float, typer.Option(min=0, max=60, help="Simulated promotion time.")] = 4,
+    replica_minutes: Annotated[float, typer.Option(min=0, max=120, help="Simulated replica creation time.")] = 12,
+) -> None:
+    """Fail over a primary with two replicas on an embedded moto server (no AWS account, no Docker)."""
+    from .demo import run_demo
+
+    run_demo(out, promote_minutes * 60, replica_minutes * 60)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, no tracebacks unless --debug."""
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines mean nothing outside Lambda
+    logger.setLevel("WARNING")
+    for handler in logger.handlers:  # logs to stderr: stdout is for results
+        if isinstance(handler, logging.StreamHandler):
+            handler.stream = sys.stderr
+    command = typer.main.get_command(app)
+    try:
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        code = command.main(args=argv, prog_name="rds-ha", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except InvalidEventError as exc:
+        err.print(f"[red]invalid event[/red]: {escape(str(exc))}")
+        sys.exit(2)
+    except RdsHaError as exc:
+        err.print(f"[red]error[/red]: {escape(str(exc))}")
+        sys.exit(2)
+    except BotoCoreError as exc:
+        err.print(f"[red]AWS error[/red]: {escape(str(exc))}")
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("RDS_HA_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        err.print(f"[red]internal error[/red]: {type(exc).__name__}: {escape(first)} (run with --debug for the traceback)")
+        sys.exit(1)
+
+

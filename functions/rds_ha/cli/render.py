@@ -1,0 +1,86 @@
+"""Rich rendering of status, history and plans: the same reasons the planner wrote."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def _lag(value: Any) -> str:
+    if value is None:
+        return "-"
+    return "broken (-1)" if value < 0 else f"{value:g}s"
+
+
+def status(console: Console, st: dict[str, Any]) -> None:
+    console.print(f"[bold]{st['cluster']}[/bold] ({st['region']})")
+    console.print(f"  primary  [bold]{st['primary']}[/bold]  {st['primary_status']}  {st['primary_az'] or ''}")
+    console.print(f"  writer   {st['writer']['name']} -> {', '.join(st['writer']['targets']) or '(no record)'}")
+    if st["reader"]:
+        console.print(f"  reader   {st['reader']['name']} -> {', '.join(st['reader']['targets']) or '(no record)'}")
+    if st["workflow"]:
+        wf = st["workflow"]
+        console.print(f"  [yellow]failover in progress[/yellow] {wf['old_primary']} -> {wf['new_primary']}: {escape(wf['step'])} (since {wf['started_at']})")
+    if st["blocked"]:
+        console.print(f"  [red]blocked[/red] at {st['blocked']['at']}: {escape(st['blocked']['reason'])}")
+    if st["last_failover_at"]:
+        cool = f"; cooldown until {st['cooldown_until']}" if st["cooldown_until"] else ""
+        console.print(f"  last failover {st['last_failover_at']}{cool}")
+    if st["fenced"]:
+        console.print(f"  fenced   {', '.join(st['fenced'])}")
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("instance", "role", "status", "az", "lag", "source"):
+        table.add_column(col)
+    for r in st["replicas"]:
+        role = r["role"] + (" (never-promote)" if r["never_promote"] else "")
+        table.add_row(r["id"], role, r["status"], r["az"] or "-", _lag(r["lag"]) if r["role"] == "replica" else "-", r["source"] or "-")
+    if st["replicas"]:
+        console.print(table)
+    else:
+        console.print("  (no replicas)")
+
+
+def history(console: Console, entries: list[dict[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("at", "event", "what and why"):
+        table.add_column(col, overflow="fold")
+    for h in entries:
+        table.add_row(h["at"], h["kind"], escape(h["message"]))
+    console.print(table)
+
+
+def timeline(console: Console, entries: list[dict[str, Any]], since: datetime) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("t+", "event", "what and why"):
+        table.add_column(col, overflow="fold")
+    for h in reversed(entries):  # history is newest first
+        at = datetime.fromisoformat(h["at"])
+        if at < since:
+            continue
+        secs = (at - since).total_seconds()
+        table.add_row(f"{int(secs // 60)}m{int(secs % 60):02d}s", h["kind"], escape(h["message"]))
+    console.print(table)
+
+
+def plan(console: Console, result: dict[str, Any], steps: list[str], dry_run: bool) -> None:
+    colour = {"start": "green", "complete": "green", "waiting": "yellow", "blocked": "red", "refused": "red"}.get(result["outcome"], "white")
+    head = "plan (dry run: nothing changed)" if dry_run else "failover"
+    console.print(f"[bold]{head}[/bold]: [{colour}]{result['outcome']}[/{colour}] - {escape(result['reason'])}")
+    if result.get("candidates"):
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col in ("candidate", "az", "lag", "verdict"):
+            table.add_column(col)
+        for c in result["candidates"]:
+            mark = "[green]chosen[/green]" if c["instance"] == result.get("chosen") else ("eligible" if c["eligible"] else "[red]not eligible[/red]")
+            table.add_row(c["instance"], c["az"] or "-", _lag(c["lag"]), f"{mark}: {escape(c['reason'])}")
+        console.print(table)
+    if steps:
+        console.print("steps:" if dry_run else "steps planned:")
+        for n, step in enumerate(steps, 1):
+            console.print(f"  {n}. {escape(step)}")
+    for action in result.get("actions", []) if not dry_run else []:
+        console.print(f"  done: {escape(action)}")

@@ -59,8 +59,15 @@ class Sandbox:
     def put_lag(self, instance_id: str, seconds: float, at: datetime | None = None) -> None:
         self.cw().put_metric_data(
             Namespace="AWS/RDS",
-            MetricData=[{"MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance_id}],
-                         "Value": seconds, "Unit": "Seconds", "Timestamp": at or self.clock.now() - timedelta(seconds=30)}],
+            MetricData=[
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance_id}],
+                    "Value": seconds,
+                    "Unit": "Seconds",
+                    "Timestamp": at or self.clock.now() - timedelta(seconds=30),
+                }
+            ],
         )
 
     def writer_targets(self, name: str = "writer.orders.example.internal") -> list[str]:
@@ -84,7 +91,9 @@ class Sandbox:
             if http_response is not None and http_response.status_code < 300:
                 calls[0] += 1
 
-        self.clients.client(service, REGION).meta.events.register(f"after-call.{self.clients.client(service, REGION).meta.service_model.endpoint_prefix}.{operation}", seen)
+        self.clients.client(service, REGION).meta.events.register(
+            f"after-call.{self.clients.client(service, REGION).meta.service_model.endpoint_prefix}.{operation}", seen
+        )
         return calls
 
     def replicas_of(self, source: str) -> list[dict[str, Any]]:
@@ -92,7 +101,9 @@ class Sandbox:
 
     def promotions(self) -> list[str]:
         """Instances that are standalone (not replicas) now."""
-        return sorted(i["DBInstanceIdentifier"] for i in self.rds().describe_db_instances()["DBInstances"] if not i.get("ReadReplicaSourceDBInstanceIdentifier"))
+        return sorted(
+            i["DBInstanceIdentifier"] for i in self.rds().describe_db_instances()["DBInstances"] if not i.get("ReadReplicaSourceDBInstanceIdentifier")
+        )
 
     def state(self) -> Any:
         assert self.cfg is not None
@@ -133,24 +144,55 @@ def build_cluster(
         replicas = {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}
     rds = sb.rds()
     rds.create_db_instance(
-        DBInstanceIdentifier="orders-db", Engine="postgres", DBInstanceClass="db.r6g.large", AllocatedStorage=100,
-        MasterUsername="app", MasterUserPassword="not-a-real-secret-1", BackupRetentionPeriod=7, AvailabilityZone=primary_az,
+        DBInstanceIdentifier="orders-db",
+        Engine="postgres",
+        DBInstanceClass="db.r6g.large",
+        AllocatedStorage=100,
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-secret-1",
+        BackupRetentionPeriod=7,
+        AvailabilityZone=primary_az,
         Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
     )
     for rid, (az, lag) in replicas.items():
         extra_tags = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]
-        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", AvailabilityZone=az,
-                                            Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}, *extra_tags])
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=rid,
+            SourceDBInstanceIdentifier="orders-db",
+            AvailabilityZone=az,
+            Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}, *extra_tags],
+        )
         if lag is not None:
             sb.put_lag(rid, lag)
     zone = sb.r53().create_hosted_zone(Name="orders.example.internal", CallerReference="orders-zone")["HostedZone"]["Id"].split("/")[-1]
     sb.zone_id = zone
-    sb.r53().change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
-        "Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": sb.endpoint("orders-db")}]}}]})
+    sb.r53().change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": "writer.orders.example.internal",
+                        "Type": "CNAME",
+                        "TTL": 5,
+                        "ResourceRecords": [{"Value": sb.endpoint("orders-db")}],
+                    },
+                }
+            ]
+        },
+    )
     for alarm in alarms:
         sb.cw().put_metric_alarm(
-            AlarmName=alarm, Namespace="AWS/RDS", MetricName="DatabaseConnections", Statistic="Minimum", Period=60,
-            EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold", Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
+            AlarmName=alarm,
+            Namespace="AWS/RDS",
+            MetricName="DatabaseConnections",
+            Statistic="Minimum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
         )
         sb.set_alarm("ALARM", alarm)
     text = CONFIG.format(min=min_replicas, zone=zone, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms))

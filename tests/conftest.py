@@ -13,13 +13,13 @@ os.environ.update(
     RDS_HA_TABLE="rds-ha-test",
     POWERTOOLS_METRICS_NAMESPACE="rds-ha",
     POWERTOOLS_DEV="false",
+    COLUMNS="250",  # CLI output is asserted on content; keep Rich from wrapping it
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 import moto  # noqa: E402,F401
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
-
 from rds_ha.adapters.aws import AwsClients  # noqa: E402
 from rds_ha.handlers import failover as failover_handler  # noqa: E402
 from rds_ha.handlers import runtime  # noqa: E402

@@ -179,8 +179,18 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
             assert msg is not None
             region = msg.AlarmArn.split(":")[3] if msg.AlarmArn and msg.AlarmArn.count(":") >= 5 else None
             dims = {d.name: d.value for d in msg.Trigger.Dimensions} if msg.Trigger else {}
-            out.append(AlarmTrigger(alarm_name=msg.AlarmName, state=msg.NewStateValue, previous_state=msg.OldStateValue,
-                                    state_time=msg.StateChangeTime, reason=msg.NewStateReason, region=region, dimensions=dims, shape="sns"))
+            out.append(
+                AlarmTrigger(
+                    alarm_name=msg.AlarmName,
+                    state=msg.NewStateValue,
+                    previous_state=msg.OldStateValue,
+                    state_time=msg.StateChangeTime,
+                    reason=msg.NewStateReason,
+                    region=region,
+                    dimensions=dims,
+                    shape="sns",
+                )
+            )
         if not out:
             raise InvalidEventError("malformed SNS alarm event: no records")
         return out

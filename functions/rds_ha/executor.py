@@ -50,7 +50,9 @@ class Outcome:
 
 
 class Executor:
-    def __init__(self, rds: RdsAdapter, route53: Route53Adapter, table: StateTable, notifier: Notifier | None, clock: Clock, topic_arn: str | None = None) -> None:
+    def __init__(
+        self, rds: RdsAdapter, route53: Route53Adapter, table: StateTable, notifier: Notifier | None, clock: Clock, topic_arn: str | None = None
+    ) -> None:
         self.rds, self.route53, self.table, self.notifier, self.clock = rds, route53, table, notifier, clock
         self.topic_arn = topic_arn
         # Tests set this to raise CrashPoint after the Nth AWS mutation (crash-at-every-step proofs).
@@ -123,11 +125,24 @@ class Executor:
         if isinstance(action, StartWorkflow):
             assert action.workflow is not None
             state = self._save(state, workflow=action.workflow, last_failover_at=now, blocked=None)
-            self.history(name, "failover_started", f"failover started: {action.workflow.old_primary} -> {action.workflow.new_primary} ({action.reason})",
-                         workflow=action.workflow.id, old_primary=action.workflow.old_primary, new_primary=action.workflow.new_primary)
+            self.history(
+                name,
+                "failover_started",
+                f"failover started: {action.workflow.old_primary} -> {action.workflow.new_primary} ({action.reason})",
+                workflow=action.workflow.id,
+                old_primary=action.workflow.old_primary,
+                new_primary=action.workflow.new_primary,
+            )
             emit("FailoverStarted", name)
-            self.notify(topo, "failover_started", action.reason, unplanned=True, old_primary=action.workflow.old_primary,
-                        new_primary=action.workflow.new_primary, workflow=action.workflow.id)
+            self.notify(
+                topo,
+                "failover_started",
+                action.reason,
+                unplanned=True,
+                old_primary=action.workflow.old_primary,
+                new_primary=action.workflow.new_primary,
+                workflow=action.workflow.id,
+            )
             return state
         if isinstance(action, Fence):
             inst = topo.instances[action.instance]
@@ -152,7 +167,9 @@ class Executor:
         if isinstance(action, ChangeRecords):
             change_id = self.route53.change(action.zone_id, action.changes, f"rds-ha {name}: {action.reason}")
             if action.role == "writer" and wf is not None:
-                state = self._save(state, workflow=wf.model_copy(update={"writer_moved_at": now, "writer_change_id": change_id, "step": "restoring redundancy"}))
+                state = self._save(
+                    state, workflow=wf.model_copy(update={"writer_moved_at": now, "writer_change_id": change_id, "step": "restoring redundancy"})
+                )
                 emit("WriterMoved", name)
             self.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
             return state
@@ -190,8 +207,17 @@ class Executor:
             self.history(name, "failover_completed", message, workflow=wf.id, seconds=round(took, 1))
             emit("FailoverCompleted", name)
             emit("FailoverSeconds", name, took, unit=MetricUnit.Seconds)
-            self.notify(topo, "failover_completed", message, unplanned=True, old_primary=wf.old_primary, new_primary=wf.new_primary,
-                        workflow=wf.id, started_at=wf.started_at.isoformat(), seconds=round(took, 1))
+            self.notify(
+                topo,
+                "failover_completed",
+                message,
+                unplanned=True,
+                old_primary=wf.old_primary,
+                new_primary=wf.new_primary,
+                workflow=wf.id,
+                started_at=wf.started_at.isoformat(),
+                seconds=round(took, 1),
+            )
             return state
         if isinstance(action, AbortWorkflow):
             assert wf is not None

@@ -19,11 +19,11 @@ from .adapters.notify import Notifier
 from .adapters.rds import RdsAdapter
 from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
+from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
 from .core.models import ClusterState
-from .core.actions import StartWorkflow
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
@@ -115,8 +115,12 @@ class Service:
         if cfg is None:
             return self._ignored(None, f"alarm {trigger.alarm_name} is not mapped to any cluster's alarms.failover")
         request = FailoverRequest(
-            trigger=trigger.describe(), failure_time=trigger.state_time, workflow_id=uuid.uuid4().hex[:6],
-            automatic=True, alarm_name=trigger.alarm_name, alarm_instance=trigger.instance,
+            trigger=trigger.describe(),
+            failure_time=trigger.state_time,
+            workflow_id=uuid.uuid4().hex[:6],
+            automatic=True,
+            alarm_name=trigger.alarm_name,
+            alarm_instance=trigger.instance,
         )
         return self.failover(cfg, request, deadline)
 
@@ -131,9 +135,14 @@ class Service:
                 progress = self._drive(cfg, deadline)
                 progress.reason = f"{plan.reason}; resumed: {progress.reason}"
                 return progress
-            result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions],
-                            [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
-                            plan.chosen)
+            result = Result(
+                cfg.name,
+                plan.outcome,
+                plan.reason,
+                [a.describe() for a in plan.actions],
+                [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
+                plan.chosen,
+            )
             start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
             if start is not None and start.workflow is not None:
                 result.steps = outline(topo, start.workflow)
@@ -248,10 +257,18 @@ class Service:
             role = "replica" if inst.source == primary_id else "orphan" if inst.id in orphans else "fenced" if inst.fenced else "member"
             if wf and inst.id == wf.new_primary and inst.id != primary_id:
                 role = "promoting"
-            replicas.append({
-                "id": inst.id, "role": role, "status": inst.status, "az": inst.az, "source": inst.source,
-                "lag": topo.lag.get(inst.id), "fenced": inst.fenced, "never_promote": inst.never_promote,
-            })
+            replicas.append(
+                {
+                    "id": inst.id,
+                    "role": role,
+                    "status": inst.status,
+                    "az": inst.az,
+                    "source": inst.source,
+                    "lag": topo.lag.get(inst.id),
+                    "fenced": inst.fenced,
+                    "never_promote": inst.never_promote,
+                }
+            )
         primary = topo.primary
         cooldown_until = None
         if state.last_failover_at is not None:

@@ -46,6 +46,12 @@ class Snapshotter:
                 lag = self.cloudwatch.replica_lag(cfg.region, replicas, start, failure_time)
         alarm_states = self.cloudwatch.alarm_states(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
         return Topology(
-            cluster=cfg, state=state, instances=instances, now=self.clock.now(),
-            writer=writer, reader=reader, lag=lag, alarm_states=alarm_states,
+            cluster=cfg,
+            state=state,
+            instances=instances,
+            now=self.clock.now(),
+            writer=writer,
+            reader=reader,
+            lag=lag,
+            alarm_states=alarm_states,
         )

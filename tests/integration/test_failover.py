@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rds_ha.handlers.failover import handler
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
@@ -141,7 +140,9 @@ def test_second_failover_within_cooldown_is_refused_and_recorded(aws: Sandbox) -
     assert aws.state().primary == "orders-db-r2"
     # The new primary "fails" too, five minutes later: a flapping alarm, within cooldown.
     aws.clock.advance(300)
-    for rid in [i["DBInstanceIdentifier"] for i in aws.rds().describe_db_instances()["DBInstances"] if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-r2"]:
+    for rid in [
+        i["DBInstanceIdentifier"] for i in aws.rds().describe_db_instances()["DBInstances"] if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-r2"
+    ]:
         aws.put_lag(rid, 1.0)
     aws.set_alarm("OK")
     aws.set_alarm("ALARM")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rds_ha.core.config import parse_config
 from rds_ha.core.errors import ConfigError
 
@@ -51,7 +50,9 @@ def test_bad_values_name_the_key_and_line(change: tuple[str, str], expected: str
 
 
 def test_missing_required_key() -> None:
-    assert "clusters[0].dns: Field required" in _error(MINIMUM.replace("    dns: {zone_id: Z0123456789, writer: writer.orders.example.internal, reader: reader.orders.example.internal, ttl: 5}\n", ""))
+    assert "clusters[0].dns: Field required" in _error(
+        MINIMUM.replace("    dns: {zone_id: Z0123456789, writer: writer.orders.example.internal, reader: reader.orders.example.internal, ttl: 5}\n", "")
+    )
 
 
 def test_not_yaml_empty_and_wrong_top_level() -> None:

@@ -86,8 +86,13 @@ def test_target_must_be_a_replica_of_the_primary() -> None:
 
 
 def test_fenced_never_promote_and_other_region_replicas_are_skipped() -> None:
-    t = topo(inst("db"), inst("r1", "db", tags={"rds-ha:fenced": "x"}), inst("r2", "db", tags={"rds-ha:never-promote": "true"}),
-             inst("r3", "db", region="us-west-2"), lag={"r1": 0, "r2": 0, "r3": 0})
+    t = topo(
+        inst("db"),
+        inst("r1", "db", tags={"rds-ha:fenced": "x"}),
+        inst("r2", "db", tags={"rds-ha:never-promote": "true"}),
+        inst("r3", "db", region="us-west-2"),
+        lag={"r1": 0, "r2": 0, "r3": 0},
+    )
     plan = decide_failover(t, request())
     reasons = {c.instance: c.reason for c in plan.candidates}
     assert plan.outcome == "blocked"
@@ -96,8 +101,13 @@ def test_fenced_never_promote_and_other_region_replicas_are_skipped() -> None:
 
 def test_workflow_fences_and_promotes_first_and_keeps_the_writer() -> None:
     state = ClusterState(cluster="orders", primary="db", workflow=workflow())
-    t = topo(inst("db", status="failed"), inst("r1", "db"), inst("r2", "db"), state=state,
-             reader=(Record("r.example", "r1.rds", 5, "r1", 1), Record("r.example", "r2.rds", 5, "r2", 1)))
+    t = topo(
+        inst("db", status="failed"),
+        inst("r1", "db"),
+        inst("r2", "db"),
+        state=state,
+        reader=(Record("r.example", "r1.rds", 5, "r1", 1), Record("r.example", "r2.rds", 5, "r2", 1)),
+    )
     plan = plan_workflow(t)
     assert kinds(plan) == ["Fence", "ChangeRecords", "Promote"]
     dns = plan.actions[1]
@@ -109,8 +119,12 @@ def test_workflow_fences_and_promotes_first_and_keeps_the_writer() -> None:
 
 def test_workflow_waits_while_promotion_runs() -> None:
     state = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW), fenced=("db",))
-    t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r2", "db", status="modifying"), state=state,
-             reader=(Record("r.example", "r2.rds", 5, "r2", 1),))
+    t = topo(
+        inst("db", status="failed", tags={"rds-ha:fenced": "x"}),
+        inst("r2", "db", status="modifying"),
+        state=state,
+        reader=(Record("r.example", "r2.rds", 5, "r2", 1),),
+    )
     plan = plan_workflow(t)
     assert kinds(plan) == ["Wait"]
     assert "promotion of r2 in progress (status modifying)" in plan.actions[0].reason
@@ -118,8 +132,12 @@ def test_workflow_waits_while_promotion_runs() -> None:
 
 def test_after_promotion_writer_moves_and_replicas_are_created() -> None:
     state = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW))
-    t = topo(inst("db", status="failed", az="us-east-1a", tags={"rds-ha:fenced": "x"}), inst("r1", "db", az="us-east-1b"),
-             inst("r2", None, az="us-east-1c"), state=state)
+    t = topo(
+        inst("db", status="failed", az="us-east-1a", tags={"rds-ha:fenced": "x"}),
+        inst("r1", "db", az="us-east-1b"),
+        inst("r2", None, az="us-east-1c"),
+        state=state,
+    )
     plan = plan_workflow(t)
     assert kinds(plan) == ["ChangeRecords", "ChangeRecords", "RecordPrimary", "CreateReplica", "CreateReplica"]
     writer = plan.actions[0]
@@ -136,16 +154,29 @@ def test_orphans_are_deleted_only_once_replacements_are_available() -> None:
     t = topo(*base, inst("n1", "r2", status="creating"), inst("n2", "r2"), state=state, writer="r2.rds")
     plan = plan_workflow(t)
     assert not any(isinstance(a, DeleteInstance) for a in plan.actions)
-    t = topo(*base, inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds",
-             reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)))
+    t = topo(
+        *base,
+        inst("n1", "r2"),
+        inst("n2", "r2"),
+        state=state,
+        writer="r2.rds",
+        reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)),
+    )
     plan = plan_workflow(t)
     assert kinds(plan) == ["DeleteInstance"]
 
 
 def test_workflow_completes_when_every_step_is_verified() -> None:
     state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW))
-    t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds",
-             reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)))
+    t = topo(
+        inst("db", status="failed", tags={"rds-ha:fenced": "x"}),
+        inst("r2"),
+        inst("n1", "r2"),
+        inst("n2", "r2"),
+        state=state,
+        writer="r2.rds",
+        reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)),
+    )
     plan = plan_workflow(t)
     assert plan.outcome == "complete"
     assert isinstance(plan.actions[0], CompleteWorkflow)
@@ -160,8 +191,16 @@ def test_candidate_gone_aborts_into_blocked() -> None:
 def test_stop_old_primary_only_when_nothing_replicates_from_it() -> None:
     cfg = cluster(stop_old_primary=True)
     state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=()))
-    t = topo(inst("db", tags={"rds-ha:fenced": "x"}), inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds", cfg=cfg,
-             reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)))
+    t = topo(
+        inst("db", tags={"rds-ha:fenced": "x"}),
+        inst("r2"),
+        inst("n1", "r2"),
+        inst("n2", "r2"),
+        state=state,
+        writer="r2.rds",
+        cfg=cfg,
+        reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)),
+    )
     assert kinds(plan_workflow(t)) == ["StopInstance"]
 
 

@@ -21,8 +21,16 @@ RETRY_CONFIG = Config(
 )
 
 TRANSIENT_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "PriorRequestNotComplete",
-     "ServiceUnavailable", "InternalFailure", "InternalError", "ProvisionedThroughputExceededException"}
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "PriorRequestNotComplete",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "ProvisionedThroughputExceededException",
+    }
 )
 
 

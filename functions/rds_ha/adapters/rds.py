@@ -71,9 +71,7 @@ class RdsAdapter:
         except _ERRORS as exc:
             raise translate(exc, f"promote {instance_id}") from exc
 
-    def create_replica(
-        self, region: str, instance_id: str, source: str, az: str | None, instance_class: str | None, tags: Mapping[str, str]
-    ) -> None:
+    def create_replica(self, region: str, instance_id: str, source: str, az: str | None, instance_class: str | None, tags: Mapping[str, str]) -> None:
         kwargs: dict[str, Any] = {
             "DBInstanceIdentifier": instance_id,
             "SourceDBInstanceIdentifier": source,

@@ -50,7 +50,9 @@ class Route53Adapter:
                     )
                 if stop or not page.get("IsTruncated") or not page.get("NextRecordIdentifier"):
                     break
-                kwargs.update(StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"], StartRecordIdentifier=page["NextRecordIdentifier"])
+                kwargs.update(
+                    StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"], StartRecordIdentifier=page["NextRecordIdentifier"]
+                )
         except _ERRORS as exc:
             raise translate(exc, f"list records {name} in zone {zone_id}") from exc
         # Deduplicate: a hand-paged listing may repeat the boundary record.

@@ -61,33 +61,69 @@ def _build(clients: AwsClients, clock: SimClock) -> str:
     """A primary with two replicas (lag 12 s and 2 s), a hosted zone with the writer, the alarm."""
     rds = clients.client("rds", REGION)
     rds.create_db_instance(
-        DBInstanceIdentifier="orders-db", Engine="postgres", DBInstanceClass="db.r6g.large", AllocatedStorage=100,
-        MasterUsername="app", MasterUserPassword="demo-only-not-a-secret", BackupRetentionPeriod=7,  # noqa: S106
-        AvailabilityZone="us-east-1a", Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
+        DBInstanceIdentifier="orders-db",
+        Engine="postgres",
+        DBInstanceClass="db.r6g.large",
+        AllocatedStorage=100,
+        MasterUsername="app",
+        MasterUserPassword="demo-only-not-a-secret",
+        BackupRetentionPeriod=7,  # noqa: S106
+        AvailabilityZone="us-east-1a",
+        Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
     )
     cw = clients.client("cloudwatch", REGION)
     for rid, az, lag in (("orders-db-r1", "us-east-1b", 12.0), ("orders-db-r2", "us-east-1c", 2.0)):
-        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", AvailabilityZone=az,
-                                            Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}])
-        cw.put_metric_data(Namespace="AWS/RDS", MetricData=[{
-            "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}], "Value": lag, "Unit": "Seconds",
-            "Timestamp": clock.now() - timedelta(seconds=30)}])
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", AvailabilityZone=az, Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}]
+        )
+        cw.put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
+                    "Value": lag,
+                    "Unit": "Seconds",
+                    "Timestamp": clock.now() - timedelta(seconds=30),
+                }
+            ],
+        )
     r53 = clients.client("route53", REGION)
     zone = r53.create_hosted_zone(Name="orders.example.internal", CallerReference="rds-ha-demo")["HostedZone"]["Id"].split("/")[-1]
     primary = rds.describe_db_instances(DBInstanceIdentifier="orders-db")["DBInstances"][0]["Endpoint"]["Address"]
-    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
-        "Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": primary}]}}]})
+    r53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": primary}]},
+                }
+            ]
+        },
+    )
     cw.put_metric_alarm(
-        AlarmName="orders-primary-down", Namespace="AWS/RDS", MetricName="DatabaseConnections", Statistic="Minimum", Period=60,
-        EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold", TreatMissingData="breaching",
+        AlarmName="orders-primary-down",
+        Namespace="AWS/RDS",
+        MetricName="DatabaseConnections",
+        Statistic="Minimum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
         Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
     )
     return zone
 
 
 def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -> None:
-    os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_DEFAULT_REGION=REGION,  # noqa: S105 - moto accepts any
-                      RDS_HA_TABLE="rds-ha-demo")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="demo",
+        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - moto accepts any credentials
+        AWS_DEFAULT_REGION=REGION,
+        RDS_HA_TABLE="rds-ha-demo",
+    )
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     server, endpoint = _start_moto()

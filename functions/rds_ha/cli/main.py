@@ -27,8 +27,9 @@ from ..observability import logger
 from ..service import Service, Settings
 from . import render
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="High-availability automation for Amazon RDS: failover, DNS, redundancy.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="High-availability automation for Amazon RDS: failover, DNS, redundancy."
+)
 # Not a terminal (CI, pipes): wide enough that instance endpoints stay on one line.
 _width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 out = Console(highlight=False, width=_width)
@@ -135,8 +136,11 @@ def history(
 
 
 @app.command()
-def reconcile(ctx: typer.Context, clusters: Annotated[list[str] | None, typer.Argument(help="Clusters (default: all).")] = None,
-              wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to keep waiting for AWS.")] = 0) -> None:
+def reconcile(
+    ctx: typer.Context,
+    clusters: Annotated[list[str] | None, typer.Argument(help="Clusters (default: all).")] = None,
+    wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to keep waiting for AWS.")] = 0,
+) -> None:
     """Resume unfinished failovers and repair DNS drift (what the schedule does)."""
     svc: Service = ctx.obj.service
     for result in svc.reconcile(clusters or None, svc.clock.now() + timedelta(seconds=wait)):
@@ -160,8 +164,7 @@ def failover(
     svc: Service = ctx.obj.service
     cfg = svc.cluster(cluster)
     now = svc.clock.now()
-    request = FailoverRequest(trigger=f"cli failover by {_user()}", failure_time=now, workflow_id=uuid.uuid4().hex[:6],
-                              automatic=False, target=to, force=force)
+    request = FailoverRequest(trigger=f"cli failover by {_user()}", failure_time=now, workflow_id=uuid.uuid4().hex[:6], automatic=False, target=to, force=force)
     result = svc.failover(cfg, request, now + timedelta(seconds=wait), dry_run=dry_run)
     render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run)
     if result.outcome in {"blocked", "refused"}:
@@ -233,5 +236,3 @@ def main(argv: list[str] | None = None) -> None:
         first = str(exc).splitlines()[0] if str(exc) else ""
         err.print(f"[red]internal error[/red]: {type(exc).__name__}: {escape(first)} (run with --debug for the traceback)")
         sys.exit(1)
-
-

@@ -21,8 +21,18 @@ from .config import ClusterConfig
 AVAILABLE = "available"
 # Statuses from which an instance will not come back by itself.
 TERMINAL_STATUSES = frozenset(
-    {"failed", "deleting", "incompatible-restore", "incompatible-parameters", "incompatible-network",
-     "inaccessible-encryption-credentials", "restore-error", "storage-full", "stopped", "stopping"}
+    {
+        "failed",
+        "deleting",
+        "incompatible-restore",
+        "incompatible-parameters",
+        "incompatible-network",
+        "inaccessible-encryption-credentials",
+        "restore-error",
+        "storage-full",
+        "stopped",
+        "stopping",
+    }
 )
 
 

@@ -135,8 +135,7 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     if not request.automatic and not request.force and primary is not None and primary.status == AVAILABLE:
         return Plan(
             "refused",
-            f"primary {primary.id} is available: failing over a healthy primary risks two writers; "
-            "use --force if it is really down",
+            f"primary {primary.id} is available: failing over a healthy primary risks two writers; use --force if it is really down",
         )
     if request.target:
         target = topo.instances.get(request.target)
@@ -167,7 +166,9 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     final = verdicts if not others else [*verdicts]
     # Say why each other replica lost: ineligible ones keep their reason, eligible ones lost the tie-break.
     final = [
-        v if v.instance == chosen.instance or not v.eligible else CandidateVerdict(v.instance, True, f"{v.reason}, but {chosen.instance} is preferred", v.lag, v.az)
+        v
+        if v.instance == chosen.instance or not v.eligible
+        else CandidateVerdict(v.instance, True, f"{v.reason}, but {chosen.instance} is preferred", v.lag, v.az)
         for v in final
     ]
     return Plan(
@@ -184,11 +185,7 @@ def diff_records(existing: tuple[Record, ...], desired: list[Record]) -> tuple[R
     want = {(r.set_identifier, r.value, r.ttl, r.weight) for r in desired}
     have = {(r.set_identifier, r.value, r.ttl, r.weight) for r in existing}
     desired_ids = {r.set_identifier for r in desired}
-    deletes = [
-        RecordChange("DELETE", r)
-        for r in existing
-        if (r.set_identifier, r.value, r.ttl, r.weight) not in want and r.set_identifier not in desired_ids
-    ]
+    deletes = [RecordChange("DELETE", r) for r in existing if (r.set_identifier, r.value, r.ttl, r.weight) not in want and r.set_identifier not in desired_ids]
     upserts = [RecordChange("UPSERT", r) for r in desired if (r.set_identifier, r.value, r.ttl, r.weight) not in have]
     return tuple(deletes + upserts)
 
@@ -205,10 +202,7 @@ def reader_changes(topo: Topology, primary: Instance, exclude: frozenset[str]) -
     dns = topo.cluster.dns
     if dns.reader is None:
         return ()
-    serving = [
-        r for r in topo.replicas_of(primary.id)
-        if r.status == AVAILABLE and not r.fenced and r.id not in exclude and r.endpoint
-    ]
+    serving = [r for r in topo.replicas_of(primary.id) if r.status == AVAILABLE and not r.fenced and r.id not in exclude and r.endpoint]
     targets = serving or ([primary] if primary.endpoint else [])
     desired = [Record(dns.reader, t.endpoint or "", dns.ttl, set_identifier=t.id, weight=1) for t in targets]
     return diff_records(topo.reader, desired)
@@ -236,9 +230,7 @@ def replica_name(topo: Topology, wf: Workflow, taken: set[str]) -> str:
 
 def _spread_azs(topo: Topology, new: Instance, old: Instance | None, live: list[Instance], count: int) -> list[str | None]:
     """AZs for new replicas: the least used first, avoiding the failed primary's AZ."""
-    pool = list(topo.cluster.replicas.availability_zones) or sorted(
-        {i.az for i in topo.instances.values() if i.az and i.region == new.region}
-    )
+    pool = list(topo.cluster.replicas.availability_zones) or sorted({i.az for i in topo.instances.values() if i.az and i.region == new.region})
     bad = {old.az} if old is not None and old.az else set()
     replica_azs = [r.az for r in live]
     out: list[str | None] = []

@@ -22,8 +22,11 @@ _lock = threading.Lock()
 def _build() -> Any:
     svc = runtime.service()
     persistence = DynamoDBPersistenceLayer(
-        table_name=svc.settings.table, key_attr="pk", sort_key_attr="sk",
-        static_pk_value="idempotency#FailoverFunction", boto3_client=svc.clients.client("dynamodb"),
+        table_name=svc.settings.table,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value="idempotency#FailoverFunction",
+        boto3_client=svc.clients.client("dynamodb"),
     )
 
     def process(key: dict[str, str], trigger: AlarmTrigger, context: Any) -> dict[str, Any]:

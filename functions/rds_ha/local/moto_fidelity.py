@@ -24,7 +24,7 @@ class _Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-class InvalidDBInstanceState(RDSClientError):
+class InvalidDBInstanceStateError(RDSClientError):
     def __init__(self, message: str) -> None:
         super().__init__("InvalidDBInstanceState", message)
 
@@ -82,10 +82,10 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         db = self.databases[db_id]
         # AWS: promoting an instance that is not a read replica is refused.
         if not db.is_replica:
-            raise InvalidDBInstanceState(f"DB instance {db_id} is not a read replica.")
+            raise InvalidDBInstanceStateError(f"DB instance {db_id} is not a read replica.")
         # AWS: promotion needs an available replica (not backing-up, not already modifying).
         if db.status != "available":
-            raise InvalidDBInstanceState(f"DB instance {db_id} is not in available state (status {db.status}).")
+            raise InvalidDBInstanceStateError(f"DB instance {db_id} is not in available state (status {db.status}).")
         retention = db_kwargs.get("backup_retention_period")
         db.status = "modifying"
 
@@ -116,9 +116,9 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         source = self.find_db_from_id(db_kwargs["source_db_instance_identifier"])
         # AWS: the source needs automated backups, and must not be a replica being promoted.
         if not source.backup_retention_period:
-            raise InvalidDBInstanceState(f"Automated backups are not enabled for {source.db_instance_identifier}.")
+            raise InvalidDBInstanceStateError(f"Automated backups are not enabled for {source.db_instance_identifier}.")
         if source.status not in {"available", "backing-up"}:
-            raise InvalidDBInstanceState(f"Source {source.db_instance_identifier} is {source.status}.")
+            raise InvalidDBInstanceStateError(f"Source {source.db_instance_identifier} is {source.status}.")
         replica = _originals["create"](self, db_kwargs)
         # moto copies the source's tags and status into the replica; AWS starts from the request.
         replica.tags = list(db_kwargs.get("tags") or [])

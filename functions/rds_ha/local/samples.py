@@ -7,6 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 ACCOUNT = "123456789012"
+# AWS's documentation example signature (not verified by Lambda's SNS trigger).
+SIGNATURE = (
+    "EXAMPLEpH+DcEwjAPg8O9mY8dReBSwksfg2S7WKQcikcNKWLQjwu6A4VbeS0QHVCkhRS7fUQvi2egU3N858fiTDN6bkkOxYDVrY0Ad8L10Hs3zH81mtnPk5uv"
+    "volIC1CXGu43obcgFxeL3khZl8IKvO61GWB6jI9b5+gLPoBc1Q="
+)
 
 
 def _stamp(at: datetime) -> str:
@@ -18,59 +23,115 @@ def _alarm_data(alarm: str, state: str, previous: str, at: datetime, instance: s
     before = at - timedelta(minutes=2)
     return {
         "alarmName": alarm,
-        "state": {"value": state, "reason": reason, "reasonData": json.dumps({"version": "1.0", "statistic": "Minimum", "period": 60, "recentDatapoints": [0.0], "threshold": 1.0}),
-                  "timestamp": _stamp(at)},
-        "previousState": {"value": previous, "reason": "Threshold Crossed: 1 out of the last 1 datapoints [1.0] was not less than the threshold (1.0).",
-                          "timestamp": _stamp(before)},
+        "state": {
+            "value": state,
+            "reason": reason,
+            "reasonData": json.dumps({"version": "1.0", "statistic": "Minimum", "period": 60, "recentDatapoints": [0.0], "threshold": 1.0}),
+            "timestamp": _stamp(at),
+        },
+        "previousState": {
+            "value": previous,
+            "reason": "Threshold Crossed: 1 out of the last 1 datapoints [1.0] was not less than the threshold (1.0).",
+            "timestamp": _stamp(before),
+        },
         "configuration": {
             "description": f"{instance} is down: no connections accepted",
-            "metrics": [{
-                "id": "f2bd1d83-1e4e-4e8a-9c65-1f3f4ea1b7d0",
-                "metricStat": {"metric": {"namespace": "AWS/RDS", "name": "DatabaseConnections", "dimensions": {"DBInstanceIdentifier": instance}},
-                               "period": 60, "stat": "Minimum"},
-                "returnData": True,
-            }],
+            "metrics": [
+                {
+                    "id": "f2bd1d83-1e4e-4e8a-9c65-1f3f4ea1b7d0",
+                    "metricStat": {
+                        "metric": {"namespace": "AWS/RDS", "name": "DatabaseConnections", "dimensions": {"DBInstanceIdentifier": instance}},
+                        "period": 60,
+                        "stat": "Minimum",
+                    },
+                    "returnData": True,
+                }
+            ],
         },
     }
 
 
-def alarm_event(shape: str, at: datetime, *, alarm: str = "orders-primary-down", state: str = "ALARM", previous: str = "OK",
-                instance: str = "orders-db", region: str = "us-east-1") -> dict[str, Any]:
+def alarm_event(
+    shape: str,
+    at: datetime,
+    *,
+    alarm: str = "orders-primary-down",
+    state: str = "ALARM",
+    previous: str = "OK",
+    instance: str = "orders-db",
+    region: str = "us-east-1",
+) -> dict[str, Any]:
     arn = f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{alarm}"
     data = _alarm_data(alarm, state, previous, at, instance)
     if shape == "eventbridge":
         return {
-            "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92", "detail-type": "CloudWatch Alarm State Change",
-            "source": "aws.cloudwatch", "account": ACCOUNT, "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
-            "resources": [arn], "detail": data,
+            "version": "0",
+            "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": ACCOUNT,
+            "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region,
+            "resources": [arn],
+            "detail": data,
         }
     if shape == "lambda-action":
         return {"source": "aws.cloudwatch", "alarmArn": arn, "accountId": ACCOUNT, "time": _stamp(at), "region": region, "alarmData": data}
     if shape == "sns":
         topic = f"arn:aws:sns:{region}:{ACCOUNT}:{alarm}-topic"
         message = {
-            "AlarmName": alarm, "AlarmDescription": data["configuration"]["description"], "AWSAccountId": ACCOUNT,
-            "AlarmConfigurationUpdatedTimestamp": _stamp(at - timedelta(days=3)), "NewStateValue": state,
-            "NewStateReason": data["state"]["reason"], "StateChangeTime": _stamp(at), "Region": "US East (N. Virginia)",
-            "AlarmArn": arn, "OldStateValue": previous, "OKActions": [], "AlarmActions": [topic], "InsufficientDataActions": [],
-            "Trigger": {"MetricName": "DatabaseConnections", "Namespace": "AWS/RDS", "StatisticType": "Statistic", "Statistic": "MINIMUM",
-                        "Unit": None, "Dimensions": [{"value": instance, "name": "DBInstanceIdentifier"}], "Period": 60, "EvaluationPeriods": 1,
-                        "DatapointsToAlarm": 1, "ComparisonOperator": "LessThanThreshold", "Threshold": 1.0, "TreatMissingData": "breaching",
-                        "EvaluateLowSampleCountPercentile": ""},
+            "AlarmName": alarm,
+            "AlarmDescription": data["configuration"]["description"],
+            "AWSAccountId": ACCOUNT,
+            "AlarmConfigurationUpdatedTimestamp": _stamp(at - timedelta(days=3)),
+            "NewStateValue": state,
+            "NewStateReason": data["state"]["reason"],
+            "StateChangeTime": _stamp(at),
+            "Region": "US East (N. Virginia)",
+            "AlarmArn": arn,
+            "OldStateValue": previous,
+            "OKActions": [],
+            "AlarmActions": [topic],
+            "InsufficientDataActions": [],
+            "Trigger": {
+                "MetricName": "DatabaseConnections",
+                "Namespace": "AWS/RDS",
+                "StatisticType": "Statistic",
+                "Statistic": "MINIMUM",
+                "Unit": None,
+                "Dimensions": [{"value": instance, "name": "DBInstanceIdentifier"}],
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "DatapointsToAlarm": 1,
+                "ComparisonOperator": "LessThanThreshold",
+                "Threshold": 1.0,
+                "TreatMissingData": "breaching",
+                "EvaluateLowSampleCountPercentile": "",
+            },
         }
         sub = f"{topic}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55"
-        return {"Records": [{
-            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": sub,
-            "Sns": {
-                "Type": "Notification", "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e", "TopicArn": topic,
-                "Subject": f'{state}: "{alarm}" in US East (N. Virginia)', "Message": json.dumps(message),
-                "Timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z", "SignatureVersion": "1",
-                "Signature": "EXAMPLEpH+DcEwjAPg8O9mY8dReBSwksfg2S7WKQcikcNKWLQjwu6A4VbeS0QHVCkhRS7fUQvi2egU3N858fiTDN6bkkOxYDVrY0Ad8L10Hs3zH81mtnPk5uvvolIC1CXGu43obcgFxeL3khZl8IKvO61GWB6jI9b5+gLPoBc1Q=",
-                "SigningCertUrl": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
-                "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={sub}",
-                "MessageAttributes": {},
-            },
-        }]}
+        return {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": sub,
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                        "TopicArn": topic,
+                        "Subject": f'{state}: "{alarm}" in US East (N. Virginia)',
+                        "Message": json.dumps(message),
+                        "Timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+                        "SignatureVersion": "1",
+                        "Signature": SIGNATURE,
+                        "SigningCertUrl": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+                        "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={sub}",
+                        "MessageAttributes": {},
+                    },
+                }
+            ]
+        }
     raise ValueError(f"unknown alarm event shape {shape!r}")
 
 
@@ -83,4 +144,6 @@ def write_samples(folder: str) -> None:
     out = Path(folder)
     for shape in ("eventbridge", "sns", "lambda-action"):
         (out / f"alarm-{shape}.json").write_text(json.dumps(alarm_event(shape, at), indent=2) + "\n")
-    (out / "alarm-eventbridge-ok.json").write_text(json.dumps(alarm_event("eventbridge", at + timedelta(minutes=5), state="OK", previous="ALARM"), indent=2) + "\n")
+    (out / "alarm-eventbridge-ok.json").write_text(
+        json.dumps(alarm_event("eventbridge", at + timedelta(minutes=5), state="OK", previous="ALARM"), indent=2) + "\n"
+    )

@@ -20,6 +20,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import moto  # noqa: E402,F401
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
+
 from rds_ha.adapters.aws import AwsClients  # noqa: E402
 from rds_ha.handlers import failover as failover_handler  # noqa: E402
 from rds_ha.handlers import runtime  # noqa: E402

@@ -109,12 +109,15 @@ class Executor:
                 out.state = self._apply(topo, out.state, action)
                 out.done.append(action.describe())
             except AwsError as exc:
-                # Retries (adaptive mode) are exhausted or the state forbids it now: record, stop,
-                # and leave the rest to the next run, which re-plans from what AWS shows.
-                out.error = str(exc)
+                # Retries (adaptive mode) are exhausted or the state forbids it now: record it and
+                # leave it to the next run, which re-plans from what AWS shows. A failed marker or
+                # clean-up step must not hold up the promotion and the writer behind it.
                 self.history(topo.cluster.name, "step_failed", f"{action.describe()} failed: {exc}", transient=exc.transient)
                 emit("StepFailed", topo.cluster.name)
-                break
+                if action.critical:
+                    out.error = str(exc)
+                    break
+                continue
             self._step(action.describe())
         return out
 

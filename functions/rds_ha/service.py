@@ -23,7 +23,7 @@ from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
-from .core.models import ClusterState
+from .core.models import ClusterState, Instance
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
@@ -107,11 +107,11 @@ class Service:
             self.table.release_lease(cluster, owner)
 
     # -- failover -----------------------------------------------------------------------------
-    def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime) -> Result:
+    def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
         """A parsed alarm transition: ignore it (saying why) or fail the cluster over."""
         if not trigger.is_alarm_transition:
             return self._ignored(None, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
-        cfg = self.cluster_for_alarm(trigger.alarm_name)
+        cfg = cfg or self.cluster_for_alarm(trigger.alarm_name)
         if cfg is None:
             return self._ignored(None, f"alarm {trigger.alarm_name} is not mapped to any cluster's alarms.failover")
         request = FailoverRequest(
@@ -161,12 +161,13 @@ class Service:
                 result.reason += f"; {progress.reason}"
             return result
 
-    def _drive(self, cfg: ClusterConfig, deadline: datetime) -> Result:
+    def _drive(self, cfg: ClusterConfig, deadline: datetime, sweep: list[Instance] | None = None) -> Result:
         """Run the workflow's steps until it completes, must wait past the deadline, or fails a step."""
         done: list[str] = []
         last: tuple[str, ...] = ()
         while True:
-            topo = self.snapshots.read(cfg)
+            topo = self.snapshots.read(cfg, described=sweep)
+            sweep = None  # after any change, look again
             if topo.state.workflow is None:
                 plan = plan_steady(topo)
                 out = self.executor.execute(topo, plan)
@@ -198,11 +199,13 @@ class Service:
                 if name not in known:
                     raise ClusterNotFoundError(f"no cluster named {name!r} is configured in table {self.table.name}")
             configs = [c for c in configs if c.name in names]
+        # One DescribeDBInstances sweep per region serves every cluster's first look.
+        sweeps = {region: self.rds.describe_all(region) for region in sorted({c.region for c in configs})}
         results = []
         for cfg in configs:
             try:
                 with self.lease(cfg.name, deadline, 0):
-                    results.append(self._drive(cfg, deadline))
+                    results.append(self._drive(cfg, deadline, sweeps[cfg.region]))
             except LeaseBusyError as exc:
                 results.append(Result(cfg.name, "skipped", str(exc)))
         return results

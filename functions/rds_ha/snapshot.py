@@ -32,10 +32,11 @@ class Snapshotter:
     def state(self, cfg: ClusterConfig) -> ClusterState:
         return self.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
 
-    def read(self, cfg: ClusterConfig, failure_time: datetime | None = None, alarms: bool = False) -> Topology:
-        """`failure_time` asks for replica lag in the window before it; `alarms` for alarm states."""
+    def read(self, cfg: ClusterConfig, failure_time: datetime | None = None, alarms: bool = False, described: list[Instance] | None = None) -> Topology:
+        """`failure_time` asks for replica lag in the window before it; `alarms` for alarm states;
+        `described` is a DescribeDBInstances sweep of the region already made for this decision."""
         state = self.state(cfg)
-        instances = members(cfg, state, self.rds.describe_all(cfg.region))
+        instances = members(cfg, state, described if described is not None else self.rds.describe_all(cfg.region))
         writer = self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
         reader = self.route53.records(cfg.dns.zone_id, cfg.dns.reader) if cfg.dns.reader else ()
         lag: dict[str, float | None] = {}

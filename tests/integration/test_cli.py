@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rds_ha.cli.main import main
 from rds_ha.local.moto_fidelity import set_status
 

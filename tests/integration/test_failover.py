@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rds_ha.handlers.failover import handler
 
 from ..builders import Sandbox, alarm_event, build_cluster, context

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from rds_ha.executor import CrashPoint
 from rds_ha.handlers.failover import handler
 from rds_ha.handlers.reconcile import handler as reconcile_handler

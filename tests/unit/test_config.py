@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rds_ha.core.config import parse_config
 from rds_ha.core.errors import ConfigError
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from rds_ha.core.errors import InvalidEventError
 from rds_ha.events import parse_alarm_event
 

@@ -17,6 +17,11 @@ class Action:
     def mutates(self) -> bool:
         return True
 
+    @property
+    def critical(self) -> bool:
+        """On the path to a writable primary: when it fails, later steps of the plan wait."""
+        return True
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -36,6 +41,10 @@ class Wait(Action):
 @dataclass(frozen=True)
 class Fence(Action):
     instance: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False  # the tag is a marker; the writer record is what keeps writes off the old primary
 
     def describe(self) -> str:
         return f"fence {self.instance} (tag it fenced; it leaves every record)"
@@ -62,6 +71,10 @@ class ChangeRecords(Action):
     changes: tuple[RecordChange, ...] = ()
     # "writer" or "reader": which name the batch is for (history and metrics).
     role: str = "reader"
+
+    @property
+    def critical(self) -> bool:
+        return self.role == "writer"
 
     def describe(self) -> str:
         parts = [f"{c.action} {c.record.name} -> {c.record.value}" + (f" [{c.record.set_identifier}]" if c.record.set_identifier else "") for c in self.changes]
@@ -92,6 +105,10 @@ class CreateReplica(Action):
 class DeleteInstance(Action):
     instance: str = ""
 
+    @property
+    def critical(self) -> bool:
+        return False
+
     def describe(self) -> str:
         return f"delete orphan replica {self.instance}"
 
@@ -99,6 +116,10 @@ class DeleteInstance(Action):
 @dataclass(frozen=True)
 class StopInstance(Action):
     instance: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False
 
     def describe(self) -> str:
         return f"stop fenced old primary {self.instance}"

@@ -32,7 +32,7 @@ def _build() -> Any:
     def process(key: dict[str, str], trigger: AlarmTrigger, context: Any) -> dict[str, Any]:
         cfg = svc.cluster_for_alarm(trigger.alarm_name)
         cap = cfg.failover.wait_seconds if cfg else None
-        return svc.handle_alarm(trigger, runtime.deadline(svc, context, cap)).as_dict()
+        return svc.handle_alarm(trigger, runtime.deadline(svc, context, cap), cfg).as_dict()
 
     return idempotent_function(data_keyword_argument="key", persistence_store=persistence, config=_config)(process)
 

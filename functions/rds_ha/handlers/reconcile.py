@@ -20,5 +20,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise InvalidEventError("'clusters' must be a list of cluster names")
     svc = runtime.service()
-    results = svc.reconcile(names, runtime.deadline(svc, context, cap_seconds=240))
+    # No waiting: the schedule comes back in a minute, and a run must not overlap the next.
+    results = svc.reconcile(names, runtime.deadline(svc, context, cap_seconds=0))
     return {"results": [r.as_dict() for r in results]}

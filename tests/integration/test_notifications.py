@@ -1,0 +1,73 @@
+"""Notifications (SNS) and metrics (EMF) a failover produces, and malformed events at the handler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rds_ha.core.errors import InvalidEventError
+from rds_ha.handlers.failover import handler
+
+from ..builders import REGION, Sandbox, alarm_event, build_cluster, context
+
+
+def _subscribe(aws: Sandbox) -> tuple[str, str]:
+    sns, sqs = aws.clients.client("sns", REGION), aws.clients.client("sqs", REGION)
+    topic = sns.create_topic(Name="rds-ha-notifications")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    aws.service.executor.topic_arn = topic
+    return topic, queue
+
+
+def _messages(aws: Sandbox, queue: str) -> list[dict[str, Any]]:
+    sqs = aws.clients.client("sqs", REGION)
+    out = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return out
+        for msg in batch:
+            out.append(json.loads(msg["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=msg["ReceiptHandle"])
+
+
+def test_failover_publishes_started_and_completed(aws: Sandbox) -> None:
+    build_cluster(aws)
+    _, queue = _subscribe(aws)
+    handler(alarm_event("sns", aws.clock.now()), context())
+    messages = _messages(aws, queue)
+    assert [m["type"] for m in messages] == ["failover_started", "failover_completed"]
+    done = messages[1]
+    assert (done["cluster"], done["old_primary"], done["new_primary"], done["unplanned"]) == ("orders", "orders-db", "orders-db-r2", True)
+
+
+def test_blocked_failover_is_notified_with_the_reason(aws: Sandbox) -> None:
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 99.0)})
+    _, queue = _subscribe(aws)
+    handler(alarm_event("eventbridge", aws.clock.now()), context())
+    (msg,) = _messages(aws, queue)
+    assert msg["type"] == "failover_blocked"
+    assert "orders-db-r1: lag 99s > max 30s" in msg["message"]
+
+
+def test_failover_emits_emf_metrics_per_cluster(aws: Sandbox, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    build_cluster(aws)
+    handler(alarm_event("eventbridge", aws.clock.now()), context())
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    names = {m["Name"] for r in records for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"FailoverStarted", "WriterMoved", "ReplicaCreated", "FailoverCompleted", "FailoverSeconds"} <= names
+    assert all(r["cluster"] == "orders" and r["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "rds-ha" for r in records)
+
+
+@pytest.mark.parametrize("event", [{"detail-type": "CloudWatch Alarm State Change"}, {"Records": [{}]}, "text"])
+def test_handler_raises_on_malformed_events_and_changes_nothing(aws: Sandbox, event: Any) -> None:
+    build_cluster(aws)
+    with pytest.raises(InvalidEventError):
+        handler(event, context())
+    assert aws.promotions() == ["orders-db"]
+    assert aws.history_kinds() == ["config_applied"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from rds_ha.adapters.aws import AwsClients
 from rds_ha.core.config import ClusterConfig, parse_config
-from rds_ha.local import samples
+from rds_ha.local import samples, sandbox
 from rds_ha.local.clock import SimClock
 from rds_ha.local.context import LocalContext
 from rds_ha.local.moto_fidelity import Fidelity
@@ -57,18 +57,7 @@ class Sandbox:
         return str(inst["Endpoint"]["Address"])
 
     def put_lag(self, instance_id: str, seconds: float, at: datetime | None = None) -> None:
-        self.cw().put_metric_data(
-            Namespace="AWS/RDS",
-            MetricData=[
-                {
-                    "MetricName": "ReplicaLag",
-                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance_id}],
-                    "Value": seconds,
-                    "Unit": "Seconds",
-                    "Timestamp": at or self.clock.now() - timedelta(seconds=30),
-                }
-            ],
-        )
+        sandbox.put_lag(self.clients, instance_id, seconds, at or self.clock.now() - timedelta(seconds=30))
 
     def writer_targets(self, name: str = "writer.orders.example.internal") -> list[str]:
         return self._targets(name)
@@ -142,60 +131,8 @@ def build_cluster(
     """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied."""
     if replicas is None:
         replicas = {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}
-    rds = sb.rds()
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders-db",
-        Engine="postgres",
-        DBInstanceClass="db.r6g.large",
-        AllocatedStorage=100,
-        MasterUsername="app",
-        MasterUserPassword="not-a-real-secret-1",
-        BackupRetentionPeriod=7,
-        AvailabilityZone=primary_az,
-        Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
-    )
-    for rid, (az, lag) in replicas.items():
-        extra_tags = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]
-        rds.create_db_instance_read_replica(
-            DBInstanceIdentifier=rid,
-            SourceDBInstanceIdentifier="orders-db",
-            AvailabilityZone=az,
-            Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}, *extra_tags],
-        )
-        if lag is not None:
-            sb.put_lag(rid, lag)
-    zone = sb.r53().create_hosted_zone(Name="orders.example.internal", CallerReference="orders-zone")["HostedZone"]["Id"].split("/")[-1]
-    sb.zone_id = zone
-    sb.r53().change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {
-                        "Name": "writer.orders.example.internal",
-                        "Type": "CNAME",
-                        "TTL": 5,
-                        "ResourceRecords": [{"Value": sb.endpoint("orders-db")}],
-                    },
-                }
-            ]
-        },
-    )
-    for alarm in alarms:
-        sb.cw().put_metric_alarm(
-            AlarmName=alarm,
-            Namespace="AWS/RDS",
-            MetricName="DatabaseConnections",
-            Statistic="Minimum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="LessThanThreshold",
-            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
-        )
-        sb.set_alarm("ALARM", alarm)
-    text = CONFIG.format(min=min_replicas, zone=zone, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms))
+    sb.zone_id = sandbox.create_cluster(sb.clients, sb.clock.now(), replicas, primary_az=primary_az, tags=tags, alarms=alarms, alarm_state="ALARM")
+    text = CONFIG.format(min=min_replicas, zone=sb.zone_id, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms))
     cfg = parse_config(text, "orders.yaml").clusters[0]
     sb.service.apply([cfg], "orders.yaml", "test")
     sb.cfg = cfg

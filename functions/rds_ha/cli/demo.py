@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..adapters.aws import AwsClients
 from ..core.config import parse_config
 from ..handlers import failover as failover_handler
 from ..handlers import runtime
-from ..local import moto_fidelity, samples
+from ..local import moto_fidelity, samples, sandbox
 from ..local.clock import SimClock
 from ..service import Service, Settings
 from . import render
@@ -57,66 +56,6 @@ def _start_moto() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def _build(clients: AwsClients, clock: SimClock) -> str:
-    """A primary with two replicas (lag 12 s and 2 s), a hosted zone with the writer, the alarm."""
-    rds = clients.client("rds", REGION)
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders-db",
-        Engine="postgres",
-        DBInstanceClass="db.r6g.large",
-        AllocatedStorage=100,
-        MasterUsername="app",
-        MasterUserPassword="demo-only-not-a-secret",
-        BackupRetentionPeriod=7,  # noqa: S106
-        AvailabilityZone="us-east-1a",
-        Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}],
-    )
-    cw = clients.client("cloudwatch", REGION)
-    for rid, az, lag in (("orders-db-r1", "us-east-1b", 12.0), ("orders-db-r2", "us-east-1c", 2.0)):
-        rds.create_db_instance_read_replica(
-            DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", AvailabilityZone=az, Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}]
-        )
-        cw.put_metric_data(
-            Namespace="AWS/RDS",
-            MetricData=[
-                {
-                    "MetricName": "ReplicaLag",
-                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
-                    "Value": lag,
-                    "Unit": "Seconds",
-                    "Timestamp": clock.now() - timedelta(seconds=30),
-                }
-            ],
-        )
-    r53 = clients.client("route53", REGION)
-    zone = r53.create_hosted_zone(Name="orders.example.internal", CallerReference="rds-ha-demo")["HostedZone"]["Id"].split("/")[-1]
-    primary = rds.describe_db_instances(DBInstanceIdentifier="orders-db")["DBInstances"][0]["Endpoint"]["Address"]
-    r53.change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": primary}]},
-                }
-            ]
-        },
-    )
-    cw.put_metric_alarm(
-        AlarmName="orders-primary-down",
-        Namespace="AWS/RDS",
-        MetricName="DatabaseConnections",
-        Statistic="Minimum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="LessThanThreshold",
-        TreatMissingData="breaching",
-        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db"}],
-    )
-    return zone
-
-
 def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="demo",
@@ -136,7 +75,7 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
         runtime.use(svc)
         failover_handler.reset()
         console.rule(f"[bold]rds-ha demo[/bold] - local AWS (moto) at {endpoint}")
-        zone = _build(clients, clock)
+        zone = sandbox.create_cluster(clients, clock.now(), {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)})
         svc.table.ensure()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "orders.yaml"

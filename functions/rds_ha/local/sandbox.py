@@ -1,0 +1,89 @@
+"""A cluster on local AWS (moto): a primary, its replicas with ReplicaLag, a hosted zone, alarms.
+
+Shared by the demo and the tests so both exercise the same setup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ..adapters.aws import AwsClients
+
+REGION = "us-east-1"
+ZONE_NAME = "orders.example.internal"
+WRITER = "writer.orders.example.internal"
+
+
+def put_lag(clients: AwsClients, instance_id: str, seconds: float, at: datetime, region: str = REGION) -> None:
+    """A ReplicaLag datapoint (moto emits none of its own)."""
+    clients.client("cloudwatch", region).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance_id}],
+                "Value": seconds,
+                "Unit": "Seconds",
+                "Timestamp": at,
+            }
+        ],
+    )
+
+
+def create_cluster(
+    clients: AwsClients,
+    now: datetime,
+    replicas: dict[str, tuple[str, float | None]],
+    *,
+    primary: str = "orders-db",
+    primary_az: str = "us-east-1a",
+    tags: dict[str, dict[str, str]] | None = None,
+    alarms: tuple[str, ...] = ("orders-primary-down",),
+    alarm_state: str | None = None,
+    region: str = REGION,
+) -> str:
+    """Create the cluster; replicas are {id: (az, ReplicaLag seconds or None for no data)}. Returns the zone id."""
+    rds = clients.client("rds", region)
+    member = [{"Key": "rds-ha:cluster", "Value": "orders"}]
+    rds.create_db_instance(
+        DBInstanceIdentifier=primary,
+        Engine="postgres",
+        DBInstanceClass="db.r6g.large",
+        AllocatedStorage=100,
+        MasterUsername="app",
+        MasterUserPassword="local-moto-only-1",
+        BackupRetentionPeriod=7,  # noqa: S106 - moto, not a secret
+        AvailabilityZone=primary_az,
+        Tags=member,
+    )
+    for rid, (az, lag) in replicas.items():
+        extra = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier=primary, AvailabilityZone=az, Tags=member + extra)
+        if lag is not None:
+            put_lag(clients, rid, lag, now - timedelta(seconds=30), region)
+    r53 = clients.client("route53", region)
+    zone = str(r53.create_hosted_zone(Name=ZONE_NAME, CallerReference=f"rds-ha-{primary}")["HostedZone"]["Id"]).split("/")[-1]
+    endpoint = rds.describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][0]["Endpoint"]["Address"]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {"Name": WRITER, "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": endpoint}]}}]
+        },
+    )
+    cw = clients.client("cloudwatch", region)
+    for alarm in alarms:
+        cw.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace="AWS/RDS",
+            MetricName="DatabaseConnections",
+            Statistic="Minimum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": primary}],
+        )
+        if alarm_state:
+            cw.set_alarm_state(AlarmName=alarm, StateValue=alarm_state, StateReason="set by the local sandbox")
+    return zone

@@ -118,7 +118,7 @@ class AlarmTrigger(BaseModel):
     reason: str = ""
     region: str | None = None
     dimensions: dict[str, str] = {}
-    shape: Literal["eventbridge", "sns", "lambda-action", "cli"]
+    shape: Literal["eventbridge", "sns", "lambda-action", "reconcile"]
 
     @property
     def instance(self) -> str | None:

@@ -8,6 +8,7 @@ promotion already under way) count as done here. Progress and history go to the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -34,7 +35,7 @@ from .core.actions import (
 )
 from .core.clock import Clock
 from .core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
-from .core.models import Blocked, ClusterState, Topology
+from .core.models import Blocked, ClusterState, HandledTrigger, Topology
 from .observability import emit, logger
 
 
@@ -96,6 +97,9 @@ class Executor:
             emit("FailoverRefused", cluster)
             self.notify(topo, "failover_refused", plan.reason, trigger=trigger, primary=state.primary)
         return state
+
+    def mark_handled(self, state: ClusterState, alarm: str, at: datetime, outcome: str) -> ClusterState:
+        return self._save(state, last_trigger=HandledTrigger(alarm=alarm, at=at, outcome=outcome))
 
     # -- actions ------------------------------------------------------------------------------
     def execute(self, topo: Topology, plan: Plan) -> Outcome:

@@ -23,7 +23,7 @@ from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
-from .core.models import ClusterState, Instance
+from .core.models import AlarmStatus, ClusterState, Instance
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
@@ -109,12 +109,18 @@ class Service:
     # -- failover -----------------------------------------------------------------------------
     def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
         """A parsed alarm transition: ignore it (saying why) or fail the cluster over."""
-        if not trigger.is_alarm_transition:
-            return self._ignored(None, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
         cfg = cfg or self.cluster_for_alarm(trigger.alarm_name)
         if cfg is None:
             return self._ignored(None, f"alarm {trigger.alarm_name} is not mapped to any cluster's alarms.failover")
-        request = FailoverRequest(
+        if not trigger.is_alarm_transition:
+            if trigger.state == "OK":
+                self._clear_blocked(cfg, trigger)
+            return self._ignored(cfg.name, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
+        return self.failover(cfg, self._request(trigger), deadline)
+
+    @staticmethod
+    def _request(trigger: AlarmTrigger) -> FailoverRequest:
+        return FailoverRequest(
             trigger=trigger.describe(),
             failure_time=trigger.state_time,
             workflow_id=uuid.uuid4().hex[:6],
@@ -122,44 +128,61 @@ class Service:
             alarm_name=trigger.alarm_name,
             alarm_instance=trigger.instance,
         )
-        return self.failover(cfg, request, deadline)
 
     def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
-        # A dry run reads and plans only: it needs no lease and writes nothing.
-        guard = contextlib.nullcontext() if dry_run else self.lease(cfg.name, deadline, self.lease_wait_seconds)
-        with guard:
-            topo = self.snapshots.read(cfg, failure_time=request.failure_time, alarms=request.alarm_name is not None)
-            plan = decide_failover(topo, request)
-            if topo.state.workflow is not None and not dry_run and request.automatic:
-                # Another delivery (or a crashed run) started this failover: help finish it.
-                progress = self._drive(cfg, deadline)
-                progress.reason = f"{plan.reason}; resumed: {progress.reason}"
-                return progress
-            result = Result(
-                cfg.name,
-                plan.outcome,
-                plan.reason,
-                [a.describe() for a in plan.actions],
-                [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
-                plan.chosen,
-            )
-            start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
-            if start is not None and start.workflow is not None:
-                result.steps = outline(topo, start.workflow)
-            if dry_run:
-                return result
-            if plan.outcome != "start":
-                if plan.outcome == "ignored":
-                    logger.info(plan.reason, extra={"cluster": cfg.name})
-                self.executor.record_decision(topo, plan, request.trigger)
-                return result
-            self.executor.execute(topo, plan)
-            progress = self._drive(cfg, deadline)
-            result.actions += progress.actions
-            result.outcome, result.error = progress.outcome, progress.error
-            if progress.outcome != "complete":
-                result.reason += f"; {progress.reason}"
+        if dry_run:  # reads and plans only: no lease, no writes
+            return self._decide(cfg, request, deadline, dry_run=True)
+        with self.lease(cfg.name, deadline, self.lease_wait_seconds):
+            return self._decide(cfg, request, deadline)
+
+    def _decide(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
+        """Decide on a failover request and act on it. The caller holds the lease (unless dry run)."""
+        topo = self.snapshots.read(cfg, failure_time=request.failure_time, alarms=request.alarm_name is not None)
+        plan = decide_failover(topo, request)
+        result = Result(
+            cfg.name,
+            plan.outcome,
+            plan.reason,
+            [a.describe() for a in plan.actions],
+            [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
+            plan.chosen,
+        )
+        start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
+        if start is not None and start.workflow is not None:
+            result.steps = outline(topo, start.workflow)
+        if dry_run:
             return result
+        if topo.state.workflow is not None and request.automatic:
+            # Another delivery (or a crashed run) started this failover: help finish it.
+            progress = self._drive(cfg, deadline)
+            progress.reason = f"{plan.reason}; resumed: {progress.reason}"
+            return progress
+        if plan.outcome == "duplicate":
+            logger.info(plan.reason, extra={"cluster": cfg.name})
+            return result
+        if plan.outcome == "start":
+            state = self.executor.execute(topo, plan).state
+        else:
+            state = self.executor.record_decision(topo, plan, request.trigger)
+        if request.alarm_name is not None:
+            # Whatever was decided, this transition is now handled: no other delivery or path takes it again.
+            self.executor.mark_handled(state, request.alarm_name, request.failure_time, plan.outcome)
+        if plan.outcome != "start":
+            return result
+        progress = self._drive(cfg, deadline)
+        result.actions += progress.actions
+        result.outcome, result.error = progress.outcome, progress.error
+        if progress.outcome != "complete":
+            result.reason += f"; {progress.reason}"
+        return result
+
+    def _clear_blocked(self, cfg: ClusterConfig, trigger: AlarmTrigger) -> None:
+        """A failover alarm back to OK ends a blocked state: the primary answers again."""
+        state = self.table.get_state(cfg.name)
+        if state is None or state.blocked is None:
+            return
+        self.table.put_state(state.model_copy(update={"blocked": None}))
+        self.table.add_history(cfg.name, self.clock.now(), "blocked_cleared", f"{trigger.describe()}: the blocked failover is no longer needed", {})
 
     def _drive(self, cfg: ClusterConfig, deadline: datetime, sweep: list[Instance] | None = None) -> Result:
         """Run the workflow's steps until it completes, must wait past the deadline, or fails a step."""
@@ -201,14 +224,56 @@ class Service:
             configs = [c for c in configs if c.name in names]
         # One DescribeDBInstances sweep per region serves every cluster's first look.
         sweeps = {region: self.rds.describe_all(region) for region in sorted({c.region for c in configs})}
+        alarms = self._alarms_in_alarm(configs)
         results = []
         for cfg in configs:
             try:
                 with self.lease(cfg.name, deadline, 0):
-                    results.append(self._drive(cfg, deadline, sweeps[cfg.region]))
+                    missed = self._missed_trigger(cfg, alarms)
+                    if missed is not None:
+                        results.append(self._decide(cfg, self._request(missed), deadline))
+                    else:
+                        results.append(self._drive(cfg, deadline, sweeps[cfg.region]))
             except LeaseBusyError as exc:
                 results.append(Result(cfg.name, "skipped", str(exc)))
         return results
+
+    def _alarms_in_alarm(self, configs: list[ClusterConfig]) -> dict[str, AlarmStatus]:
+        """Failover alarms in ALARM now: one DescribeAlarms per region (and per 100 alarms)."""
+        out: dict[str, AlarmStatus] = {}
+        for region in sorted({c.region for c in configs}):
+            names = [a for c in configs if c.region == region for a in c.alarms.failover]
+            if names:
+                out.update({n: a for n, a in self.cloudwatch.alarms(region, names).items() if a.state == "ALARM"})
+        return out
+
+    def _missed_trigger(self, cfg: ClusterConfig, alarms: dict[str, AlarmStatus]) -> AlarmTrigger | None:
+        """An alarm in ALARM whose transition no decision has handled: its delivery was lost or late.
+
+        EventBridge, SNS and Lambda deliver at least once but not always: an exhausted retry or a
+        throttled function must not leave a dead primary alone.
+        """
+        state = self.table.get_state(cfg.name)
+        if state is None or state.workflow is not None:
+            return None
+        for name in cfg.alarms.failover:
+            alarm = alarms.get(name)
+            if alarm is None or alarm.updated_at is None:
+                continue
+            if state.last_trigger is not None and state.last_trigger.same(name, alarm.updated_at):
+                continue
+            if state.last_failover_at is not None and alarm.updated_at <= state.last_failover_at:
+                continue  # older than the last failover: that one already answered it
+            return AlarmTrigger(
+                alarm_name=name,
+                state="ALARM",
+                previous_state=None,
+                state_time=alarm.updated_at,
+                reason="found in ALARM by reconcile",
+                dimensions=dict(alarm.dimensions),
+                shape="reconcile",
+            )
+        return None
 
     def _ignored(self, cluster: str | None, reason: str) -> Result:
         logger.info(f"ignored: {reason}")

@@ -45,7 +45,7 @@ class Snapshotter:
             if replicas:
                 start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
                 lag = self.cloudwatch.replica_lag(cfg.region, replicas, start, failure_time)
-        alarm_states = self.cloudwatch.alarm_states(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
+        alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
         return Topology(
             cluster=cfg,
             state=state,
@@ -54,5 +54,5 @@ class Snapshotter:
             writer=writer,
             reader=reader,
             lag=lag,
-            alarm_states=alarm_states,
+            alarms=alarm_status,
         )

@@ -146,8 +146,9 @@ def test_invoke_unknown_function(aws: Sandbox, tmp_path: Path, capsys: Any) -> N
     assert "has no function 'NopeFunction'" in capsys.readouterr().err
 
 
-def test_reconcile_finishes_and_reports(aws: Sandbox, capsys: Any) -> None:
+def test_reconcile_builds_the_reader_set_and_reports(aws: Sandbox, capsys: Any) -> None:
     build_cluster(aws)
+    aws.set_alarm("OK")
     assert run("reconcile") == 0
     assert "orders: steady" in capsys.readouterr().out
     assert len(aws.reader_targets()) == 2

@@ -130,3 +130,40 @@ def test_two_different_alarms_at_once_fail_over_once(aws: Sandbox) -> None:
         results = list(pool.map(lambda e: handler(e, context()), events))
     assert sorted(r["outcome"] for r in results) in (["busy", "complete"], ["complete", "ignored"], ["complete", "complete"]), results
     _assert_failed_over_once(aws, promotes)
+
+
+def test_alarm_whose_delivery_was_lost_is_acted_on_by_reconcile(aws: Sandbox) -> None:
+    build_cluster(aws)  # the alarm is in ALARM, but no event ever reached FailoverFunction
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    result = reconcile_handler({}, context())
+    assert result["results"][0]["outcome"] == "complete"
+    _assert_failed_over_once(aws, promotes)
+    # The same transition is never taken again: not by later reconciles, nor by a late delivery.
+    aws.clock.advance(60)
+    again = reconcile_handler({}, context())["results"][0]
+    assert again["outcome"] == "steady"
+    alarm = aws.cw().describe_alarms(AlarmNames=["orders-primary-down"])["MetricAlarms"][0]
+    late = handler(alarm_event("eventbridge", alarm["StateUpdatedTimestamp"]), context())
+    assert late["outcome"] == "duplicate"
+    assert promotes[0] == 1
+    assert aws.history_kinds().count("failover_started") == 1
+
+
+def test_blocked_alarm_is_not_retried_every_minute(aws: Sandbox) -> None:
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 99.0)})
+    handler(alarm_event("eventbridge", aws.cw().describe_alarms(AlarmNames=["orders-primary-down"])["MetricAlarms"][0]["StateUpdatedTimestamp"]), context())
+    for _ in range(3):
+        aws.clock.advance(60)
+        reconcile_handler({}, context())
+    assert aws.history_kinds().count("failover_blocked") == 1
+
+
+def test_alarm_back_to_ok_clears_the_blocked_state(aws: Sandbox) -> None:
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 99.0)})
+    now = aws.clock.now()
+    handler(alarm_event("eventbridge", now), context())
+    assert aws.state().blocked is not None
+    aws.set_alarm("OK")
+    handler(alarm_event("eventbridge", now + timedelta(minutes=3), state="OK", previous="ALARM"), context())
+    assert aws.state().blocked is None
+    assert aws.history_kinds()[0] == "blocked_cleared"

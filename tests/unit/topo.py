@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rds_ha.core.config import ClusterConfig
-from rds_ha.core.models import ClusterState, Instance, Record, Topology, Workflow
+from rds_ha.core.models import AlarmStatus, ClusterState, Instance, Record, Topology, Workflow
 from rds_ha.core.planner import FailoverRequest
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ def topo(
         writer=(Record("w.example", writer, 5),) if writer else (),
         reader=reader,
         lag=lag or {},
-        alarm_states={"down": alarm},
+        alarms={"down": AlarmStatus("down", alarm, NOW)},
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..core.models import AlarmStatus
 from .aws import AwsClients, translate
 
 _ERRORS = (ClientError, BotoCoreError)
@@ -53,15 +54,17 @@ class CloudWatchAdapter:
         # -1 means "replication not active": it wins over any real reading in the window.
         return {iid: (None if not vals else -1.0 if -1.0 in vals else max(vals)) for iid, vals in seen.items()}
 
-    def alarm_states(self, region: str, names: Iterable[str]) -> dict[str, str]:
+    def alarms(self, region: str, names: Iterable[str]) -> dict[str, AlarmStatus]:
+        """The named alarms as they are now (state, when it changed, the metric's dimensions)."""
         names = list(dict.fromkeys(names))
-        out: dict[str, str] = {}
+        out: dict[str, AlarmStatus] = {}
         cw = self._clients.client("cloudwatch", region)
         try:
             for offset in range(0, len(names), 100):
                 resp = cw.describe_alarms(AlarmNames=names[offset : offset + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 for alarm in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
-                    out[alarm["AlarmName"]] = alarm["StateValue"]
+                    dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+                    out[alarm["AlarmName"]] = AlarmStatus(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateUpdatedTimestamp"), dims)
         except _ERRORS as exc:
             raise translate(exc, "describe alarms") from exc
         return out

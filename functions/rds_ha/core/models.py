@@ -73,6 +73,16 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class AlarmStatus:
+    """An alarm as DescribeAlarms shows it."""
+
+    name: str
+    state: str
+    updated_at: datetime | None = None
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Record:
     """One Route 53 record set (CNAME) under the writer or reader name."""
 
@@ -107,6 +117,17 @@ class Workflow(_Stored):
     step: str = "starting"
 
 
+class HandledTrigger(_Stored):
+    """The last alarm transition a decision was taken on, so no other path takes it again."""
+
+    alarm: str
+    at: datetime
+    outcome: str
+
+    def same(self, alarm: str, at: datetime) -> bool:
+        return self.alarm == alarm and abs((self.at - at).total_seconds()) < 0.001
+
+
 class Blocked(_Stored):
     at: datetime
     reason: str
@@ -124,6 +145,7 @@ class ClusterState(_Stored):
     last_failover_completed_at: datetime | None = None
     blocked: Blocked | None = None
     fenced: tuple[str, ...] = ()
+    last_trigger: HandledTrigger | None = None
 
 
 @dataclass(frozen=True)
@@ -138,8 +160,8 @@ class Topology:
     reader: tuple[Record, ...] = ()
     # Max ReplicaLag (seconds) over the lag window per replica; None = no data. Only read when deciding.
     lag: Mapping[str, float | None] = field(default_factory=dict)
-    # Current state value of each of the cluster's failover alarms. Only read when deciding.
-    alarm_states: Mapping[str, str] = field(default_factory=dict)
+    # Each of the cluster's failover alarms as CloudWatch shows it now. Only read when deciding.
+    alarms: Mapping[str, AlarmStatus] = field(default_factory=dict)
 
     @property
     def primary(self) -> Instance | None:

@@ -9,7 +9,7 @@ any point: a step already done is simply not planned again.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .. import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
@@ -112,9 +112,12 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
             f"failover {wf.old_primary} -> {wf.new_primary} already in progress (step: {wf.step})",
         )
     if request.alarm_name is not None:
-        alarm_state = topo.alarm_states.get(request.alarm_name)
-        if alarm_state != "ALARM":
-            now_is = "no longer exists" if alarm_state is None else f"is {alarm_state} now"
+        handled = state.last_trigger
+        if handled is not None and handled.same(request.alarm_name, request.failure_time):
+            return Plan("duplicate", f"this transition of {request.alarm_name} was handled already ({handled.outcome})")
+        alarm = topo.alarms.get(request.alarm_name)
+        if alarm is None or alarm.state != "ALARM":
+            now_is = "no longer exists" if alarm is None else f"is {alarm.state} now"
             return Plan("ignored", f"alarm {request.alarm_name} {now_is}; nothing to do")
     if request.alarm_instance is not None and request.alarm_instance != state.primary:
         return Plan(
@@ -163,19 +166,15 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     )
     lag_text = f"lag {_fmt(chosen.lag)}" if chosen.lag is not None else "lag unknown, forced"
     why = "requested target" if request.target else "least lag among eligible replicas"
-    final = verdicts if not others else [*verdicts]
     # Say why each other replica lost: ineligible ones keep their reason, eligible ones lost the tie-break.
-    final = [
-        v
-        if v.instance == chosen.instance or not v.eligible
-        else CandidateVerdict(v.instance, True, f"{v.reason}, but {chosen.instance} is preferred", v.lag, v.az)
-        for v in final
-    ]
+    explained = tuple(
+        v if v.instance == chosen.instance or not v.eligible else replace(v, reason=f"{v.reason}, but {chosen.instance} is preferred") for v in verdicts
+    )
     return Plan(
         "start",
         f"promote {chosen.instance} ({lag_text}; {why})",
-        actions=(StartWorkflow(reason=f"{request.trigger}", workflow=wf),),
-        candidates=tuple(final),
+        actions=(StartWorkflow(reason=request.trigger, workflow=wf),),
+        candidates=explained,
         chosen=chosen.instance,
     )
 

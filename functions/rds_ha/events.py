@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from aws_lambda_powertools.utilities.parser import envelopes, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -169,7 +169,7 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
         raise InvalidEventError(f"event must be a JSON object, got {type(event).__name__}")
     if "Records" in event:
         try:
-            messages = parse(event=event, model=SnsAlarmMessage, envelope=envelopes.SnsEnvelope)
+            messages = cast(list[SnsAlarmMessage | None], parse(event=event, model=SnsAlarmMessage, envelope=envelopes.SnsEnvelope))
         except ValidationError as exc:
             raise _invalid(exc, "SNS") from exc
         except (ValueError, TypeError) as exc:

@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .adapters.aws import AwsClients
@@ -98,7 +98,7 @@ class Service:
         while not self.table.acquire_lease(cluster, owner, self.clock.now(), seconds):
             if self.clock.now() >= give_up:
                 holder = self.table.lease_holder(cluster)
-                who = f"{holder[0]} until {datetime.fromtimestamp(holder[1]).isoformat()}" if holder else "another run"
+                who = f"{holder[0]} until {datetime.fromtimestamp(holder[1], UTC).isoformat()}" if holder else "another run"
                 raise LeaseBusyError(f"cluster {cluster} is being acted on by {who}")
             self.clock.sleep(1.0)
         try:

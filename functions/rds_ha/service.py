@@ -9,7 +9,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
-from .core.models import AlarmStatus, ClusterState, Instance
+from .core.models import AlarmStatus, ClusterState, Instance, Topology
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
@@ -166,10 +166,11 @@ class Service:
             state = self.executor.record_decision(topo, plan, request.trigger)
         if request.alarm_name is not None:
             # Whatever was decided, this transition is now handled: no other delivery or path takes it again.
-            self.executor.mark_handled(state, request.alarm_name, request.failure_time, plan.outcome)
+            state = self.executor.mark_handled(state, request.alarm_name, request.failure_time, plan.outcome)
         if plan.outcome != "start":
             return result
-        progress = self._drive(cfg, deadline)
+        # The decision's snapshot is milliseconds old: start the workflow from it, not a new read.
+        progress = self._drive(cfg, deadline, first=replace(topo, state=state))
         result.actions += progress.actions
         result.outcome, result.error = progress.outcome, progress.error
         if progress.outcome != "complete":
@@ -184,13 +185,17 @@ class Service:
         self.table.put_state(state.model_copy(update={"blocked": None}))
         self.table.add_history(cfg.name, self.clock.now(), "blocked_cleared", f"{trigger.describe()}: the blocked failover is no longer needed", {})
 
-    def _drive(self, cfg: ClusterConfig, deadline: datetime, sweep: list[Instance] | None = None) -> Result:
-        """Run the workflow's steps until it completes, must wait past the deadline, or fails a step."""
+    def _drive(self, cfg: ClusterConfig, deadline: datetime, sweep: list[Instance] | None = None, first: Topology | None = None) -> Result:
+        """Run the workflow's steps until it completes, must wait past the deadline, or fails a step.
+
+        `sweep` (instances) or `first` (a whole topology) spare the first read when the caller has
+        just made it; after any change the topology is read again.
+        """
         done: list[str] = []
         last: tuple[str, ...] = ()
         while True:
-            topo = self.snapshots.read(cfg, described=sweep)
-            sweep = None  # after any change, look again
+            topo = first or self.snapshots.read(cfg, described=sweep)
+            sweep, first = None, None
             if topo.state.workflow is None:
                 plan = plan_steady(topo)
                 out = self.executor.execute(topo, plan)

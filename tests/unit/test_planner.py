@@ -99,7 +99,7 @@ def test_fenced_never_promote_and_other_region_replicas_are_skipped() -> None:
     assert reasons == {"r1": "fenced", "r2": "tagged rds-ha:never-promote", "r3": "in us-west-2, another region (cross-region promotion not enabled)"}
 
 
-def test_workflow_fences_and_promotes_first_and_keeps_the_writer() -> None:
+def test_workflow_promotes_first_then_fences_and_keeps_the_writer() -> None:
     state = ClusterState(cluster="orders", primary="db", workflow=workflow())
     t = topo(
         inst("db", status="failed"),
@@ -109,11 +109,11 @@ def test_workflow_fences_and_promotes_first_and_keeps_the_writer() -> None:
         reader=(Record("r.example", "r1.rds", 5, "r1", 1), Record("r.example", "r2.rds", 5, "r2", 1)),
     )
     plan = plan_workflow(t)
-    assert kinds(plan) == ["Fence", "ChangeRecords", "Promote"]
-    dns = plan.actions[1]
+    assert kinds(plan) == ["Promote", "Fence", "ChangeRecords"]
+    dns = plan.actions[2]
     assert isinstance(dns, ChangeRecords) and dns.role == "reader"
     assert [(c.action, c.record.set_identifier) for c in dns.changes] == [("DELETE", "r1")]
-    promote = plan.actions[2]
+    promote = plan.actions[0]
     assert isinstance(promote, Promote) and promote.instance == "r2" and promote.backup_retention == 7
 
 

@@ -256,20 +256,23 @@ def plan_workflow(topo: Topology) -> Plan:
 
     if new is None:
         return Plan("blocked", f"{wf.new_primary}, chosen for promotion, no longer exists", (AbortWorkflow(reason=f"{wf.new_primary} disappeared"),))
+    fence: list[Action] = []
     if old is not None and not old.fenced:
-        actions.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
+        fence.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
 
     if new.is_replica:
         if new.status in TERMINAL_STATUSES:
-            return Plan("blocked", f"{new.id} went {new.status} before its promotion finished", (*actions, AbortWorkflow(reason=f"{new.id} is {new.status}")))
-        # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
-        actions += _dns_actions(topo, new, out_of_dns, writer=False, why="orphans and the old primary leave the reader set at once")
+            return Plan("blocked", f"{new.id} went {new.status} before its promotion finished", (*fence, AbortWorkflow(reason=f"{new.id} is {new.status}")))
+        # The promotion is the long pole: issue it first, then the fence and the reader set.
         if wf.promote_issued_at is None and new.status == AVAILABLE:
             retention = max(1, old.backup_retention if old is not None else 1)
             actions.append(Promote(reason=f"{new.id} is the chosen candidate", instance=new.id, backup_retention=retention))
         else:
             actions.append(Wait(reason=f"promotion of {new.id} in progress (status {new.status})"))
+        # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
+        actions += fence + _dns_actions(topo, new, out_of_dns, writer=False, why="orphans and the old primary leave the reader set at once")
         return Plan("progress", "promoting", tuple(actions))
+    actions += fence
 
     if new.status not in WRITABLE:
         if new.status in TERMINAL_STATUSES:

@@ -93,6 +93,8 @@ class Executor:
             state = self._save(state, blocked=Blocked(at=self.clock.now(), reason=plan.reason, trigger=trigger))
             emit("FailoverBlocked", cluster)
             self.notify(topo, "failover_blocked", plan.reason, trigger=trigger, primary=state.primary)
+        elif plan.outcome == "deferred":
+            self.notify(topo, "failover_deferred", plan.reason, trigger=trigger, primary=state.primary)
         elif plan.outcome == "refused":
             emit("FailoverRefused", cluster)
             self.notify(topo, "failover_refused", plan.reason, trigger=trigger, primary=state.primary)

@@ -164,8 +164,9 @@ class Service:
             state = self.executor.execute(topo, plan).state
         else:
             state = self.executor.record_decision(topo, plan, request.trigger)
-        if request.alarm_name is not None:
+        if request.alarm_name is not None and plan.outcome != "deferred":
             # Whatever was decided, this transition is now handled: no other delivery or path takes it again.
+            # A deferred one is not: reconcile finds the alarm still in ALARM and decides again.
             state = self.executor.mark_handled(state, request.alarm_name, request.failure_time, plan.outcome)
         if plan.outcome != "start":
             return result

@@ -167,3 +167,19 @@ def test_alarm_back_to_ok_clears_the_blocked_state(aws: Sandbox) -> None:
     handler(alarm_event("eventbridge", now + timedelta(minutes=3), state="OK", previous="ALARM"), context())
     assert aws.state().blocked is None
     assert aws.history_kinds()[0] == "blocked_cleared"
+
+
+def test_multi_az_primary_is_left_to_rds_then_reconcile_fails_over_if_it_stays_down(aws: Sandbox) -> None:
+    build_cluster(aws)
+    aws.rds().modify_db_instance(DBInstanceIdentifier="orders-db", MultiAZ=True, ApplyImmediately=True)
+    alarm = aws.cw().describe_alarms(AlarmNames=["orders-primary-down"])["MetricAlarms"][0]
+    first = handler(alarm_event("eventbridge", alarm["StateUpdatedTimestamp"]), context())
+    assert first["outcome"] == "deferred"
+    assert aws.promotions() == ["orders-db"]
+    aws.clock.advance(60)
+    assert reconcile_handler({}, context())["results"][0]["outcome"] == "deferred"
+    aws.clock.advance(150)  # past multi_az_grace_seconds and the primary is still down
+    for rid in ("orders-db-r1", "orders-db-r2"):
+        aws.put_lag(rid, 2.0 if rid.endswith("2") else 12.0, at=alarm["StateUpdatedTimestamp"] - timedelta(seconds=30))
+    assert reconcile_handler({}, context())["results"][0]["outcome"] == "complete"
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]

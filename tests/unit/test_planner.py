@@ -216,3 +216,11 @@ def test_reader_falls_back_to_the_primary_when_no_replica_serves() -> None:
     t = topo(inst("db"), inst("r1", "db", status="rebooting"))
     reader = plan_steady(t).actions[0]
     assert isinstance(reader, ChangeRecords) and [c.record.value for c in reader.changes] == ["db.rds"]
+
+
+def test_multi_az_primary_gets_time_to_fail_over_by_itself() -> None:
+    t = topo(inst("db", multi_az=True), inst("r1", "db"), lag={"r1": 1})
+    plan = decide_failover(t, request(failure_time=NOW - timedelta(seconds=60)))
+    assert plan.outcome == "deferred" and "Multi-AZ" in plan.reason
+    assert decide_failover(t, request(failure_time=NOW - timedelta(seconds=181))).outcome == "start"
+    assert decide_failover(t, request(failure_time=NOW, force=True)).outcome == "start"

@@ -93,6 +93,9 @@ class FailoverConfig(_Strict):
     delete_orphans: bool = True
     # How long one run may wait for a promotion before leaving the rest to reconcile.
     wait_seconds: Annotated[int, Field(ge=0, le=840, strict=True)] = 240
+    # A Multi-AZ primary fails over to its standby by itself (typically 60-120 s): give RDS this
+    # long after the failure before promoting a replica, so the two never race. 0 = don't wait.
+    multi_az_grace_seconds: Annotated[int, Field(ge=0, le=1800, strict=True)] = 180
 
 
 class AlarmsConfig(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .. import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
 from .actions import (
@@ -135,6 +135,14 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     primary = topo.primary
     if primary is not None and primary.is_replica:
         return Plan("refused", f"{primary.id} is itself a replica of {primary.source}; the config's primary is wrong")
+    if request.automatic and not request.force and primary is not None and primary.multi_az and cfg.multi_az_grace_seconds:
+        until = request.failure_time + timedelta(seconds=cfg.multi_az_grace_seconds)
+        if topo.now < until:
+            return Plan(
+                "deferred",
+                f"{primary.id} is Multi-AZ: RDS fails over to its standby by itself; no replica is promoted before "
+                f"{until.isoformat(timespec='seconds')} (multi_az_grace_seconds {cfg.multi_az_grace_seconds}), and reconcile decides again then",
+            )
     if not request.automatic and not request.force and primary is not None and primary.status == AVAILABLE:
         return Plan(
             "refused",

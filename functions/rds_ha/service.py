@@ -22,7 +22,7 @@ from .adapters.state import StateTable
 from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
-from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError
+from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, Topology
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
@@ -183,7 +183,11 @@ class Service:
         state = self.table.get_state(cfg.name)
         if state is None or state.blocked is None:
             return
-        self.table.put_state(state.model_copy(update={"blocked": None}))
+        try:
+            self.table.put_state(state.model_copy(update={"blocked": None}))
+        except StateConflictError:
+            logger.info("state changed while clearing the blocked state; leaving it to the run that changed it")
+            return
         self.table.add_history(cfg.name, self.clock.now(), "blocked_cleared", f"{trigger.describe()}: the blocked failover is no longer needed", {})
 
     def _drive(self, cfg: ClusterConfig, deadline: datetime, sweep: list[Instance] | None = None, first: Topology | None = None) -> Result:
@@ -208,11 +212,11 @@ class Service:
                 return Result(cfg.name, "retrying", f"a step failed and will be retried: {out.error}", done, error=out.error)
             if plan.outcome in {"complete", "blocked"}:
                 return Result(cfg.name, plan.outcome, plan.reason, done)
-            described = tuple(a.describe() for a in plan.mutating)
-            if described:
-                if described == last:  # the same actions twice: AWS did not take them; stop, don't spin
-                    return Result(cfg.name, "waiting", f"no progress after {', '.join(described)}", done)
-                last = described
+            attempted = tuple(a.describe() for a in plan.mutating)
+            if attempted:
+                if attempted == last:  # the same actions twice: AWS did not take them; stop, don't spin
+                    return Result(cfg.name, "waiting", f"no progress after {', '.join(attempted)}", done)
+                last = attempted
                 continue
             if self.clock.now() + timedelta(seconds=self.poll_seconds) > deadline:
                 return Result(cfg.name, "waiting", f"{plan.reason} (reconcile continues)", done)

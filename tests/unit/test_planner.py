@@ -10,6 +10,9 @@ from rds_ha.core.planner import decide_failover, plan_steady, plan_workflow
 
 from .topo import NOW, cluster, inst, request, topo, workflow
 
+# The reader set once the new primary r2's replicas n1 and n2 serve.
+NEW_READERS = (Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1))
+
 
 def kinds(plan) -> list[str]:  # type: ignore[no-untyped-def]
     return [type(a).__name__ for a in plan.actions]
@@ -154,15 +157,7 @@ def test_orphans_are_deleted_only_once_replacements_are_available() -> None:
     t = topo(*base, inst("n1", "r2", status="creating"), inst("n2", "r2"), state=state, writer="r2.rds")
     plan = plan_workflow(t)
     assert not any(isinstance(a, DeleteInstance) for a in plan.actions)
-    t = topo(
-        *base,
-        inst("n1", "r2"),
-        inst("n2", "r2"),
-        state=state,
-        writer="r2.rds",
-        reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)),
-    )
-    plan = plan_workflow(t)
+    plan = plan_workflow(topo(*base, inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds", reader=NEW_READERS))
     assert kinds(plan) == ["DeleteInstance"]
 
 
@@ -175,7 +170,7 @@ def test_workflow_completes_when_every_step_is_verified() -> None:
         inst("n2", "r2"),
         state=state,
         writer="r2.rds",
-        reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)),
+        reader=NEW_READERS,
     )
     plan = plan_workflow(t)
     assert plan.outcome == "complete"
@@ -199,7 +194,7 @@ def test_stop_old_primary_only_when_nothing_replicates_from_it() -> None:
         state=state,
         writer="r2.rds",
         cfg=cfg,
-        reader=(Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1)),
+        reader=NEW_READERS,
     )
     assert kinds(plan_workflow(t)) == ["StopInstance"]
 

@@ -32,7 +32,6 @@ def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
         endpoint=endpoint.get("Address"),
         port=endpoint.get("Port"),
         source=_source_id(raw.get("ReadReplicaSourceDBInstanceIdentifier")),
-        replicas=tuple(_source_id(r) or r for r in raw.get("ReadReplicaDBInstanceIdentifiers", [])),
         tags={t["Key"]: t.get("Value", "") for t in raw.get("TagList", [])},
         multi_az=bool(raw.get("MultiAZ", False)),
         backup_retention=int(raw.get("BackupRetentionPeriod", 0) or 0),

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from .. import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
+from .. import TAG_CLUSTER, TAG_CREATED_BY, TAG_FENCED, TAG_ROLE
 from .actions import (
     AbortWorkflow,
     Action,
@@ -356,7 +356,7 @@ def outline(topo: Topology, wf: Workflow) -> list[str]:
     """The steps a failover will take, in order (what `failover --dry-run` prints)."""
     cfg = topo.cluster
     new = topo.instances.get(wf.new_primary)
-    steps = [f"fence {wf.old_primary}: tag it {TAG_FENCED_HINT}, take it out of every record (never delete it)"]
+    steps = [f"fence {wf.old_primary}: tag it {TAG_FENCED}, take it out of every record (never delete it)"]
     if wf.orphans:
         steps.append(f"take the orphans {', '.join(wf.orphans)} out of the reader set")
     steps.append(f"promote {wf.new_primary}; wait until it is standalone and accepts writes")
@@ -367,6 +367,3 @@ def outline(topo: Topology, wf: Workflow) -> list[str]:
     if cfg.failover.stop_old_primary:
         steps.append(f"stop {wf.old_primary} once nothing replicates from it")
     return steps
-
-
-TAG_FENCED_HINT = "rds-ha:fenced"

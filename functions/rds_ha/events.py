@@ -157,10 +157,16 @@ def _from_detail(detail: AlarmDetail, region: str | None, shape: Literal["eventb
     )
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    """Event content in an error or log line: control characters escaped (no forged log lines), bounded."""
+    clean = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+    return clean if len(clean) <= limit else clean[:limit] + "..."
+
+
 def _invalid(exc: ValidationError, shape: str) -> InvalidEventError:
     problems = format_validation_error(exc)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    return InvalidEventError(f"malformed {shape} alarm event: {problems[0]}{more}")
+    return InvalidEventError(f"malformed {shape} alarm event: {_one_line(problems[0])}{more}")
 
 
 def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
@@ -173,7 +179,7 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
         except ValidationError as exc:
             raise _invalid(exc, "SNS") from exc
         except (ValueError, TypeError) as exc:
-            raise InvalidEventError(f"malformed SNS alarm event: {str(exc).splitlines()[0][:300]}") from exc
+            raise InvalidEventError(f"malformed SNS alarm event: {_one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from exc
         out = []
         for msg in messages:
             assert msg is not None
@@ -200,7 +206,7 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
         except ValidationError as exc:
             raise _invalid(exc, "EventBridge") from exc
         if envelope.detail_type != ALARM_DETAIL_TYPE:
-            raise InvalidEventError(f"EventBridge event of detail-type {envelope.detail_type!r} is not a {ALARM_DETAIL_TYPE!r}")
+            raise InvalidEventError(f"EventBridge event of detail-type {_one_line(repr(envelope.detail_type), 100)} is not a {ALARM_DETAIL_TYPE!r}")
         try:
             detail = AlarmDetail.model_validate(envelope.detail)
         except ValidationError as exc:
@@ -212,7 +218,7 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
         except ValidationError as exc:
             raise _invalid(exc, "Lambda-action") from exc
         return [_from_detail(direct.alarmData, direct.region, "lambda-action")]
-    keys = ", ".join(sorted(map(str, event))[:8]) or "none"
+    keys = _one_line(", ".join(repr(k) for k in sorted(map(str, event))[:8]), 200) or "none"
     raise InvalidEventError(
         f"not an alarm event: expected an EventBridge alarm state change, an SNS notification or an alarm's Lambda action (top-level keys: {keys})"
     )

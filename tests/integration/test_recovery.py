@@ -115,7 +115,8 @@ def test_twenty_concurrent_deliveries_act_once(aws: Sandbox) -> None:
         results = list(pool.map(lambda _: handler(event, context()), range(20)))
     outcomes = [r["outcome"] for r in results]
     assert outcomes.count("complete") >= 1
-    assert set(outcomes) <= {"complete", "duplicate"}
+    # One delivery acts; the others see its idempotency record in progress, or its stored result.
+    assert set(outcomes) <= {"complete", "duplicate"}, outcomes
     _assert_failed_over_once(aws, promotes)
     # fence/reader, writer, reader after the rebuild: three batches, not sixty.
     assert writer_changes[0] == 3

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, RDSClientError
 from moto.rds.models import RDSBackend
 
@@ -134,6 +135,19 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     def describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
         _active.settle()
         return _originals["describe"](self, *args, **kwargs)
+
+    # AWS: a DynamoDB conditional write is atomic; moto checks and writes without a lock, so two
+    # threads can both "win" a conditional put. Our lease and idempotency records rely on it.
+    ddb_lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item"):
+        original = getattr(DynamoDBBackend, name)
+        _originals[f"ddb_{name}"] = original
+
+        def atomic(self: DynamoDBBackend, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with ddb_lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, atomic)
 
     RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
     RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]

@@ -120,6 +120,8 @@ class Executor:
                 # clean-up step must not hold up the promotion and the writer behind it.
                 self.history(topo.cluster.name, "step_failed", f"{action.describe()} failed: {exc}", transient=exc.transient)
                 emit("StepFailed", topo.cluster.name)
+                if not exc.transient:  # retrying will not cure it: a human must look
+                    self.notify(topo, "failover_step_failed", f"{action.describe()} failed: {exc}", code=exc.code)
                 if action.critical:
                     out.error = str(exc)
                     break

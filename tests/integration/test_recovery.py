@@ -184,3 +184,27 @@ def test_multi_az_primary_is_left_to_rds_then_reconcile_fails_over_if_it_stays_d
         aws.put_lag(rid, 2.0 if rid.endswith("2") else 12.0, at=alarm["StateUpdatedTimestamp"] - timedelta(seconds=30))
     assert reconcile_handler({}, context())["results"][0]["outcome"] == "complete"
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+def test_aws_error_on_promotion_is_recorded_and_retried_by_reconcile(aws: Sandbox, monkeypatch: Any) -> None:
+    from rds_ha.core.errors import AwsError
+
+    build_cluster(aws)
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    real = aws.service.rds.promote
+    failures = iter([AwsError("promote orders-db-r2: Throttling: Rate exceeded", code="Throttling", transient=True)])
+
+    def flaky(*args: Any) -> None:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        real(*args)
+
+    monkeypatch.setattr(aws.service.rds, "promote", flaky)
+    first = handler(alarm_event("eventbridge", aws.clock.now()), context())
+    assert first["outcome"] == "retrying" and "Throttling" in first["error"]
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]  # never a writer on a non-primary
+    assert "step_failed" in aws.history_kinds()
+    aws.clock.advance(60)
+    reconcile_handler({}, context())
+    _assert_failed_over_once(aws, promotes)

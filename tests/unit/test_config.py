@@ -44,6 +44,7 @@ def _error(text: str) -> str:
         (("min: 2", "min: two"), "line 5: clusters[0].replicas.min: Input should be a valid integer"),
         (("writer: writer.orders.example.internal", "writer: 'not a name'"), "clusters[0].dns.writer: 'not a name' is not a valid DNS name"),
         (("  - name: orders", "  - name: orders\n    name: again"), "line 3: clusters[0].name: duplicate key"),
+        (("reader: reader.orders", "reader: writer.orders"), "line 6: clusters[0].dns: reader and writer must be different names"),
     ],
 )
 def test_bad_values_name_the_key_and_line(change: tuple[str, str], expected: str) -> None:

@@ -79,6 +79,12 @@ class DnsConfig(_Strict):
     def _fqdn(cls, value: str | None) -> str | None:
         return None if value is None else value.rstrip(".").lower()
 
+    @model_validator(mode="after")
+    def _distinct(self) -> DnsConfig:
+        if self.reader is not None and self.reader == self.writer:
+            raise ValueError("reader and writer must be different names (the writer is a simple CNAME, the reader weighted ones)")
+        return self
+
 
 class FailoverConfig(_Strict):
     max_lag_seconds: Annotated[float, Field(ge=0, le=86400)] = 30

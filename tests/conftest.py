@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 # Credentials and region before anything creates a boto3 session; moto before boto3 clients.
 os.environ.update(
@@ -26,9 +28,35 @@ from rds_ha.handlers import failover as failover_handler  # noqa: E402
 from rds_ha.handlers import runtime  # noqa: E402
 from rds_ha.local import moto_fidelity  # noqa: E402
 from rds_ha.local.clock import SimClock  # noqa: E402
+from rds_ha.local.template import load_template  # noqa: E402
 from rds_ha.service import Service, Settings  # noqa: E402
 
-from .builders import Sandbox, create_table_from_template  # noqa: E402
+from .builders import ROOT, Sandbox, create_table_from_template  # noqa: E402
+from .iam_calls import Recorder, granted, merge, problems  # noqa: E402
+
+RECORDER = Recorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        folder = Path(tempfile.mkdtemp(prefix="rds-ha-iam-calls-"))
+        os.environ["RDS_HA_IAM_CALLS_DIR"] = str(folder)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    folder = Path(os.environ["RDS_HA_IAM_CALLS_DIR"])
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    RECORDER.dump(folder / f"calls-{worker}.json")
+    if hasattr(session.config, "workerinput"):
+        return
+    opts = session.config.option
+    # "Granted but never called" is only meaningful when the whole suite ran and passed.
+    narrowed = opts.keyword or opts.markexpr or getattr(opts, "deselect", None) or opts.lf or session.config.args != session.config.getini("testpaths")
+    whole = exitstatus == 0 and not narrowed
+    found = problems(merge(folder), granted(load_template(ROOT / "template.yaml")), check_unused=whole)
+    if found:
+        session.config.get_terminal_writer().line("\nleast-privilege check FAILED:\n  " + "\n  ".join(found), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
@@ -42,6 +70,7 @@ def aws(clock: SimClock):
     with mock_aws():
         fidelity = moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
         clients = AwsClients()
+        RECORDER.register(clients.session)  # before any client exists: clients copy the session's hooks
         create_table_from_template(clients, os.environ["RDS_HA_TABLE"])
         svc = Service(clients, Settings.from_env(), clock=clock)
         svc.poll_seconds = 10

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import TAG_CLUSTER
 from .adapters.aws import AwsClients
 from .adapters.cloudwatch import CloudWatchAdapter
 from .adapters.notify import Notifier
@@ -22,7 +23,7 @@ from .adapters.state import StateTable
 from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
-from .core.errors import ClusterNotFoundError, ConfigError, InstanceNotFoundError, LeaseBusyError, StateConflictError
+from .core.errors import ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, Topology
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
@@ -290,23 +291,41 @@ class Service:
         return Result(cluster, "ignored", reason)
 
     # -- configuration ------------------------------------------------------------------------
-    def apply(self, clusters: list[ClusterConfig], source: str, applied_by: str) -> list[str]:
-        """Check each cluster against AWS, then store them all; nothing is stored if any is wrong."""
+    def apply(self, clusters: list[ClusterConfig], source: str, applied_by: str, tag_members: bool = False) -> list[str]:
+        """Check each cluster against AWS, then store them all; nothing is stored if any is wrong.
+
+        rds-ha's IAM policy lets it act only on instances tagged `rds-ha:cluster`: the primary and
+        its replicas must carry the tag (`tag_members` adds it where it is missing).
+        """
         problems: list[str] = []
+        untagged: list[tuple[ClusterConfig, Instance]] = []
+        described: dict[str, list[Instance]] = {}
         for cfg in clusters:
             state = self.table.get_state(cfg.name)
-            primary = state.primary if state else cfg.primary
-            try:
-                inst = self.rds.describe(cfg.region, primary)
-                if inst.is_replica:
-                    problems.append(f"cluster {cfg.name}: primary {primary} is a read replica of {inst.source}")
-            except InstanceNotFoundError:
-                problems.append(f"cluster {cfg.name}: primary {primary} not found in {cfg.region}")
+            primary_id = state.primary if state else cfg.primary
+            instances = described.setdefault(cfg.region, self.rds.describe_all(cfg.region))
+            primary = next((i for i in instances if i.id == primary_id), None)
+            if primary is None:
+                problems.append(f"cluster {cfg.name}: primary {primary_id} not found in {cfg.region}")
+            elif primary.is_replica:
+                problems.append(f"cluster {cfg.name}: primary {primary_id} is a read replica of {primary.source}")
+            else:
+                for inst in [primary, *(i for i in instances if i.source == primary.id)]:
+                    if inst.cluster_tag is None:
+                        untagged.append((cfg, inst))
+                    elif inst.cluster_tag != cfg.name:
+                        problems.append(f"cluster {cfg.name}: {inst.id} is tagged {TAG_CLUSTER}={inst.cluster_tag}, a member of another cluster")
             if not self.route53.zone_exists(cfg.dns.zone_id):
                 problems.append(f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found")
+        if untagged and not tag_members:
+            names = ", ".join(i.id for _, i in untagged)
+            problems.append(f"{names} lack the tag {TAG_CLUSTER} (rds-ha may act only on tagged instances); add it, or apply with --tag-members")
         if problems:
             raise ConfigError(problems, source)
         notes = []
+        for cfg, inst in untagged:
+            self.rds.add_tags(cfg.region, inst.arn, {TAG_CLUSTER: cfg.name})
+            notes.append(f"tagged {inst.id} {TAG_CLUSTER}={cfg.name}")
         now = self.clock.now()
         for cfg in clusters:
             state = self.table.get_state(cfg.name)

@@ -152,3 +152,15 @@ def test_reconcile_builds_the_reader_set_and_reports(aws: Sandbox, capsys: Any) 
     assert run("reconcile") == 0
     assert "orders: steady" in capsys.readouterr().out
     assert len(aws.reader_targets()) == 2
+
+
+def test_apply_requires_members_tagged_and_tag_members_tags_them(aws: Sandbox, tmp_path: Path, capsys: Any) -> None:
+    build_cluster(aws)
+    rds = aws.rds()
+    rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-db-r9", SourceDBInstanceIdentifier="orders-db")
+    text = (ROOT / "tests" / "unit" / "test_config.py").read_text().split('MINIMUM = """\\\n')[1].split('"""')[0].replace("Z0123456789", aws.zone_id)
+    path = write(tmp_path, "orders.yaml", text)
+    assert run("apply", "-f", path) == 2
+    assert "orders-db-r9 lack the tag rds-ha:cluster" in capsys.readouterr().err
+    assert run("apply", "-f", path, "--tag-members") == 0
+    assert {"Key": "rds-ha:cluster", "Value": "orders"} in aws.instance("orders-db-r9")["TagList"]

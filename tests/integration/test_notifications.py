@@ -71,3 +71,29 @@ def test_handler_raises_on_malformed_events_and_changes_nothing(aws: Sandbox, ev
         handler(event, context())
     assert aws.promotions() == ["orders-db"]
     assert aws.history_kinds() == ["config_applied"]
+
+
+def test_stop_old_primary_option_stops_it_once_nothing_replicates_from_it(aws: Sandbox) -> None:
+    build_cluster(aws, extra_failover=", stop_old_primary: true")
+    result = handler(alarm_event("eventbridge", aws.clock.now()), context())
+    assert result["outcome"] == "complete"
+    old = aws.instance("orders-db")
+    assert old is not None and old["DBInstanceStatus"] == "stopped"  # stopped, never deleted
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+def test_reconcile_finishes_a_long_failover_notifies_and_stops_the_old_primary(aws: Sandbox) -> None:
+    from rds_ha.handlers.reconcile import handler as reconcile_handler
+
+    build_cluster(aws, extra_failover=", stop_old_primary: true")
+    _, queue = _subscribe(aws)
+    aws.fidelity.promote_seconds, aws.fidelity.create_replica_seconds = 300, 900
+    assert handler(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "waiting"
+    for _ in range(30):
+        aws.clock.advance(60)
+        reconcile_handler({}, context())
+        if aws.state().workflow is None:
+            break
+    assert [m["type"] for m in _messages(aws, queue)] == ["failover_started", "failover_completed"]
+    old = aws.instance("orders-db")
+    assert old is not None and old["DBInstanceStatus"] == "stopped"

@@ -79,7 +79,11 @@ def _main(
 
 
 @app.command()
-def apply(ctx: typer.Context, file: Annotated[Path, typer.Option("-f", "--file", help="Cluster configuration YAML.")]) -> None:
+def apply(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("-f", "--file", help="Cluster configuration YAML.")],
+    tag_members: Annotated[bool, typer.Option("--tag-members", help="Tag the primary and its replicas rds-ha:cluster=NAME where missing.")] = False,
+) -> None:
     """Validate FILE strictly, check it against AWS, and store it in the state table."""
     try:
         text = file.read_text()
@@ -91,7 +95,7 @@ def apply(ctx: typer.Context, file: Annotated[Path, typer.Option("-f", "--file",
     svc: Service = ctx.obj.service
     if svc.table.ensure():
         out.print(f"created state table {svc.table.name}")
-    notes = svc.apply(config.clusters, str(file), _user())
+    notes = svc.apply(config.clusters, str(file), _user(), tag_members=tag_members)
     for note in notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}")
     out.print(f"applied {len(config.clusters)} cluster(s): {', '.join(c.name for c in config.clusters)}")

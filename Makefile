@@ -1,8 +1,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
+TOOLS ?= .tools
 export RDS_HA_TABLE ?= rds-ha
+export SAM_CLI_TELEMETRY = 0
+# sam build (no Docker) needs the functions' runtime, python3.12, on PATH.
+# A real interpreter, not a pyenv shim (sam build hangs on the shim).
+PY312 := $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || command -v python3.12)
+INFRA_TEMPLATES := template.yaml $(wildcard infra/*.yaml)
 
-.PHONY: setup demo test lint typecheck clean
+.PHONY: setup demo test lint infra-check clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,9 +26,28 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check functions tests
+	$(VENV)/bin/ruff format --check functions tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint $(INFRA_TEMPLATES)
+
+# AWS's own template tools, each in its own virtualenv (the SAM CLI pins its own boto3).
+$(TOOLS)/sam/.installed:
+	python3 -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli
+	touch $@
+
+$(TOOLS)/checkov/.installed:
+	python3 -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet checkov
+	touch $@
+
+infra-check: setup $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
+	$(VENV)/bin/cfn-lint $(INFRA_TEMPLATES)
+	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
+	@test -n "$(PY312)" || { echo "sam build needs python3.12 on PATH"; exit 1; }
+	PATH=$(dir $(PY312)):$$PATH $(TOOLS)/sam/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	$(PY) -c "import pathlib,shutil,sys; [print(f'artifact {d.name}: {pathlib.Path(shutil.make_archive(str(d), \"zip\", d)).stat().st_size/1e6:.1f} MB zipped') for d in sorted(pathlib.Path('.aws-sam/build').iterdir()) if d.is_dir()]"
+	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation $(addprefix -f ,$(INFRA_TEMPLATES))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from rds_ha.local.template import function_handlers, load_template
 ROOT = Path(__file__).resolve().parents[1]
 # IAM service prefixes where they differ from botocore's endpoint prefix.
 IAM_PREFIX = {"monitoring": "cloudwatch"}
-# Granted but called by AWS on the function's behalf, not by our code.
+# Granted but called by AWS on the function's behalf, not by our code (SAM grants it for the destination anyway).
 NOT_CALLED_BY_CODE = {"sqs:SendMessage": "Lambda sends failed asynchronous invocations to the on-failure destination with the function's role"}
 
 

@@ -1,0 +1,85 @@
+"""The template as CloudFormation sees it after the SAM transform (aws-sam-translator, offline)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+
+from rds_ha.local.template import load_template
+
+from ..builders import ROOT
+
+
+class _NoManagedPolicies:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    template = copy.deepcopy(load_template(ROOT / "template.yaml"))
+    template["Globals"]["Function"]["CodeUri"] = "s3://placeholder-bucket/rds-ha.zip"  # sam build/package fills it in
+    out = transform(template, {"HostedZoneIds": "Z0123456789"}, _NoManagedPolicies())
+    return dict(out["Resources"])
+
+
+def _by_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def test_functions_share_runtime_and_environment(resources: dict[str, Any]) -> None:
+    for name in ("FailoverFunction", "ReconcileFunction"):
+        props = resources[name]["Properties"]
+        assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
+        env = props["Environment"]["Variables"]
+        assert env["RDS_HA_TABLE"] == {"Ref": "StateTable"} and env["RDS_HA_TOPIC_ARN"] == {"Ref": "NotificationTopic"}
+        assert "TracingConfig" not in props  # X-Ray would add a policy and ~300 ms of cold start for nothing
+
+
+def test_roles_get_only_logging_the_workflow_policy_and_their_own_extras(resources: dict[str, Any]) -> None:
+    basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    for name in ("FailoverFunctionRole", "ReconcileFunctionRole"):
+        role = resources[name]["Properties"]
+        assert role["ManagedPolicyArns"] == [basic, {"Ref": "WorkflowPolicy"}]
+
+    def inline(role: str) -> set[str]:
+        statements = [s for p in resources[role]["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+        return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+    # SAM adds sqs:SendMessage on the failure queue for the on-failure destination.
+    assert inline("FailoverFunctionRole") == {"dynamodb:UpdateItem", "sqs:SendMessage"}
+    assert inline("ReconcileFunctionRole") == {"sqs:SendMessage"}
+
+
+def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> None:
+    statements = {s["Sid"]: s for s in resources["WorkflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    assert statements["ActOnClusterMembers"]["Condition"] == {"StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"}}
+    assert statements["CreateTaggedReplicas"]["Condition"] == {"StringLike": {"aws:RequestTag/rds-ha:cluster": "?*"}}
+    assert statements["TagWithRdsHaKeysOnly"]["Condition"] == {"ForAllValues:StringLike": {"aws:TagKeys": ["rds-ha:*"]}}
+
+
+def test_failover_is_triggered_by_alarm_state_changes(resources: dict[str, Any]) -> None:
+    rules = _by_type(resources, "AWS::Events::Rule")
+    alarm_rule = rules["FailoverFunctionAlarmStateChange"]["Properties"]
+    assert alarm_rule["EventPattern"]["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert alarm_rule["EventPattern"]["detail"]["state"] == {"value": ["ALARM"]}
+    assert alarm_rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["FailoverFunction", "Arn"]}
+    permissions = {v["Properties"]["Principal"] for v in _by_type(resources, "AWS::Lambda::Permission").values()}
+    assert {"events.amazonaws.com", "lambda.alarms.cloudwatch.amazonaws.com", "sns.amazonaws.com"} <= permissions
+
+
+def test_reconcile_runs_on_the_schedule_one_at_a_time(resources: dict[str, Any]) -> None:
+    rule = resources["ReconcileFunctionSchedule"]["Properties"]
+    assert rule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+    assert resources["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+
+
+def test_failed_async_invocations_land_in_the_queue(resources: dict[str, Any]) -> None:
+    for name in ("FailoverFunctionEventInvokeConfig", "ReconcileFunctionEventInvokeConfig"):
+        dest = resources[name]["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        assert dest in ({"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}, {"Fn::GetAtt": "FailedInvocationQueue.Arn"})

@@ -164,3 +164,10 @@ def test_apply_requires_members_tagged_and_tag_members_tags_them(aws: Sandbox, t
     assert "orders-db-r9 lack the tag rds-ha:cluster" in capsys.readouterr().err
     assert run("apply", "-f", path, "--tag-members") == 0
     assert {"Key": "rds-ha:cluster", "Value": "orders"} in aws.instance("orders-db-r9")["TagList"]
+
+
+def test_alarms_render_gives_the_protection_stack_parameters(aws: Sandbox, capsys: Any) -> None:
+    build_cluster(aws)
+    assert run("alarms", "render", "orders") == 0
+    out = capsys.readouterr().out.split()
+    assert out == ["ClusterName=orders", "PrimaryInstanceId=orders-db", "Replica1InstanceId=orders-db-r1", "Replica2InstanceId=orders-db-r2"]

@@ -175,6 +175,23 @@ def failover(
         raise typer.Exit(3)
 
 
+alarms_app = typer.Typer(help="The alarms rds-ha reacts to (infra/protection.yaml).", no_args_is_help=True)
+app.add_typer(alarms_app, name="alarms")
+
+
+@alarms_app.command("render")
+def alarms_render(ctx: typer.Context, cluster: str) -> None:
+    """Print infra/protection.yaml's parameters for CLUSTER (for `aws cloudformation deploy --parameter-overrides`)."""
+    svc: Service = ctx.obj.service
+    st = svc.status(svc.cluster(cluster))
+    replicas = [r["id"] for r in st["replicas"] if r["role"] == "replica"]
+    if len(replicas) > 3:
+        err.print(f"[yellow]note[/yellow]: the stack watches 3 replicas; {', '.join(replicas[3:])} left out")
+    params = {"ClusterName": cluster, "PrimaryInstanceId": st["primary"]}
+    params.update({f"Replica{n}InstanceId": rid for n, rid in enumerate(replicas[:3], 1)})
+    print(" ".join(f"{k}={v}" for k, v in params.items()))
+
+
 @app.command()
 def invoke(
     function: Annotated[str, typer.Argument(help="A function's logical id in template.yaml, e.g. FailoverFunction.")],

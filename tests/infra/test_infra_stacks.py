@@ -16,7 +16,7 @@ def test_alarms_render_parameters_exist() -> None:
 
 def test_failover_alarms_are_named_and_tagged_for_the_cluster() -> None:
     resources = PROTECTION["Resources"]
-    for logical_id, name in (("PrimaryDownAlarm", "${ClusterName}-primary-down"), ("PrimaryUnhealthyAlarm", "${ClusterName}-primary-unhealthy")):
+    for logical_id, name in (("PrimaryDownAlarm", "rds-ha-${ClusterName}-primary-down"), ("PrimaryUnhealthyAlarm", "rds-ha-${ClusterName}-primary-unhealthy")):
         props = resources[logical_id]["Properties"]
         assert props["AlarmName"] == {"Fn::Sub": name}
         assert {"Key": "rds-ha:cluster", "Value": {"Ref": "ClusterName"}} in props["Tags"]

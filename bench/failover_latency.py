@@ -8,7 +8,7 @@ are not measured here):
   - AWS API calls per failover, by operation;
   - cold import of the failover handler module in a fresh interpreter.
 
-Run: .venv/bin/python bench/failover_latency.py [runs]
+Run: .venv/bin/python bench/failover_latency.py [runs] [other instances in the account]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from rds_ha.service import Service, Settings  # noqa: E402
 from tests.builders import CONFIG, create_table_from_template  # noqa: E402
 
 
-def one_run() -> tuple[float, float, Counter[str]]:
+def one_run(noise: int = 0) -> tuple[float, float, Counter[str]]:
     with mock_aws():
         clock = SimClock()
         moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
@@ -56,6 +56,15 @@ def one_run() -> tuple[float, float, Counter[str]]:
         runtime.use(svc)
         failover.reset()
         zone = sandbox.create_cluster(clients, clock.now(), {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}, alarm_state="ALARM")
+        for n in range(noise):  # other databases in the same account and region
+            clients.client("rds", "us-east-1").create_db_instance(
+                DBInstanceIdentifier=f"other-{n}",
+                Engine="mysql",
+                DBInstanceClass="db.t3.micro",
+                AllocatedStorage=20,
+                MasterUsername="u",
+                MasterUserPassword="bench-only-1",  # noqa: S106
+            )
         text = CONFIG.format(min=2, zone=zone, max_lag=30, cooldown=600, extra_failover="", alarms="orders-primary-down")
         svc.apply(parse_config(text).clusters, "bench", "bench")
         calls: Counter[str] = Counter()
@@ -89,15 +98,16 @@ def cold_import() -> float:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    noise = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     one_run()  # warm-up: moto's own first-use costs
     promote, writer, calls = [], [], Counter[str]()
     for _ in range(runs):
-        p, w, c = one_run()
+        p, w, c = one_run(noise)
         promote.append(p * 1000)
         writer.append(w * 1000)
         calls = c
     imports = [cold_import() * 1000 for _ in range(5)]
-    print(f"runs: {runs} (moto {__import__('moto').__version__}, in-process)")
+    print(f"runs: {runs} (moto {__import__('moto').__version__}, in-process), {noise} other instances in the account")
     print(f"alarm -> PromoteReadReplica sent:  median {statistics.median(promote):.0f} ms, p90 {statistics.quantiles(promote, n=10)[-1]:.0f} ms")
     print(f"alarm -> writer record changed:    median {statistics.median(writer):.0f} ms, p90 {statistics.quantiles(writer, n=10)[-1]:.0f} ms")
     before = calls.pop("(before promote)")

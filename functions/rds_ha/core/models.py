@@ -48,6 +48,8 @@ class Instance:
     port: int | None = None
     # ReadReplicaSourceDBInstanceIdentifier, reduced to the source's identifier (ARNs for cross-region).
     source: str | None = None
+    # ReadReplicaDBInstanceIdentifiers: how a snapshot finds the replicas without listing the account.
+    replicas: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     multi_az: bool = False
     backup_retention: int = 0

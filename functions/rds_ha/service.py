@@ -23,7 +23,7 @@ from .adapters.state import StateTable
 from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
-from .core.errors import ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
+from .core.errors import AwsError, ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, Topology
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
@@ -133,8 +133,28 @@ class Service:
     def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         if dry_run:  # reads and plans only: no lease, no writes
             return self._decide(cfg, request, deadline, dry_run=True)
-        with self.lease(cfg.name, deadline, self.lease_wait_seconds):
-            return self._decide(cfg, request, deadline)
+        try:
+            with self.lease(cfg.name, deadline, self.lease_wait_seconds):
+                return self._decide(cfg, request, deadline)
+        except AwsError as exc:
+            return self._aws_failed(cfg, request.trigger, exc)
+
+    def _aws_failed(self, cfg: ClusterConfig, trigger: str, exc: AwsError) -> Result:
+        """AWS failed us past its retries. Record and notify (best effort) and return: the transition
+        is not marked handled, so the next reconcile decides again from what AWS shows then."""
+        reason = f"AWS error, will retry on the next reconcile: {exc}"
+        logger.error(reason, extra={"cluster": cfg.name})
+        try:
+            self.table.add_history(cfg.name, self.clock.now(), "aws_error", reason, {"trigger": trigger, "code": exc.code})
+        except AwsError:
+            logger.error("could not record the AWS error in the state table either", extra={"cluster": cfg.name})
+        topic = cfg.notifications.sns_topic_arn or self.settings.topic_arn
+        if topic and self.executor.notifier is not None:
+            try:
+                self.executor.notifier.publish(topic, f"rds-ha {cfg.name}: aws_error", {"type": "aws_error", "cluster": cfg.name, "message": reason})
+            except AwsError:
+                logger.error("could not notify the AWS error either", extra={"cluster": cfg.name})
+        return Result(cfg.name, "error", reason, error=str(exc))
 
     def _decide(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         """Decide on a failover request and act on it. The caller holds the lease (unless dry run)."""
@@ -247,6 +267,8 @@ class Service:
                         results.append(self._drive(cfg, deadline, sweeps[cfg.region]))
             except LeaseBusyError as exc:
                 results.append(Result(cfg.name, "skipped", str(exc)))
+            except AwsError as exc:  # one cluster's trouble must not stop the others' reconcile
+                results.append(self._aws_failed(cfg, "reconcile", exc))
         return results
 
     def _alarms_in_alarm(self, configs: list[ClusterConfig]) -> dict[str, AlarmStatus]:

@@ -208,3 +208,28 @@ def test_aws_error_on_promotion_is_recorded_and_retried_by_reconcile(aws: Sandbo
     aws.clock.advance(60)
     reconcile_handler({}, context())
     _assert_failed_over_once(aws, promotes)
+
+
+def test_old_primary_coming_back_gets_no_writes_and_no_failback(aws: Sandbox) -> None:
+    build_cluster(aws)
+    from rds_ha.local.moto_fidelity import set_status
+
+    set_status("orders-db", "failed")
+    handler(alarm_event("eventbridge", aws.clock.now()), context())
+    assert aws.state().primary == "orders-db-r2"
+    set_status("orders-db", "available")  # the old primary comes back, as after an AZ recovers
+    aws.set_alarm("OK")
+    aws.clock.advance(3600)  # long past the cooldown
+    for _ in range(3):
+        aws.clock.advance(60)
+        reconcile_handler({}, context())
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    assert aws.endpoint("orders-db") not in aws.reader_targets()
+    assert aws.state().primary == "orders-db-r2"
+    status = aws.service.status(aws.cfg)
+    old = next(r for r in status["replicas"] if r["id"] == "orders-db")
+    assert old["role"] == "fenced" and old["status"] == "available"
+    # Its own alarm firing again (it watches the old primary) does not fail anything over.
+    aws.set_alarm("ALARM")
+    result = handler(alarm_event("eventbridge", aws.clock.now(), instance="orders-db"), context())
+    assert result["outcome"] == "ignored" and aws.state().primary == "orders-db-r2"

@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY = 0
 PY312 := $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || command -v python3.12)
 INFRA_TEMPLATES := template.yaml $(wildcard infra/*.yaml)
 
-.PHONY: setup demo test lint infra-check clean
+.PHONY: setup demo test reliability lint infra-check clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,12 +22,16 @@ demo: setup
 	$(VENV)/bin/rds-ha demo
 
 test: setup
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 -m "not reliability"
+
+reliability: setup
+	$(PY) -m pytest -m reliability -p no:randomly tests/reliability
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check functions tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -c pyproject.toml -r functions -q
 	$(VENV)/bin/cfn-lint $(INFRA_TEMPLATES)
 
 # AWS's own template tools, each in its own virtualenv (the SAM CLI pins its own boto3).

@@ -59,7 +59,8 @@ def _start_moto() -> tuple[Any, str]:
 def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="demo",
-        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - moto accepts any credentials
+        # moto accepts any credentials
+        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 # nosec B106
         AWS_DEFAULT_REGION=REGION,
         RDS_HA_TABLE="rds-ha-demo",
     )

@@ -22,10 +22,10 @@ demo: setup
 	$(VENV)/bin/rds-ha demo
 
 test: setup
-	$(PY) -m pytest -n 2 -m "not reliability"
+	$(PY) -m pytest -n 2
 
 reliability: setup
-	$(PY) -m pytest -m reliability -p no:randomly tests/reliability
+	$(PY) -m pytest --reliability tests/reliability
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,19 @@ from .iam_calls import Recorder, granted, merge, problems  # noqa: E402
 RECORDER = Recorder()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reliability", action="store_true", help="run the long reliability proofs (make reliability)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reliability"):
+        return
+    kept = [i for i in items if i.get_closest_marker("reliability") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         folder = Path(tempfile.mkdtemp(prefix="rds-ha-iam-calls-"))

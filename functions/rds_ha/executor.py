@@ -93,6 +93,9 @@ class Executor:
             state = self._save(state, blocked=Blocked(at=self.clock.now(), reason=plan.reason, trigger=trigger))
             emit("FailoverBlocked", cluster)
             self.notify(topo, "failover_blocked", plan.reason, trigger=trigger, primary=state.primary)
+        elif plan.outcome == "paused":
+            emit("FailoverPaused", cluster)
+            self.notify(topo, "failover_paused", plan.reason, trigger=trigger, primary=state.primary, would_promote=plan.chosen)
         elif plan.outcome == "deferred":
             self.notify(topo, "failover_deferred", plan.reason, trigger=trigger, primary=state.primary)
         elif plan.outcome == "refused":

@@ -24,7 +24,7 @@ from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
-from .core.models import AlarmStatus, ClusterState, Instance, Topology
+from .core.models import AlarmStatus, ClusterState, Instance, Marker, Topology
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
@@ -222,6 +222,10 @@ class Service:
         while True:
             topo = first or self.snapshots.read(cfg, described=sweep)
             sweep, first = None, None
+            if topo.state.paused is not None:  # decide, say what would be done, change nothing
+                plan = plan_steady(topo) if topo.state.workflow is None else plan_workflow(topo)
+                would = [f"would {a.describe()}" for a in plan.mutating]
+                return Result(cfg.name, "paused", f"paused by {topo.state.paused.by}; {plan.reason}", done + would)
             if topo.state.workflow is None:
                 plan = plan_steady(topo)
                 out = self.executor.execute(topo, plan)
@@ -311,6 +315,30 @@ class Service:
     def _ignored(self, cluster: str | None, reason: str) -> Result:
         logger.info(f"ignored: {reason}")
         return Result(cluster, "ignored", reason)
+
+    # -- operator controls --------------------------------------------------------------------
+    def _update_state(self, cfg: ClusterConfig, kind: str, message: str, **update: Any) -> ClusterState:
+        """Change operator fields of the state (optimistic lock, retried) and record who and why."""
+        for _ in range(5):
+            state = self.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
+            try:
+                new = self.table.put_state(state.model_copy(update=update))
+            except StateConflictError:
+                continue
+            self.table.add_history(cfg.name, self.clock.now(), kind, message, {})
+            return new
+        raise StateConflictError(f"state of {cfg.name} kept changing; try again")
+
+    def pause(self, cfg: ClusterConfig, by: str, reason: str) -> ClusterState:
+        marker = Marker(by=by, at=self.clock.now(), reason=reason)
+        return self._update_state(cfg, "paused", f"paused by {by}" + (f": {reason}" if reason else ""), paused=marker)
+
+    def resume(self, cfg: ClusterConfig, by: str) -> ClusterState:
+        # Forget the last handled alarm: one still in ALARM is decided again by the next reconcile.
+        return self._update_state(cfg, "resumed", f"resumed by {by}", paused=None, last_trigger=None)
+
+    def ack(self, cfg: ClusterConfig, by: str) -> ClusterState:
+        return self._update_state(cfg, "acknowledged", f"cooldown acknowledged by {by}", acknowledged=Marker(by=by, at=self.clock.now()))
 
     # -- configuration ------------------------------------------------------------------------
     def apply(self, clusters: list[ClusterConfig], source: str, applied_by: str, tag_members: bool = False) -> list[str]:
@@ -406,5 +434,7 @@ class Service:
             "blocked": state.blocked.model_dump(mode="json") if state.blocked else None,
             "last_failover_at": state.last_failover_at.isoformat() if state.last_failover_at else None,
             "cooldown_until": cooldown_until,
+            "paused": state.paused.model_dump(mode="json") if state.paused else None,
+            "acknowledged": state.acknowledged.model_dump(mode="json") if state.acknowledged else None,
             "fenced": list(state.fenced),
         }

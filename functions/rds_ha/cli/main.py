@@ -175,6 +175,33 @@ def failover(
         raise typer.Exit(3)
 
 
+@app.command()
+def pause(ctx: typer.Context, cluster: str, reason: Annotated[str, typer.Option(help="Why (shown in status and history).")] = "") -> None:
+    """Pause automation for CLUSTER: it keeps deciding and recording what it would do, and changes nothing."""
+    svc: Service = ctx.obj.service
+    svc.pause(svc.cluster(cluster), _user(), reason)
+    out.print(f"{cluster}: paused; alarms and reconcile now record what they would do and change nothing (rds-ha resume {cluster})")
+
+
+@app.command()
+def resume(ctx: typer.Context, cluster: str) -> None:
+    """Resume automation for CLUSTER; an alarm still in ALARM is decided again by the next reconcile."""
+    svc: Service = ctx.obj.service
+    svc.resume(svc.cluster(cluster), _user())
+    out.print(f"{cluster}: resumed")
+
+
+@app.command()
+def ack(ctx: typer.Context, cluster: str) -> None:
+    """Acknowledge CLUSTER's last failover: its cooldown no longer blocks the next automatic one."""
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    state = svc.ack(cfg, _user())
+    if state.last_failover_at is None:
+        err.print(f"[yellow]note[/yellow]: {cluster} has had no failover; nothing was cooling down")
+    out.print(f"{cluster}: cooldown acknowledged")
+
+
 alarms_app = typer.Typer(help="The alarms rds-ha reacts to (infra/protection.yaml).", no_args_is_help=True)
 app.add_typer(alarms_app, name="alarms")
 

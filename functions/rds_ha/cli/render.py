@@ -30,6 +30,15 @@ def status(console: Console, st: dict[str, Any]) -> None:
     if st["last_failover_at"]:
         cool = f"; cooldown until {st['cooldown_until']}" if st["cooldown_until"] else ""
         console.print(f"  last failover {st['last_failover_at']}{cool}")
+    if st.get("paused"):
+        p = st["paused"]
+        console.print(
+            f"  [yellow]paused[/yellow] by {escape(p['by'])} at {p['at']}"
+            + (f": {escape(p['reason'])}" if p["reason"] else "")
+            + " (automation records, changes nothing)"
+        )
+    if st.get("acknowledged"):
+        console.print(f"  cooldown acknowledged by {escape(st['acknowledged']['by'])} at {st['acknowledged']['at']}")
     if st["fenced"]:
         console.print(f"  fenced   {', '.join(st['fenced'])}")
     table = Table(box=None, pad_edge=False, show_edge=False)

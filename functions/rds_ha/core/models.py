@@ -129,6 +129,14 @@ class HandledTrigger(_Stored):
         return self.alarm == alarm and abs((self.at - at).total_seconds()) < 0.001
 
 
+class Marker(_Stored):
+    """Who did what, when, and why: a pause or an acknowledgement."""
+
+    by: str
+    at: datetime
+    reason: str = ""
+
+
 class Blocked(_Stored):
     at: datetime
     reason: str
@@ -147,6 +155,10 @@ class ClusterState(_Stored):
     blocked: Blocked | None = None
     fenced: tuple[str, ...] = ()
     last_trigger: HandledTrigger | None = None
+    # While paused, automation decides and records what it would do, and changes nothing.
+    paused: Marker | None = None
+    # A human looked after the last failover: the cooldown no longer holds the next one back.
+    acknowledged: Marker | None = None
 
 
 @dataclass(frozen=True)

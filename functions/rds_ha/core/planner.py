@@ -103,7 +103,17 @@ def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[float, int, 
 
 
 def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
-    """Decide whether to start a failover and which replica to promote."""
+    """Decide whether to start a failover and which replica to promote; while the cluster is
+    paused, an automatic decision to start becomes a record of what would have been done."""
+    plan = _decide_failover(topo, request)
+    paused = topo.state.paused
+    if paused is None or not request.automatic or plan.outcome != "start":
+        return plan
+    why = f": {paused.reason}" if paused.reason else ""
+    return Plan("paused", f"paused by {paused.by}{why}; would {plan.reason}", candidates=plan.candidates, chosen=plan.chosen)
+
+
+def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     state, cfg = topo.state, topo.cluster.failover
     if state.workflow is not None:
         wf = state.workflow
@@ -124,13 +134,14 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
             "ignored",
             f"alarm {request.alarm_name} watches {request.alarm_instance}, which is not the primary ({state.primary})",
         )
-    if not request.force and state.last_failover_at is not None:
+    acked = state.acknowledged is not None and state.last_failover_at is not None and state.acknowledged.at >= state.last_failover_at
+    if not request.force and not acked and state.last_failover_at is not None:
         elapsed = (topo.now - state.last_failover_at).total_seconds()
         if elapsed < cfg.cooldown_seconds:
             return Plan(
                 "refused",
                 f"cooldown: last failover {int(elapsed)}s ago, within cooldown_seconds {cfg.cooldown_seconds}; "
-                "a human must look (rds-ha failover --force overrides)",
+                "a human must look (rds-ha ack lifts it; rds-ha failover --force overrides)",
             )
     primary = topo.primary
     if primary is not None and primary.is_replica:

@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from botocore.exceptions import BotoCoreError
 from rich.console import Console
@@ -257,18 +256,21 @@ def main(argv: list[str] | None = None) -> None:
             handler.stream = sys.stderr
     command = typer.main.get_command(app)
     try:
-        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        # Without standalone mode the command returns typer.Exit's code instead of exiting.
         code = command.main(args=argv, prog_name="rds-ha", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: Typer's own (vendored) click exceptions
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     except InvalidEventError as exc:
         err.print(f"[red]invalid event[/red]: {escape(str(exc))}")
         sys.exit(2)

@@ -136,23 +136,41 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         _active.settle()
         return _originals["describe"](self, *args, **kwargs)
 
-    # AWS: a DynamoDB conditional write is atomic; moto checks and writes without a lock, so two
-    # threads can both "win" a conditional put. Our lease and idempotency records rely on it.
-    ddb_lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item"):
-        original = getattr(DynamoDBBackend, name)
-        _originals[f"ddb_{name}"] = original
-
-        def atomic(self: DynamoDBBackend, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with ddb_lock:
-                return _original(self, *args, **kwargs)
-
-        setattr(DynamoDBBackend, name, atomic)
-
     RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
     RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]
     RDSBackend.describe_db_instances = describe_db_instances  # type: ignore[method-assign]
+
+    # AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls
+    # from threads race: two conditional DynamoDB puts can both "win" (our lease and idempotency
+    # records rely on them), and RDS lists are read while another call changes them.
+    _serialize(DynamoDBBackend, ("put_item", "update_item", "delete_item"))
+    _serialize(
+        RDSBackend,
+        (
+            "describe_db_instances",
+            "create_db_instance_read_replica",
+            "promote_read_replica",
+            "delete_db_instance",
+            "stop_db_instance",
+            "add_tags_to_resource",
+            "modify_db_instance",
+            "create_db_instance",
+        ),
+    )
     return _active
+
+
+def _serialize(cls: type, names: tuple[str, ...]) -> None:
+    lock = threading.RLock()
+    for name in names:
+        original = getattr(cls, name)
+        _originals[f"{cls.__name__}.{name}"] = original
+
+        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(cls, name, atomic)
 
 
 def backend(region: str = "us-east-1", account: str = "123456789012") -> RDSBackend:

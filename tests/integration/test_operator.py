@@ -8,6 +8,7 @@ from typing import Any
 
 from rds_ha.handlers.failover import handler
 from rds_ha.handlers.reconcile import handler as reconcile_handler
+from rds_ha.local.sandbox import put_alarm
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
 from .test_cli import run
@@ -56,17 +57,7 @@ def test_ack_lifts_the_cooldown_for_the_next_automatic_failover(aws: Sandbox, ca
     new_replicas = [r["DBInstanceIdentifier"] for r in aws.replicas_of("orders-db-r2")]
     for rid in new_replicas:  # CloudWatch's clock is the real one: lag just before the next alarm
         aws.put_lag(rid, 1.0, at=datetime.now(UTC) - timedelta(seconds=30))
-    aws.cw().put_metric_alarm(
-        AlarmName="orders-primary-down",
-        Namespace="AWS/RDS",
-        MetricName="DatabaseConnections",
-        Statistic="Minimum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="LessThanThreshold",
-        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "orders-db-r2"}],
-    )
+    put_alarm(aws.clients, "orders-primary-down", "orders-db-r2")  # the alarm now watches the new primary
     aws.set_alarm("OK")
     aws.set_alarm("ALARM")
     assert handler(_alarm_now(aws, "orders-db-r2"), context())["outcome"] == "refused"  # within cooldown

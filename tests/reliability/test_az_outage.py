@@ -17,7 +17,7 @@ from rds_ha.core.config import parse_config
 from rds_ha.handlers.failover import handler
 from rds_ha.local import moto_fidelity
 from rds_ha.local.samples import alarm_event
-from rds_ha.local.sandbox import put_lag
+from rds_ha.local.sandbox import put_alarm, put_lag
 
 from ..builders import REGION, Sandbox, context
 
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.reliability
 
 
 def _build(aws: Sandbox) -> None:
-    rds, cw = aws.rds(), aws.cw()
+    rds = aws.rds()
     zone = aws.r53().create_hosted_zone(Name="example.internal", CallerReference="az")["HostedZone"]["Id"].split("/")[-1]
     text = "clusters:\n"
     for n in range(CLUSTERS):
@@ -55,18 +55,7 @@ def _build(aws: Sandbox) -> None:
         for r, az in (("r1", "us-east-1b"), ("r2", "us-east-1c")):
             rds.create_db_instance_read_replica(DBInstanceIdentifier=f"c{n}-db-{r}", SourceDBInstanceIdentifier=f"c{n}-db", AvailabilityZone=az, Tags=tag)
             put_lag(aws.clients, f"c{n}-db-{r}", 1.0 if r == "r1" else 3.0, aws.clock.now() - timedelta(seconds=30))
-        cw.put_metric_alarm(
-            AlarmName=f"c{n}-primary-down",
-            Namespace="AWS/RDS",
-            MetricName="CPUUtilization",
-            Statistic="SampleCount",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="LessThanThreshold",
-            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": f"c{n}-db"}],
-        )
-        cw.set_alarm_state(AlarmName=f"c{n}-primary-down", StateValue="ALARM", StateReason="AZ us-east-1a is down")
+        put_alarm(aws.clients, f"c{n}-primary-down", f"c{n}-db", "ALARM")
         text += CONFIG.format(n=n, zone=zone)
     aws.service.apply(parse_config(text, "az.yaml").clusters, "az.yaml", "test")
     for n in range(CLUSTERS):

@@ -30,6 +30,25 @@ def put_lag(clients: AwsClients, instance_id: str, seconds: float, at: datetime,
     )
 
 
+def put_alarm(clients: AwsClients, name: str, instance: str, state: str | None = None, region: str = REGION) -> None:
+    """A primary-down alarm on `instance` (moto never evaluates it: `state` sets it by hand)."""
+    cw = clients.client("cloudwatch", region)
+    cw.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/RDS",
+        MetricName="DatabaseConnections",
+        Statistic="Minimum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": instance}],
+    )
+    if state:
+        cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="set by the local sandbox")
+
+
 def create_cluster(
     clients: AwsClients,
     now: datetime,
@@ -70,20 +89,6 @@ def create_cluster(
             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {"Name": WRITER, "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": endpoint}]}}]
         },
     )
-    cw = clients.client("cloudwatch", region)
     for alarm in alarms:
-        cw.put_metric_alarm(
-            AlarmName=alarm,
-            Namespace="AWS/RDS",
-            MetricName="DatabaseConnections",
-            Statistic="Minimum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="LessThanThreshold",
-            TreatMissingData="breaching",
-            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": primary}],
-        )
-        if alarm_state:
-            cw.set_alarm_state(AlarmName=alarm, StateValue=alarm_state, StateReason="set by the local sandbox")
+        put_alarm(clients, alarm, primary, alarm_state, region)
     return zone

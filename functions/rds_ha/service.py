@@ -350,8 +350,9 @@ class Service:
         problems: list[str] = []
         untagged: list[tuple[ClusterConfig, Instance]] = []
         described: dict[str, list[Instance]] = {}
+        states = {cfg.name: self.table.get_state(cfg.name) for cfg in clusters}
         for cfg in clusters:
-            state = self.table.get_state(cfg.name)
+            state = states[cfg.name]
             primary_id = state.primary if state else cfg.primary
             instances = described.setdefault(cfg.region, self.rds.describe_all(cfg.region))
             primary = next((i for i in instances if i.id == primary_id), None)
@@ -378,7 +379,7 @@ class Service:
             notes.append(f"tagged {inst.id} {TAG_CLUSTER}={cfg.name}")
         now = self.clock.now()
         for cfg in clusters:
-            state = self.table.get_state(cfg.name)
+            state = states[cfg.name]
             if state is None:
                 self.table.put_state(ClusterState(cluster=cfg.name, primary=cfg.primary))
             elif state.primary != cfg.primary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from rds_ha.core.actions import ChangeRecords, CompleteWorkflow, CreateReplica, DeleteInstance, Promote
 from rds_ha.core.models import ClusterState, Record
@@ -12,6 +13,13 @@ from .topo import NOW, cluster, inst, request, topo, workflow
 
 # The reader set once the new primary r2's replicas n1 and n2 serve.
 NEW_READERS = (Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n2.rds", 5, "n2", 1))
+
+
+def _promoted_and_rebuilt(old_status: str, cfg: Any = None) -> Any:
+    """After a failover's every step: r2 promoted, writer on it, replicas n1 and n2 serving reads."""
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=()))
+    old = inst("db", status=old_status, tags={"rds-ha:fenced": "x"})
+    return topo(old, inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds", reader=NEW_READERS, cfg=cfg)
 
 
 def kinds(plan) -> list[str]:  # type: ignore[no-untyped-def]
@@ -162,17 +170,7 @@ def test_orphans_are_deleted_only_once_replacements_are_available() -> None:
 
 
 def test_workflow_completes_when_every_step_is_verified() -> None:
-    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW))
-    t = topo(
-        inst("db", status="failed", tags={"rds-ha:fenced": "x"}),
-        inst("r2"),
-        inst("n1", "r2"),
-        inst("n2", "r2"),
-        state=state,
-        writer="r2.rds",
-        reader=NEW_READERS,
-    )
-    plan = plan_workflow(t)
+    plan = plan_workflow(_promoted_and_rebuilt(old_status="failed"))
     assert plan.outcome == "complete"
     assert isinstance(plan.actions[0], CompleteWorkflow)
 
@@ -184,19 +182,7 @@ def test_candidate_gone_aborts_into_blocked() -> None:
 
 
 def test_stop_old_primary_only_when_nothing_replicates_from_it() -> None:
-    cfg = cluster(stop_old_primary=True)
-    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=()))
-    t = topo(
-        inst("db", tags={"rds-ha:fenced": "x"}),
-        inst("r2"),
-        inst("n1", "r2"),
-        inst("n2", "r2"),
-        state=state,
-        writer="r2.rds",
-        cfg=cfg,
-        reader=NEW_READERS,
-    )
-    assert kinds(plan_workflow(t)) == ["StopInstance"]
+    assert kinds(plan_workflow(_promoted_and_rebuilt(old_status="available", cfg=cluster(stop_old_primary=True)))) == ["StopInstance"]
 
 
 def test_steady_state_repairs_a_drifted_writer_and_builds_the_reader_set() -> None:

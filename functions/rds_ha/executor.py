@@ -26,8 +26,10 @@ from .core.actions import (
     CreateReplica,
     DeleteInstance,
     Fence,
+    ModifyMultiAz,
     Plan,
     Promote,
+    RecordHandled,
     RecordPrimary,
     StartWorkflow,
     StopInstance,
@@ -136,6 +138,8 @@ class Executor:
         cfg, name = topo.cluster, topo.cluster.name
         now = self.clock.now()
         wf = state.workflow
+        target = topo.instances.get(getattr(action, "instance", ""))
+        region = target.region if target is not None else cfg.region
         if isinstance(action, StartWorkflow):
             assert action.workflow is not None
             state = self._save(state, workflow=action.workflow, last_failover_at=now, blocked=None)
@@ -160,17 +164,17 @@ class Executor:
             return state
         if isinstance(action, Fence):
             inst = topo.instances[action.instance]
-            self.rds.add_tags(cfg.region, inst.arn, {TAG_FENCED: now.isoformat()})
+            self.rds.add_tags(inst.region, inst.arn, {TAG_FENCED: now.isoformat()})
             fenced = tuple(dict.fromkeys((*state.fenced, action.instance)))
             state = self._save(state, fenced=fenced)
             self.history(name, "fenced", f"fenced {action.instance}: {action.reason}", instance=action.instance)
             return state
         if isinstance(action, Promote):
             try:
-                self.rds.promote(cfg.region, action.instance, action.backup_retention)
+                self.rds.promote(region, action.instance, action.backup_retention)
             except InstanceStateError as exc:
                 # A promotion already under way answers InvalidDBInstanceState: that is our promotion.
-                current = self.rds.describe(cfg.region, action.instance)
+                current = self.rds.describe(region, action.instance)
                 if current.is_replica and current.status == "available":
                     raise
                 logger.info(f"promotion of {action.instance} already under way ({exc})")
@@ -188,29 +192,57 @@ class Executor:
             self.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
             return state
         if isinstance(action, RecordPrimary):
-            update: dict[str, Any] = {"primary": action.instance}
+            update: dict[str, Any] = {"primary": action.instance, "primary_region": None if region == cfg.region else region}
             if wf is not None:
                 update["workflow"] = wf.model_copy(update={"promoted_at": wf.promoted_at or now})
             state = self._save(state, **update)
             self.history(name, "primary_recorded", f"{action.instance} is now the primary: {action.reason}", instance=action.instance)
             return state
         if isinstance(action, CreateReplica):
+            if action.scaling is not None:  # the cooldown starts before the call: a crash must not double it
+                state = self._save(state, last_scale_out_at=now)
             try:
-                self.rds.create_replica(cfg.region, action.instance, action.source, action.az, action.instance_class, action.tags)
+                self.rds.create_replica(
+                    action.region or region,
+                    action.instance,
+                    action.source,
+                    action.az,
+                    action.instance_class,
+                    action.tags,
+                    action.source_region,
+                    action.kms_key_id,
+                )
             except InstanceAlreadyExistsError:
                 logger.info(f"replica {action.instance} exists already: created by an earlier run")
-            self.history(name, "replica_created", f"{action.describe()}: {action.reason}", instance=action.instance)
+            self.history(name, "replica_created", f"{action.describe()}: {action.reason}", instance=action.instance, region=action.region or region)
             emit("ReplicaCreated", name)
             return state
         if isinstance(action, DeleteInstance):
+            if action.scaling is not None:
+                state = self._save(state, last_scale_in_at=now)
             try:
-                self.rds.delete_replica(cfg.region, action.instance)
+                self.rds.delete_replica(region, action.instance)
             except InstanceNotFoundError:
                 logger.info(f"{action.instance} is gone already")
-            self.history(name, "orphan_deleted", f"{action.describe()}: {action.reason}", instance=action.instance)
+            self.history(name, "replica_removed" if action.scaling else "orphan_deleted", f"{action.describe()}: {action.reason}", instance=action.instance)
+            emit("ReplicaRemoved", name)
             return state
+        if isinstance(action, ModifyMultiAz):
+            self.rds.modify_multi_az(region, action.instance, action.enabled)
+            self.history(
+                name,
+                "multi_az",
+                f"{action.describe()}: {action.reason}. AWS builds the standby from a snapshot meanwhile; writes may slow until it is in sync",
+                instance=action.instance,
+                enabled=action.enabled,
+            )
+            self.notify(topo, "multi_az_changed", action.describe(), instance=action.instance, enabled=action.enabled, reason=action.reason)
+            return state
+        if isinstance(action, RecordHandled):
+            assert action.at is not None
+            return self._save(state, handled_alarms={**state.handled_alarms, action.alarm: action.at})
         if isinstance(action, StopInstance):
-            self.rds.stop(cfg.region, action.instance)
+            self.rds.stop(region, action.instance)
             self.history(name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)
             return state
         if isinstance(action, CompleteWorkflow):

@@ -24,12 +24,12 @@ from .core.actions import StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
-from .core.models import AlarmStatus, ClusterState, Instance, Marker, Topology
+from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Topology
 from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
 from .observability import logger
-from .snapshot import Snapshotter
+from .snapshot import Snapshotter, members
 
 DEFAULT_TABLE = "rds-ha"
 POLL_SECONDS = 10.0
@@ -211,7 +211,14 @@ class Service:
             return
         self.table.add_history(cfg.name, self.clock.now(), "blocked_cleared", f"{trigger.describe()}: the blocked failover is no longer needed", {})
 
-    def _drive(self, cfg: ClusterConfig, deadline: datetime, sweep: list[Instance] | None = None, first: Topology | None = None) -> Result:
+    def _drive(
+        self,
+        cfg: ClusterConfig,
+        deadline: datetime,
+        sweep: list[Instance] | None = None,
+        first: Topology | None = None,
+        recent_lag: dict[str, LagReading] | None = None,
+    ) -> Result:
         """Run the workflow's steps until it completes, must wait past the deadline, or fails a step.
 
         `sweep` (instances) or `first` (a whole topology) spare the first read when the caller has
@@ -220,8 +227,8 @@ class Service:
         done: list[str] = []
         last: tuple[str, ...] = ()
         while True:
-            topo = first or self.snapshots.read(cfg, described=sweep)
-            sweep, first = None, None
+            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag)
+            sweep, first, recent_lag = None, None, None
             if topo.state.paused is not None:  # decide, say what would be done, change nothing
                 plan = plan_steady(topo) if topo.state.workflow is None else plan_workflow(topo)
                 would = [f"would {a.describe()}" for a in plan.mutating]
@@ -258,22 +265,40 @@ class Service:
                     raise ClusterNotFoundError(f"no cluster named {name!r} is configured in table {self.table.name}")
             configs = [c for c in configs if c.name in names]
         # One DescribeDBInstances sweep per region serves every cluster's first look.
-        sweeps = {region: self.rds.describe_all(region) for region in sorted({c.region for c in configs})}
+        sweeps = {region: self.rds.describe_all(region) for region in sorted({r for c in configs for r in c.regions})}
+        lags = self._recent_lags(configs, sweeps)
         alarms = self._alarms_in_alarm(configs)
         results = []
         for cfg in configs:
             try:
                 with self.lease(cfg.name, deadline, 0):
                     missed = self._missed_trigger(cfg, alarms)
-                    if missed is not None:
-                        results.append(self._decide(cfg, self._request(missed), deadline))
-                    else:
-                        results.append(self._drive(cfg, deadline, sweeps[cfg.region]))
+                    decided = self._decide(cfg, self._request(missed), deadline) if missed is not None else None
+                    if decided is not None and decided.outcome not in {"ignored", "duplicate", "refused"}:
+                        results.append(decided)
+                        continue
+                    # Nothing (more) to decide: keep DNS, replicas and Multi-AZ as they should be.
+                    steady = self._drive(cfg, deadline, [i for r in cfg.regions for i in sweeps[r]], recent_lag=lags.get(cfg.name))
+                    if decided is not None:
+                        steady.reason = f"{decided.reason}; {steady.reason}"
+                    results.append(steady)
             except LeaseBusyError as exc:
                 results.append(Result(cfg.name, "skipped", str(exc)))
             except AwsError as exc:  # one cluster's trouble must not stop the others' reconcile
                 results.append(self._aws_failed(cfg, "reconcile", exc))
         return results
+
+    def _recent_lags(self, configs: list[ClusterConfig], sweeps: dict[str, list[Instance]]) -> dict[str, dict[str, LagReading]]:
+        """Latest ReplicaLag of every cluster's replicas: one batched GetMetricData per region per sweep,
+        not one per cluster."""
+        replicas: dict[str, list[Instance]] = {}
+        for cfg in configs:
+            # Members by tag and by the config's primary (no state read): what the snapshot finds misses nothing
+            # important, as a replica without a reading is judged on its status and its place in the reader set.
+            by_tag = members(cfg, ClusterState(cluster=cfg.name, primary=cfg.primary), [i for r in cfg.regions for i in sweeps[r]])
+            replicas[cfg.name] = [i for i in by_tag.values() if i.is_replica]
+        readings = self.snapshots.recent_lag([i for found in replicas.values() for i in found])
+        return {name: {i.id: readings[i.id] for i in found if i.id in readings} for name, found in replicas.items()}
 
     def _alarms_in_alarm(self, configs: list[ClusterConfig]) -> dict[str, AlarmStatus]:
         """Failover alarms in ALARM now: one DescribeAlarms per region (and per 100 alarms)."""

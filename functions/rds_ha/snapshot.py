@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from .adapters.cloudwatch import CloudWatchAdapter
@@ -10,7 +12,10 @@ from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .core.clock import Clock
 from .core.config import ClusterConfig
-from .core.models import ClusterState, Instance, Topology
+from .core.models import ClusterState, Instance, LagReading, Topology
+
+# The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
+RECENT_LAG_SECONDS = 300
 
 
 def known_ids(state: ClusterState) -> set[str]:
@@ -30,33 +35,63 @@ def members(cfg: ClusterConfig, state: ClusterState, instances: list[Instance]) 
     return {iid: by_id[iid] for iid in sorted(wanted) if iid in by_id}
 
 
+def by_region(instances: Iterable[Instance]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for inst in instances:
+        out[inst.region].append(inst.id)
+    return dict(out)
+
+
 class Snapshotter:
     def __init__(self, rds: RdsAdapter, route53: Route53Adapter, cloudwatch: CloudWatchAdapter, table: StateTable, clock: Clock) -> None:
         self.rds, self.route53, self.cloudwatch, self.table, self.clock = rds, route53, cloudwatch, table, clock
 
     def _describe_members(self, cfg: ClusterConfig, state: ClusterState) -> list[Instance]:
-        """Two filtered calls (known instances, then their replicas), not a listing of the account:
-        in an AZ outage fifty clusters fail over at once under RDS's 12 requests/s account quota."""
-        known = self.rds.describe_ids(cfg.region, known_ids(state))
-        more = {r for i in known for r in i.replicas} - {i.id for i in known}
-        return known + (self.rds.describe_ids(cfg.region, more) if more else [])
+        """Filtered calls (known instances, then their replicas) per region of the cluster, not a listing
+        of the account: in an AZ outage fifty clusters fail over at once under RDS's 12 requests/s quota."""
+        known = [i for region in cfg.regions for i in self.rds.describe_ids(region, known_ids(state))]
+        have = {(i.region, i.id) for i in known}
+        more: dict[str, set[str]] = defaultdict(set)
+        for region, iid in {r for i in known for r in i.replicas} - have:
+            if region in cfg.regions:
+                more[region].add(iid)
+        return known + [i for region, ids in sorted(more.items()) for i in self.rds.describe_ids(region, ids)]
 
     def state(self, cfg: ClusterConfig) -> ClusterState:
         return self.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
 
-    def read(self, cfg: ClusterConfig, failure_time: datetime | None = None, alarms: bool = False, described: list[Instance] | None = None) -> Topology:
-        """`failure_time` asks for replica lag in the window before it; `alarms` for alarm states;
-        `described` is a DescribeDBInstances sweep of the region already made for this decision."""
+    def recent_lag(self, replicas: Iterable[Instance]) -> dict[str, LagReading]:
+        """Latest ReplicaLag of each replica: one batched GetMetricData per region."""
+        end = self.clock.now()
+        start = end - timedelta(seconds=RECENT_LAG_SECONDS)
+        out: dict[str, LagReading] = {}
+        for region, ids in sorted(by_region(replicas).items()):
+            out.update(self.cloudwatch.recent_lag(region, ids, start, end))
+        return out
+
+    def read(
+        self,
+        cfg: ClusterConfig,
+        failure_time: datetime | None = None,
+        alarms: bool = False,
+        described: list[Instance] | None = None,
+        recent_lag: Mapping[str, LagReading] | None = None,
+    ) -> Topology:
+        """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
+        the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
+        `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made."""
         state = self.state(cfg)
         instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state))
         writer = self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
         reader = self.route53.records(cfg.dns.zone_id, cfg.dns.reader) if cfg.dns.reader else ()
         lag: dict[str, float | None] = {}
+        replicas = [i for i in instances.values() if i.is_replica]
         if failure_time is not None:
-            replicas = [i.id for i in instances.values() if i.source == state.primary]
-            if replicas:
-                start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
-                lag = self.cloudwatch.replica_lag(cfg.region, replicas, start, failure_time)
+            start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
+            for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
+                lag.update(self.cloudwatch.replica_lag(region, ids, start, failure_time))
+        elif recent_lag is None and replicas:
+            recent_lag = self.recent_lag(replicas)
         alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
         return Topology(
             cluster=cfg,
@@ -67,4 +102,5 @@ class Snapshotter:
             reader=reader,
             lag=lag,
             alarms=alarm_status,
+            recent_lag=dict(recent_lag) if recent_lag is not None else ({} if failure_time is None else None),
         )

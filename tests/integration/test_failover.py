@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rds_ha.handlers.failover import handler
+from rds_ha.handlers.reconcile import handler as reconcile_handler
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
 
@@ -32,7 +33,12 @@ def test_primary_down_alarm_promotes_least_lagged_replica_and_moves_writer(aws: 
     assert len(new_replicas) == 2
     assert all(any(t == {"Key": "rds-ha:cluster", "Value": "orders"} for t in r["TagList"]) for r in new_replicas)
     assert aws.instance("orders-db-r1") is None
-    assert sorted(aws.reader_targets()) == sorted(r["Endpoint"]["Address"] for r in new_replicas)
+    # Reads go to the new primary until CloudWatch shows a new replica caught up; then to the replicas.
+    assert aws.reader_targets() == [aws.endpoint("orders-db-r2")]
+    for replica in new_replicas:
+        aws.put_lag(replica["DBInstanceIdentifier"], 1.0)
+    reconcile_handler({}, context())
+    assert aws.reader_targets() == sorted(r["Endpoint"]["Address"] for r in new_replicas)
     state = aws.state()
     assert state.primary == "orders-db-r2"
     assert state.workflow is None

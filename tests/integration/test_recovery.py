@@ -15,7 +15,7 @@ from rds_ha.handlers.reconcile import handler as reconcile_handler
 from ..builders import Sandbox, alarm_event, build_cluster, context
 
 # A clean failover of the default cluster performs this many AWS-mutating steps (asserted below).
-STEPS = 11
+STEPS = 10
 
 
 def _assert_failed_over_once(aws: Sandbox, promotes: list[int]) -> None:
@@ -118,8 +118,9 @@ def test_twenty_concurrent_deliveries_act_once(aws: Sandbox) -> None:
     # One delivery acts; the others see its idempotency record in progress, or its stored result.
     assert set(outcomes) <= {"complete", "duplicate"}, outcomes
     _assert_failed_over_once(aws, promotes)
-    # fence/reader, writer, reader after the rebuild: three batches, not sixty.
-    assert writer_changes[0] == 3
+    # The reader onto the candidate, then the writer: two batches, not forty. (New replicas join the
+    # reader set once CloudWatch shows them caught up: a later reconcile.)
+    assert writer_changes[0] == 2
 
 
 def test_two_different_alarms_at_once_fail_over_once(aws: Sandbox) -> None:

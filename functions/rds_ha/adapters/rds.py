@@ -20,6 +20,13 @@ def _source_id(source: str | None) -> str | None:
     return source.split(":db:")[-1] if source.startswith("arn:") else source
 
 
+def _ref(ref: str, region: str) -> tuple[str, str]:
+    """(region, identifier) of an identifier or an ARN (arn:aws:rds:REGION:ACCOUNT:db:ID)."""
+    if ref.startswith("arn:"):
+        return ref.split(":")[3], ref.split(":db:")[-1]
+    return region, ref
+
+
 def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
     endpoint = raw.get("Endpoint") or {}
     return Instance(
@@ -32,7 +39,8 @@ def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
         endpoint=endpoint.get("Address"),
         port=endpoint.get("Port"),
         source=_source_id(raw.get("ReadReplicaSourceDBInstanceIdentifier")),
-        replicas=tuple(_source_id(r) or r for r in raw.get("ReadReplicaDBInstanceIdentifiers", [])),
+        source_region=_ref(raw["ReadReplicaSourceDBInstanceIdentifier"], region)[0] if raw.get("ReadReplicaSourceDBInstanceIdentifier") else None,
+        replicas=tuple(_ref(r, region) for r in raw.get("ReadReplicaDBInstanceIdentifiers", [])),
         tags={t["Key"]: t.get("Value", "") for t in raw.get("TagList", [])},
         multi_az=bool(raw.get("MultiAZ", False)),
         backup_retention=int(raw.get("BackupRetentionPeriod", 0) or 0),
@@ -84,7 +92,20 @@ class RdsAdapter:
         except _ERRORS as exc:
             raise translate(exc, f"promote {instance_id}") from exc
 
-    def create_replica(self, region: str, instance_id: str, source: str, az: str | None, instance_class: str | None, tags: Mapping[str, str]) -> None:
+    def create_replica(
+        self,
+        region: str,
+        instance_id: str,
+        source: str,
+        az: str | None,
+        instance_class: str | None,
+        tags: Mapping[str, str],
+        source_region: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> None:
+        """A read replica of `source` in `region`. Cross-region (`source_region` differs): the call is
+        made in the destination region with the source's ARN, boto3 presigns the URL from SourceRegion,
+        and an encrypted source needs a KMS key of the destination region."""
         kwargs: dict[str, Any] = {
             "DBInstanceIdentifier": instance_id,
             "SourceDBInstanceIdentifier": source,
@@ -95,6 +116,10 @@ class RdsAdapter:
             kwargs["AvailabilityZone"] = az
         if instance_class:
             kwargs["DBInstanceClass"] = instance_class
+        if source_region and source_region != region:
+            kwargs["SourceRegion"] = source_region
+        if kms_key_id:
+            kwargs["KmsKeyId"] = kms_key_id
         try:
             self._rds(region).create_db_instance_read_replica(**kwargs)
         except _ERRORS as exc:
@@ -106,6 +131,13 @@ class RdsAdapter:
             self._rds(region).delete_db_instance(DBInstanceIdentifier=instance_id, SkipFinalSnapshot=True)
         except _ERRORS as exc:
             raise translate(exc, f"delete {instance_id}") from exc
+
+    def modify_multi_az(self, region: str, instance_id: str, enabled: bool) -> None:
+        try:
+            # ApplyImmediately: otherwise RDS waits for the maintenance window.
+            self._rds(region).modify_db_instance(DBInstanceIdentifier=instance_id, MultiAZ=enabled, ApplyImmediately=True)
+        except _ERRORS as exc:
+            raise translate(exc, f"set Multi-AZ {'on' if enabled else 'off'} on {instance_id}") from exc
 
     def stop(self, region: str, instance_id: str) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from .models import Record, Workflow
@@ -89,6 +90,9 @@ class RecordPrimary(Action):
         return f"record {self.instance} as the cluster's primary"
 
 
+Scaling = Literal["scale_out", "scale_in"]
+
+
 @dataclass(frozen=True)
 class CreateReplica(Action):
     instance: str = ""
@@ -96,21 +100,55 @@ class CreateReplica(Action):
     az: str | None = None
     instance_class: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Where the replica is created; a source in another region is given as its ARN.
+    region: str = ""
+    source_region: str = ""
+    kms_key_id: str | None = None
+    # Set when the replica is a scaling step: its cooldown starts before the call.
+    scaling: Scaling | None = None
 
     def describe(self) -> str:
-        return f"create replica {self.instance} of {self.source}" + (f" in {self.az}" if self.az else "")
+        where = self.az or (self.region if self.region != self.source_region else "")
+        source = self.source.split(":db:")[-1]
+        return f"create replica {self.instance} of {source}" + (f" in {where}" if where else "")
 
 
 @dataclass(frozen=True)
 class DeleteInstance(Action):
     instance: str = ""
+    what: str = "orphan replica"
+    scaling: Scaling | None = None
 
     @property
     def critical(self) -> bool:
         return False
 
     def describe(self) -> str:
-        return f"delete orphan replica {self.instance}"
+        return f"delete {self.what} {self.instance}"
+
+
+@dataclass(frozen=True)
+class ModifyMultiAz(Action):
+    instance: str = ""
+    enabled: bool = True
+
+    @property
+    def critical(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"turn Multi-AZ {'on' if self.enabled else 'off'} for {self.instance} (ApplyImmediately)"
+
+
+@dataclass(frozen=True)
+class RecordHandled(Action):
+    """Remember an alarm transition acted on, so a second delivery of it changes nothing."""
+
+    alarm: str = ""
+    at: datetime | None = None
+
+    def describe(self) -> str:
+        return f"record {self.alarm}'s transition as handled"
 
 
 @dataclass(frozen=True)
@@ -147,6 +185,13 @@ class AbortWorkflow(Action):
 
 
 @dataclass(frozen=True)
+class ReaderVerdict:
+    instance: str
+    serving: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class CandidateVerdict:
     instance: str
     eligible: bool
@@ -165,6 +210,7 @@ class Plan:
     actions: tuple[Action, ...] = ()
     candidates: tuple[CandidateVerdict, ...] = ()
     chosen: str | None = None
+    reader: tuple[ReaderVerdict, ...] = ()
 
     @property
     def mutating(self) -> tuple[Action, ...]:

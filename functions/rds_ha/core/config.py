@@ -48,17 +48,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+class CrossRegionReplicas(_Strict):
+    region: Annotated[str, Field(pattern=REGION)]
+    count: Annotated[int, Field(ge=1, le=5, strict=True)] = 1  # AWS can't guarantee more than 5 cross-region replicas
+    # Encrypted sources: a KMS key of the destination region (RDS can't use the source region's key there).
+    kms_key_id: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] | None = None
+
+
 class ReplicasConfig(_Strict):
     min: Annotated[int, Field(ge=0, le=15, strict=True)]
     max: Annotated[int, Field(ge=0, le=15, strict=True)]
     instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] | None = None
     # AZs new replicas are spread over; empty means the AZs the cluster already uses.
     availability_zones: tuple[Annotated[str, Field(pattern=AZ)], ...] = ()
+    # Per direction: after adding (removing) a replica, the next scale-out (scale-in) waits this long.
+    # Scale-out's default covers a replica's creation (10-20 min on AWS), so one alarm does not add several.
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=86400, strict=True)] = 900
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=86400, strict=True)] = 1800
+    # Replicas kept in other regions (disaster recovery, local reads there); not counted in min/max.
+    cross_region: tuple[CrossRegionReplicas, ...] = ()
 
     @model_validator(mode="after")
     def _min_le_max(self) -> ReplicasConfig:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        regions = [c.region for c in self.cross_region]
+        if len(set(regions)) != len(regions):
+            raise ValueError("each region may appear once in cross_region")
         return self
 
 
@@ -68,6 +85,10 @@ class DnsConfig(_Strict):
     reader: Hostname | None = None
     # AWS advises TTL <= 60 s for records that move on failover; Aurora uses 5 s.
     ttl: Annotated[int, Field(ge=0, le=3600, strict=True)] = 5
+    # A replica leaves the reader set when its ReplicaLag exceeds this, and returns only once it is
+    # at or below reader_rejoin_lag_seconds (default: half of it), so one near the limit does not flap.
+    reader_max_lag_seconds: Annotated[float, Field(ge=0, le=86400)] = 30
+    reader_rejoin_lag_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
 
     @field_validator("zone_id")
     @classmethod
@@ -83,7 +104,13 @@ class DnsConfig(_Strict):
     def _distinct(self) -> DnsConfig:
         if self.reader is not None and self.reader == self.writer:
             raise ValueError("reader and writer must be different names (the writer is a simple CNAME, the reader weighted ones)")
+        if self.reader_rejoin_lag_seconds is not None and self.reader_rejoin_lag_seconds > self.reader_max_lag_seconds:
+            raise ValueError("reader_rejoin_lag_seconds must not exceed reader_max_lag_seconds (the gap between them is the hysteresis)")
         return self
+
+    @property
+    def reader_rejoin_lag(self) -> float:
+        return self.reader_max_lag_seconds / 2 if self.reader_rejoin_lag_seconds is None else self.reader_rejoin_lag_seconds
 
 
 class FailoverConfig(_Strict):
@@ -102,10 +129,37 @@ class FailoverConfig(_Strict):
     # A Multi-AZ primary fails over to its standby by itself (typically 60-120 s): give RDS this
     # long after the failure before promoting a replica, so the two never race. 0 = don't wait.
     multi_az_grace_seconds: Annotated[int, Field(ge=0, le=1800, strict=True)] = 180
+    # Promote a replica in another region (the writer record then crosses regions). Off: a regional
+    # failover is preferred, and the application's latency to a remote writer is the operator's call.
+    allow_cross_region: bool = False
+
+
+AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class AlarmsConfig(_Strict):
-    failover: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
+    failover: tuple[AlarmName, ...] = ()
+    # Replica load (CPU, connections): one replica added (removed) per transition into ALARM, and
+    # another each cooldown while the alarm stays in ALARM, as Application Auto Scaling does.
+    scale_out: tuple[AlarmName, ...] = ()
+    scale_in: tuple[AlarmName, ...] = ()
+    # Turn the primary's Multi-AZ on (off) when these go into ALARM; the choice is kept as the
+    # cluster's desired state until the next one (or `rds-ha multi-az`).
+    multi_az_on: tuple[AlarmName, ...] = ()
+    multi_az_off: tuple[AlarmName, ...] = ()
+
+    def roles(self) -> list[tuple[str, str]]:
+        """(alarm, role) for every mapped alarm."""
+        return [(a, role) for role in ("failover", "scale_out", "scale_in", "multi_az_on", "multi_az_off") for a in getattr(self, role)]
+
+    @model_validator(mode="after")
+    def _one_role(self) -> AlarmsConfig:
+        seen: dict[str, str] = {}
+        for alarm, role in self.roles():
+            if alarm in seen and seen[alarm] != role:
+                raise ValueError(f"alarm {alarm!r} is mapped to both {seen[alarm]} and {role}")
+            seen[alarm] = role
+        return self
 
 
 class NotificationsConfig(_Strict):
@@ -121,6 +175,20 @@ class ClusterConfig(_Strict):
     failover: FailoverConfig = FailoverConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    # Desired Multi-AZ state of the primary, enforced by reconcile and after each failover;
+    # unset = rds-ha leaves it alone. An alarm or `rds-ha multi-az` overrides it until the next apply.
+    multi_az: bool | None = None
+
+    @model_validator(mode="after")
+    def _other_regions(self) -> ClusterConfig:
+        if any(c.region == self.region for c in self.replicas.cross_region):
+            raise ValueError(f"replicas.cross_region names the cluster's own region {self.region}; use replicas.min/max there")
+        return self
+
+    @property
+    def regions(self) -> list[str]:
+        """Where the cluster's instances live: its region first, then the cross-region ones."""
+        return [self.region, *(c.region for c in self.replicas.cross_region)]
 
 
 class ConfigFile(_Strict):
@@ -134,7 +202,7 @@ class ConfigFile(_Strict):
             if cluster.name in names:
                 raise ValueError(f"cluster name {cluster.name!r} appears twice")
             names.add(cluster.name)
-            for alarm in cluster.alarms.failover:
+            for alarm, _ in cluster.alarms.roles():
                 if alarm in seen and seen[alarm] != cluster.name:
                     raise ValueError(f"alarm {alarm!r} is mapped to both {seen[alarm]!r} and {cluster.name!r}")
                 seen[alarm] = cluster.name

@@ -48,8 +48,10 @@ class Instance:
     port: int | None = None
     # ReadReplicaSourceDBInstanceIdentifier, reduced to the source's identifier (ARNs for cross-region).
     source: str | None = None
-    # ReadReplicaDBInstanceIdentifiers: how a snapshot finds the replicas without listing the account.
-    replicas: tuple[str, ...] = ()
+    # ReadReplicaDBInstanceIdentifiers: how a snapshot finds the replicas without listing the account,
+    # as (region, identifier): cross-region replicas are listed as ARNs of their own region.
+    replicas: tuple[tuple[str, str], ...] = ()
+    source_region: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     multi_az: bool = False
     backup_retention: int = 0
@@ -71,6 +73,14 @@ class Instance:
     @property
     def cluster_tag(self) -> str | None:
         return self.tags.get(TAG_CLUSTER)
+
+
+@dataclass(frozen=True)
+class LagReading:
+    """The latest ReplicaLag datapoint (1-minute Maximum) of a replica."""
+
+    seconds: float
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,15 @@ class Marker(_Stored):
     reason: str = ""
 
 
+class MultiAzChoice(_Stored):
+    """The desired Multi-AZ state set by an alarm or an operator; it outranks the config's until the next apply."""
+
+    enabled: bool
+    by: str
+    at: datetime
+    reason: str = ""
+
+
 class Blocked(_Stored):
     at: datetime
     reason: str
@@ -159,6 +178,16 @@ class ClusterState(_Stored):
     paused: Marker | None = None
     # A human looked after the last failover: the cooldown no longer holds the next one back.
     acknowledged: Marker | None = None
+    # Where the primary lives when a cross-region failover moved it out of the config's region.
+    primary_region: str | None = None
+    # Replica scaling: when each direction last acted (its cooldown), and the last transition of
+    # each scaling or Multi-AZ alarm acted on (a second delivery of it changes nothing).
+    last_scale_out_at: datetime | None = None
+    last_scale_in_at: datetime | None = None
+    handled_alarms: dict[str, datetime] = {}
+    multi_az: MultiAzChoice | None = None
+    # Replicas whose replication RDS reported stopped (RDS-EVENT-0045/0057), and when.
+    replication_stopped: dict[str, datetime] = {}
 
 
 @dataclass(frozen=True)
@@ -175,6 +204,13 @@ class Topology:
     lag: Mapping[str, float | None] = field(default_factory=dict)
     # Each of the cluster's failover alarms as CloudWatch shows it now. Only read when deciding.
     alarms: Mapping[str, AlarmStatus] = field(default_factory=dict)
+    # The latest ReplicaLag of each replica (reader set, scale-in); None = not read for this decision.
+    recent_lag: Mapping[str, LagReading] | None = None
+
+    @property
+    def desired_multi_az(self) -> bool | None:
+        choice = self.state.multi_az
+        return choice.enabled if choice is not None else self.cluster.multi_az
 
     @property
     def primary(self) -> Instance | None:

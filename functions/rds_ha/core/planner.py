@@ -22,10 +22,13 @@ from .actions import (
     CreateReplica,
     DeleteInstance,
     Fence,
+    ModifyMultiAz,
     Plan,
     Promote,
+    ReaderVerdict,
     RecordChange,
     RecordPrimary,
+    Scaling,
     StartWorkflow,
     StopInstance,
     Wait,
@@ -215,13 +218,57 @@ def writer_changes(topo: Topology, primary: Instance) -> tuple[RecordChange, ...
     return diff_records(topo.writer, [Record(dns.writer, primary.endpoint, dns.ttl)])
 
 
+def reader_verdicts(topo: Topology, primary: Instance, exclude: frozenset[str]) -> list[ReaderVerdict]:
+    """For each replica of `primary`: does it serve reads, and why (or why not).
+
+    Lag has hysteresis: a replica in the reader set leaves it above `reader_max_lag_seconds`; one
+    out of it returns only at or below `reader_rejoin_lag_seconds`. Route 53 is the memory of who
+    is in, so a crash or a cold start changes nothing."""
+    dns = topo.cluster.dns
+    members = {r.set_identifier for r in topo.reader}
+    high, low = dns.reader_max_lag_seconds, dns.reader_rejoin_lag
+    out = []
+    for replica in topo.replicas_of(primary.id):
+        reading = topo.recent_lag.get(replica.id) if topo.recent_lag is not None else None
+        stopped_at = topo.state.replication_stopped.get(replica.id)
+        serving, reason = False, ""
+        if replica.id in exclude:
+            reason = "fenced" if replica.fenced or replica.id in topo.state.fenced else "leaving with the old primary"
+        elif replica.fenced:
+            reason = "fenced"
+        elif replica.status != AVAILABLE:
+            reason = f"status {replica.status}"
+        elif not replica.endpoint:
+            reason = "no endpoint yet"
+        elif replica.region != primary.region:
+            reason = f"in {replica.region}; the reader name serves {primary.region}"
+        elif stopped_at is not None and (reading is None or reading.at <= stopped_at or reading.seconds < 0):
+            reason = f"replication stopped (RDS event at {stopped_at.isoformat(timespec='seconds')})"
+        elif topo.recent_lag is None:
+            serving, reason = True, "available (lag not read for this decision)"
+        elif reading is None:
+            serving = replica.id in members
+            reason = "no recent ReplicaLag data; kept in" if serving else "no ReplicaLag data yet"
+        elif reading.seconds < 0:
+            reason = "replication not active (ReplicaLag -1)"
+        elif replica.id in members:
+            serving = reading.seconds <= high
+            reason = f"lag {_fmt(reading.seconds)} {'<=' if serving else '>'} reader_max_lag {_fmt(high)}"
+        else:
+            serving = reading.seconds <= low
+            reason = f"caught up: lag {_fmt(reading.seconds)} <= rejoin {_fmt(low)}" if serving else f"lag {_fmt(reading.seconds)}; rejoins at <= {_fmt(low)}"
+        out.append(ReaderVerdict(replica.id, serving, reason))
+    return out
+
+
 def reader_changes(topo: Topology, primary: Instance, exclude: frozenset[str]) -> tuple[RecordChange, ...]:
-    """Weighted CNAMEs, one per available replica of `primary`; the primary itself when none is."""
+    """Weighted CNAMEs (equal weights), one per serving replica of `primary`; the primary itself when none
+    serves (HAProxy's `backup` server)."""
     dns = topo.cluster.dns
     if dns.reader is None:
         return ()
-    serving = [r for r in topo.replicas_of(primary.id) if r.status == AVAILABLE and not r.fenced and r.id not in exclude and r.endpoint]
-    targets = serving or ([primary] if primary.endpoint else [])
+    serving = {v.instance for v in reader_verdicts(topo, primary, exclude) if v.serving}
+    targets = [topo.instances[i] for i in sorted(serving)] or ([primary] if primary.endpoint else [])
     desired = [Record(dns.reader, t.endpoint or "", dns.ttl, set_identifier=t.id, weight=1) for t in targets]
     return diff_records(topo.reader, desired)
 
@@ -239,16 +286,72 @@ def _dns_actions(topo: Topology, primary: Instance, exclude: frozenset[str], wri
     return actions
 
 
-def replica_name(topo: Topology, wf: Workflow, taken: set[str]) -> str:
+def replica_name(topo: Topology, suffix: str, taken: set[str]) -> str:
     n = 1
-    while (name := f"{topo.cluster.name}-{wf.id[:6]}-{n}") in taken:
+    while (name := f"{topo.cluster.name}-{suffix[:6]}-{n}") in taken:
         n += 1
     return name
 
 
+def live_replicas(topo: Topology, primary: Instance, region: str | None = None) -> list[Instance]:
+    """Replicas of `primary` in `region` (default: its own) that exist or are being created."""
+    where = region or primary.region
+    return [r for r in topo.replicas_of(primary.id) if r.region == where and r.status not in TERMINAL_STATUSES and not r.fenced]
+
+
+def _redundancy(
+    topo: Topology, primary: Instance, old: Instance | None, suffix: str, created_by: str, want: int | None = None, remote: bool = True
+) -> list[CreateReplica]:
+    """Replicas to create: up to `want` (default replicas.min) in the primary's region, spread over AZs
+    away from `old`, and (if `remote`) the configured count in each other region."""
+    cfg = topo.cluster
+    actions: list[CreateReplica] = []
+    taken = set(topo.instances)
+    tags = {TAG_CLUSTER: cfg.name, TAG_ROLE: "replica", TAG_CREATED_BY: created_by}
+    live = live_replicas(topo, primary)
+    want = cfg.replicas.min if want is None else want
+    missing = want - len(live)
+    for az in _spread_azs(topo, primary, old, live, max(0, missing)):
+        name = replica_name(topo, suffix, taken)
+        taken.add(name)
+        actions.append(
+            CreateReplica(
+                reason=f"{primary.id} has {len(live)} replica(s) in {primary.region}, replicas.min is {cfg.replicas.min}",
+                instance=name,
+                source=primary.id,
+                az=az,
+                instance_class=cfg.replicas.instance_class or primary.instance_class,
+                tags=tags,
+                region=primary.region,
+                source_region=primary.region,
+            )
+        )
+    for other in cfg.replicas.cross_region if remote else ():
+        if other.region == primary.region:
+            continue
+        have = live_replicas(topo, primary, other.region)
+        for _ in range(other.count - len(have)):
+            name = replica_name(topo, suffix, taken)
+            taken.add(name)
+            actions.append(
+                CreateReplica(
+                    reason=f"{primary.id} has {len(have)} replica(s) in {other.region}, replicas.cross_region asks for {other.count}",
+                    instance=name,
+                    source=primary.arn or primary.id,
+                    instance_class=other.instance_class or cfg.replicas.instance_class or primary.instance_class,
+                    tags=tags,
+                    region=other.region,
+                    source_region=primary.region,
+                    kms_key_id=other.kms_key_id,
+                )
+            )
+    return actions
+
+
 def _spread_azs(topo: Topology, new: Instance, old: Instance | None, live: list[Instance], count: int) -> list[str | None]:
     """AZs for new replicas: the least used first, avoiding the failed primary's AZ."""
-    pool = list(topo.cluster.replicas.availability_zones) or sorted({i.az for i in topo.instances.values() if i.az and i.region == new.region})
+    configured = [az for az in topo.cluster.replicas.availability_zones if az.startswith(new.region)]
+    pool = configured or sorted({i.az for i in topo.instances.values() if i.az and i.region == new.region})
     bad = {old.az} if old is not None and old.az else set()
     replica_azs = [r.az for r in live]
     out: list[str | None] = []
@@ -305,30 +408,15 @@ def plan_workflow(topo: Topology) -> Plan:
     if topo.state.primary != new.id:
         actions.append(RecordPrimary(reason=f"{new.id} is promoted and the writer points at it", instance=new.id))
 
-    live = [r for r in topo.replicas_of(new.id) if r.status not in TERMINAL_STATUSES]
+    live = live_replicas(topo, new)
     ready = [r for r in live if r.status == AVAILABLE]
-    missing = cfg.replicas.min - len(live)
     waiting: list[str] = []
-    if missing > 0:
-        if new.status == AVAILABLE:
-            taken = set(topo.instances)
-            azs = _spread_azs(topo, new, old, live, missing)
-            for az in azs:
-                name = replica_name(topo, wf, taken)
-                taken.add(name)
-                actions.append(
-                    CreateReplica(
-                        reason=f"{new.id} has {len(live)} replica(s), replicas.min is {cfg.replicas.min}",
-                        instance=name,
-                        source=new.id,
-                        az=az,
-                        instance_class=cfg.replicas.instance_class or new.instance_class,
-                        tags={TAG_CLUSTER: cfg.name, TAG_ROLE: "replica", TAG_CREATED_BY: f"rds-ha failover {wf.id}"},
-                    )
-                )
-        else:
-            waiting.append(f"{new.id} is {new.status}; replicas are created once it is available")
-    if len(ready) < cfg.replicas.min and missing <= 0:
+    creates = _redundancy(topo, new, old, wf.id, f"rds-ha failover {wf.id}")
+    if creates and new.status == AVAILABLE:
+        actions += creates
+    elif creates:
+        waiting.append(f"{new.id} is {new.status}; replicas are created once it is available")
+    if len(ready) < cfg.replicas.min and not creates:
         waiting.append(f"{len(ready)}/{cfg.replicas.min} new replicas available")
 
     orphans = [topo.instances[o] for o in wf.orphans if o in topo.instances and topo.instances[o].status != "deleting"]
@@ -352,15 +440,80 @@ def plan_workflow(topo: Topology) -> Plan:
     return Plan("complete", f"{new.id} is the primary with {len(ready)} replica(s)", (CompleteWorkflow(reason="every step verified"),))
 
 
-def plan_steady(topo: Topology) -> Plan:
-    """Outside a failover: keep the writer on the primary and the reader over its replicas."""
+def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
+    """Outside a failover: keep the writer on the primary, the reader over its serving replicas,
+    replicas.min (and the cross-region replicas) in place, and Multi-AZ as desired."""
     primary = topo.primary
     if primary is None:
         return Plan("steady", f"primary {topo.state.primary} not found; DNS left as it is")
     if primary.is_replica or primary.fenced:
         return Plan("steady", f"primary {primary.id} is a replica or fenced; DNS left as it is")
-    actions = _dns_actions(topo, primary, frozenset(topo.state.fenced), writer=True, why="reader set follows the primary's available replicas")
-    return Plan("steady", "in sync" if not actions else "DNS drifted", tuple(actions))
+    exclude = frozenset(topo.state.fenced)
+    actions = _dns_actions(topo, primary, exclude, writer=True, why="reader set follows the primary's serving replicas")
+    reasons = ["DNS drifted"] if actions else []
+    if primary.status == AVAILABLE:
+        creates = _redundancy(topo, primary, None, suffix, "rds-ha reconcile")
+        if creates:
+            reasons.append("replicas missing")
+        actions += creates
+        desired = topo.desired_multi_az
+        if desired is not None and primary.multi_az != desired and not creates:
+            source = f"set by {topo.state.multi_az.by}" if topo.state.multi_az else "the config's multi_az"
+            actions.append(ModifyMultiAz(reason=f"desired Multi-AZ is {'on' if desired else 'off'} ({source})", instance=primary.id, enabled=desired))
+            reasons.append("Multi-AZ differs from the desired state")
+    verdicts = tuple(reader_verdicts(topo, primary, exclude)) if topo.cluster.dns.reader else ()
+    return Plan("steady", "; ".join(reasons) or "in sync", tuple(actions), reader=verdicts)
+
+
+def _scale_candidates(topo: Topology, primary: Instance) -> str | None:
+    """The replica a failover would promote now (latest lag): scale-in never removes it."""
+    lag = {iid: reading.seconds for iid, reading in (topo.recent_lag or {}).items()}
+    now_topo = replace(topo, lag=lag)
+    request = FailoverRequest(trigger="scale-in", failure_time=topo.now, workflow_id="", automatic=True)
+    eligible = sorted((v for v in evaluate_candidates(now_topo, request) if v.eligible), key=lambda v: _preference(now_topo, v))
+    return eligible[0].instance if eligible else None
+
+
+def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, force: bool = False) -> Plan:
+    """One replica more or less, within replicas.min/max and the direction's cooldown (`force`
+    skips the cooldown: an operator's explicit request)."""
+    cfg, state, now = topo.cluster, topo.state, topo.now
+    if state.workflow is not None:
+        return Plan("refused", f"failover {state.workflow.old_primary} -> {state.workflow.new_primary} in progress; scaling waits")
+    primary = topo.primary
+    if primary is None or primary.is_replica or primary.status != AVAILABLE:
+        return Plan("refused", f"primary {state.primary} is {primary.status if primary else 'not found'}; replicas are changed only under an available primary")
+    last = state.last_scale_out_at if direction == "scale_out" else state.last_scale_in_at
+    cooldown = cfg.replicas.scale_out_cooldown_seconds if direction == "scale_out" else cfg.replicas.scale_in_cooldown_seconds
+    if not force and last is not None and (now - last).total_seconds() < cooldown:
+        return Plan("refused", f"{direction.replace('_', '-')} cooldown: last one {int((now - last).total_seconds())}s ago, cooldown {cooldown}s")
+    live = live_replicas(topo, primary)
+    if direction == "scale_out":
+        if len(live) >= cfg.replicas.max:
+            return Plan("refused", f"{len(live)} replica(s), at replicas.max {cfg.replicas.max}")
+        create = _redundancy(topo, primary, None, suffix, trigger, want=len(live) + 1, remote=False)[0]
+        action = replace(create, reason=f"{trigger}: {len(live)} -> {len(live) + 1} replicas (max {cfg.replicas.max})", scaling="scale_out")
+        return Plan("start", f"add replica {action.instance}" + (f" in {action.az}" if action.az else ""), (action,))
+    if len(live) <= cfg.replicas.min:
+        return Plan("refused", f"{len(live)} replica(s), at replicas.min {cfg.replicas.min}")
+    keep = _scale_candidates(topo, primary)
+    lag = topo.recent_lag or {}
+
+    def most_lagging_newest(r: Instance) -> tuple[float, float, str]:
+        reading = lag.get(r.id)
+        seconds = math.inf if reading is None or reading.seconds < 0 else reading.seconds
+        return (-seconds, -(r.created.timestamp() if r.created else 0), r.id)
+
+    # Only available replicas: one being created or modified is busy (RDS refuses to delete most of those).
+    victims = sorted((r for r in live if r.id != keep and r.status == AVAILABLE), key=most_lagging_newest)
+    if not victims:
+        return Plan("refused", f"no replica can be removed: {keep} is the best failover candidate and the others are busy")
+    victim = victims[0]
+    reading = lag.get(victim.id)
+    why = "not available" if victim.status != AVAILABLE else f"lag {_fmt(reading.seconds)}" if reading and reading.seconds >= 0 else "lag unknown"
+    kept = f"{keep} kept as the failover candidate" if keep else "no replica qualifies as failover candidate"
+    reason = f"{trigger}: {len(live)} -> {len(live) - 1} replicas (min {cfg.replicas.min}); {victim.id} chosen ({why}; most lagging, then newest; {kept})"
+    return Plan("start", f"remove replica {victim.id}", (DeleteInstance(reason=reason, instance=victim.id, what="replica", scaling="scale_in"),))
 
 
 def outline(topo: Topology, wf: Workflow) -> list[str]:

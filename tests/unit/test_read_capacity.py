@@ -90,7 +90,9 @@ def scaling_cfg(**replicas: object) -> ClusterConfig:
 
 
 def test_scale_out_adds_one_replica_in_the_least_used_az_with_the_primarys_class() -> None:
-    t = with_lag(topo(inst("db", az="us-east-1a", instance_class="db.r6g.large"), inst("r1", "db", az="us-east-1b"), inst("r2", "db", az="us-east-1b")), r1=1, r2=1)
+    t = with_lag(
+        topo(inst("db", az="us-east-1a", instance_class="db.r6g.large"), inst("r1", "db", az="us-east-1b"), inst("r2", "db", az="us-east-1b")), r1=1, r2=1
+    )
     t = replace(t, instances={**t.instances, "x": inst("x", az="us-east-1c", tags={})})  # an AZ the cluster's neighbours use
     plan = plan_scale(t, "scale_out", "abc123", "alarm cpu-high")
     assert plan.outcome == "start"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,8 +57,8 @@ class Sandbox:
         assert inst is not None
         return str(inst["Endpoint"]["Address"])
 
-    def put_lag(self, instance_id: str, seconds: float, at: datetime | None = None) -> None:
-        sandbox.put_lag(self.clients, instance_id, seconds, at or self.clock.now() - timedelta(seconds=30))
+    def put_lag(self, instance_id: str, seconds: float, at: datetime | None = None, region: str = REGION) -> None:
+        sandbox.put_lag(self.clients, instance_id, seconds, at or self.clock.now() - timedelta(seconds=30), region)
 
     def writer_targets(self, name: str = "writer.orders.example.internal") -> list[str]:
         return self._targets(name)
@@ -71,6 +72,28 @@ class Sandbox:
 
     def set_alarm(self, state: str, name: str = "orders-primary-down") -> None:
         self.cw().set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+    def subscribe(self) -> tuple[str, str]:
+        """A notification topic for the executor, delivering raw messages to an SQS inbox: (topic, queue)."""
+        sns, sqs = self.clients.client("sns", REGION), self.clients.client("sqs", REGION)
+        topic = sns.create_topic(Name="rds-ha-notifications")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+        self.service.executor.topic_arn = topic
+        return topic, queue
+
+    def messages(self, queue: str) -> list[dict[str, Any]]:
+        """The notifications delivered so far (and taken off the queue)."""
+        sqs = self.clients.client("sqs", REGION)
+        out = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return out
+            for msg in batch:
+                out.append(json.loads(msg["Body"]))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=msg["ReceiptHandle"])
 
     def count_calls(self, service: str, operation: str) -> list[int]:
         """A live counter of successful calls of one AWS operation (botocore events)."""
@@ -113,7 +136,7 @@ clusters:
     failover: {{max_lag_seconds: {max_lag}, cooldown_seconds: {cooldown}{extra_failover}}}
     alarms:
       failover: [{alarms}]
-"""
+{extra}"""
 
 
 def build_cluster(
@@ -127,12 +150,16 @@ def build_cluster(
     primary_az: str = "us-east-1a",
     tags: dict[str, dict[str, str]] | None = None,
     alarms: tuple[str, ...] = ("orders-primary-down",),
+    extra: str = "",
 ) -> ClusterConfig:
-    """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied."""
+    """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied.
+    `extra`: more YAML lines of the cluster (indented 4), e.g. more alarm roles under `alarms:` first."""
     if replicas is None:
         replicas = {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}
     sb.zone_id = sandbox.create_cluster(sb.clients, sb.clock.now(), replicas, primary_az=primary_az, tags=tags, alarms=alarms, alarm_state="ALARM")
-    text = CONFIG.format(min=min_replicas, zone=sb.zone_id, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms))
+    text = CONFIG.format(
+        min=min_replicas, zone=sb.zone_id, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms), extra=extra
+    )
     cfg = parse_config(text, "orders.yaml").clusters[0]
     sb.service.apply([cfg], "orders.yaml", "test")
     sb.cfg = cfg

@@ -18,6 +18,9 @@ from rds_ha.local.template import function_handlers, load_template
 ROOT = Path(__file__).resolve().parents[1]
 # IAM service prefixes where they differ from botocore's endpoint prefix.
 IAM_PREFIX = {"monitoring": "cloudwatch"}
+# Authorised by AWS as part of another call: RDS checks rds:AddTagsToResource when a create request
+# carries tags ("Grant permission to tag Amazon RDS resources during creation", RDS User Guide).
+IMPLIED = {"rds:CreateDBInstanceReadReplica": ("rds:AddTagsToResource",)}
 # Granted but called by AWS on the function's behalf, not by our code (SAM grants it for the destination anyway).
 NOT_CALLED_BY_CODE = {"sqs:SendMessage": "Lambda sends failed asynchronous invocations to the on-failure destination with the function's role"}
 
@@ -45,7 +48,8 @@ class Recorder:
         fn = self._function()
         if fn is not None and model is not None:
             prefix = model.service_model.endpoint_prefix
-            self.calls[fn].add(f"{IAM_PREFIX.get(prefix, prefix)}:{model.name}")
+            action = f"{IAM_PREFIX.get(prefix, prefix)}:{model.name}"
+            self.calls[fn] |= {action, *IMPLIED.get(action, ())}
 
     def register(self, session: Any) -> None:
         session.events.register("before-call", self.before_call)

@@ -232,3 +232,84 @@ def load_event_text(text: str) -> Any:
         raise InvalidEventError("event is nested too deeply") from exc
     except ValueError as exc:
         raise InvalidEventError(f"event is not valid JSON: {exc}") from exc
+
+
+# -- RDS events ------------------------------------------------------------------------------
+RDS_DETAIL_TYPE = "RDS DB Instance Event"
+# Match on EventID, never on Message (AWS rewords messages). Best effort, unordered, minutes late.
+RDS_EVENT_KINDS: dict[str, str] = {
+    "RDS-EVENT-0005": "created",
+    "RDS-EVENT-0003": "deleted",
+    "RDS-EVENT-0087": "stopped",
+    "RDS-EVENT-0004": "stopped",  # shutdown
+    "RDS-EVENT-0088": "started",
+    "RDS-EVENT-0006": "started",  # restarted
+    "RDS-EVENT-0013": "failover",  # Multi-AZ failover started
+    "RDS-EVENT-0015": "failover",  # Multi-AZ failover complete
+    "RDS-EVENT-0049": "failover",  # Multi-AZ failover complete
+    "RDS-EVENT-0045": "replication_stopped",
+    "RDS-EVENT-0057": "replication_stopped",  # streaming replication terminated
+    "RDS-EVENT-0046": "replication_resumed",
+    "RDS-EVENT-0202": "creation_failed",
+    "RDS-EVENT-0031": "failure",
+    "RDS-EVENT-0035": "failure",
+    "RDS-EVENT-0036": "failure",
+}
+
+
+class RdsEventDetail(_Lenient):
+    """`detail` of an EventBridge "RDS DB Instance Event", as AWS documents it."""
+
+    EventCategories: list[str] = []
+    SourceType: Literal["DB_INSTANCE"]
+    SourceArn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:db:[A-Za-z][A-Za-z0-9-]{0,62}$")]
+    Date: AwsTime
+    Message: str = ""
+    SourceIdentifier: Annotated[str, Field(min_length=1, max_length=63)]
+    EventID: Annotated[str, Field(pattern=r"^RDS-EVENT-\d{4}$")]
+    Tags: dict[str, str] = {}
+
+
+class RdsEvent(BaseModel):
+    """One RDS instance event, reduced to what a DNS and state sync needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance: str
+    region: str
+    event_id: str
+    kind: str | None
+    at: datetime
+    message: str = ""
+    tags: dict[str, str] = {}
+
+    def describe(self) -> str:
+        return f"RDS event {self.event_id} ({self.kind or 'not acted on'}) for {self.instance}"
+
+
+def parse_rds_event(event: Any) -> RdsEvent:
+    """An EventBridge RDS DB instance event; InvalidEventError if it is anything else or malformed."""
+    if not isinstance(event, dict) or "detail-type" not in event:
+        raise InvalidEventError("not an EventBridge event: expected an 'RDS DB Instance Event' with a 'detail-type'")
+    try:
+        envelope = EventBridgeModel.model_validate(event)
+    except ValidationError as exc:
+        raise _invalid(exc, "EventBridge RDS") from exc
+    if envelope.detail_type != RDS_DETAIL_TYPE:
+        raise InvalidEventError(f"EventBridge event of detail-type {_one_line(repr(envelope.detail_type), 100)} is not an {RDS_DETAIL_TYPE!r}")
+    try:
+        detail = RdsEventDetail.model_validate(envelope.detail)
+    except ValidationError as exc:
+        problems = format_validation_error(exc)
+        raise InvalidEventError(f"malformed RDS event: detail.{_one_line(problems[0])}") from exc
+    if detail.SourceArn.rsplit(":", 1)[-1] != detail.SourceIdentifier:
+        raise InvalidEventError(f"malformed RDS event: SourceArn {_one_line(detail.SourceArn, 100)} does not name {_one_line(detail.SourceIdentifier, 70)}")
+    return RdsEvent(
+        instance=detail.SourceIdentifier,
+        region=detail.SourceArn.split(":")[3],
+        event_id=detail.EventID,
+        kind=RDS_EVENT_KINDS.get(detail.EventID),
+        at=detail.Date,
+        message=detail.Message,
+        tags=detail.Tags,
+    )

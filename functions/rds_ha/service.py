@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,8 @@ from .adapters.notify import Notifier
 from .adapters.rds import RdsAdapter
 from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
-from .core.actions import StartWorkflow
+from .capacity import Capacity
+from .core.actions import ChangeRecords, StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
@@ -76,6 +78,8 @@ class Service:
         self.executor = Executor(self.rds, self.route53, self.table, Notifier(clients), self.clock, settings.topic_arn)
         self.poll_seconds = POLL_SECONDS
         self.lease_wait_seconds = LEASE_WAIT_SECONDS
+        self._held = threading.local()
+        self.capacity = Capacity(self)
 
     # -- lookups ------------------------------------------------------------------------------
     def clusters(self) -> list[ClusterConfig]:
@@ -93,6 +97,12 @@ class Service:
     # -- the lease ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def lease(self, cluster: str, deadline: datetime, wait: float) -> Iterator[str]:
+        """The cluster's lease for this block; re-entrant within one thread (reconcile holds it while
+        it scales or syncs the cluster)."""
+        held: dict[str, str] = self._held.__dict__.setdefault("leases", {})
+        if cluster in held:
+            yield held[cluster]
+            return
         owner = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'cli')}:{uuid.uuid4().hex[:12]}"
         seconds = max(60, int((deadline - self.clock.now()).total_seconds()) + 30)
         give_up = self.clock.now() + timedelta(seconds=wait)
@@ -102,9 +112,11 @@ class Service:
                 who = f"{holder[0]} until {datetime.fromtimestamp(holder[1], UTC).isoformat()}" if holder else "another run"
                 raise LeaseBusyError(f"cluster {cluster} is being acted on by {who}")
             self.clock.sleep(1.0)
+        held[cluster] = owner
         try:
             yield owner
         finally:
+            del held[cluster]
             self.table.release_lease(cluster, owner)
 
     # -- failover -----------------------------------------------------------------------------
@@ -148,7 +160,7 @@ class Service:
             self.table.add_history(cfg.name, self.clock.now(), "aws_error", reason, {"trigger": trigger, "code": exc.code})
         except AwsError:
             logger.error("could not record the AWS error in the state table either", extra={"cluster": cfg.name})
-        topic = cfg.notifications.sns_topic_arn or self.settings.topic_arn
+        topic = cfg.notifications.sns_topic_arn or self.executor.topic_arn
         if topic and self.executor.notifier is not None:
             try:
                 self.executor.notifier.publish(topic, f"rds-ha {cfg.name}: aws_error", {"type": "aws_error", "cluster": cfg.name, "message": reason})
@@ -218,6 +230,7 @@ class Service:
         sweep: list[Instance] | None = None,
         first: Topology | None = None,
         recent_lag: dict[str, LagReading] | None = None,
+        dns_only: bool = False,
     ) -> Result:
         """Run the workflow's steps until it completes, must wait past the deadline, or fails a step.
 
@@ -235,8 +248,13 @@ class Service:
                 return Result(cfg.name, "paused", f"paused by {topo.state.paused.by}; {plan.reason}", done + would)
             if topo.state.workflow is None:
                 plan = plan_steady(topo)
+                if dns_only:  # an RDS event's sync: records only; replicas and Multi-AZ are reconcile's
+                    plan = replace(plan, actions=tuple(a for a in plan.actions if isinstance(a, ChangeRecords)))
                 out = self.executor.execute(topo, plan)
                 return Result(cfg.name, "steady", plan.reason, done + out.done, error=out.error)
+            if dns_only:
+                wf = topo.state.workflow
+                return Result(cfg.name, "waiting", f"failover {wf.old_primary} -> {wf.new_primary} in progress; its own run and reconcile drive it", done)
             plan = plan_workflow(topo)
             out = self.executor.execute(topo, plan)
             done += out.done
@@ -281,6 +299,11 @@ class Service:
                     steady = self._drive(cfg, deadline, [i for r in cfg.regions for i in sweeps[r]], recent_lag=lags.get(cfg.name))
                     if decided is not None:
                         steady.reason = f"{decided.reason}; {steady.reason}"
+                    if steady.outcome == "steady":
+                        more = self.capacity.alarms_still_firing(cfg, alarms, deadline)
+                        if more is not None:
+                            steady.reason += f"; {more.reason}"
+                            steady.actions += more.actions
                     results.append(steady)
             except LeaseBusyError as exc:
                 results.append(Result(cfg.name, "skipped", str(exc)))
@@ -301,10 +324,10 @@ class Service:
         return {name: {i.id: readings[i.id] for i in found if i.id in readings} for name, found in replicas.items()}
 
     def _alarms_in_alarm(self, configs: list[ClusterConfig]) -> dict[str, AlarmStatus]:
-        """Failover alarms in ALARM now: one DescribeAlarms per region (and per 100 alarms)."""
+        """Mapped alarms in ALARM now: one DescribeAlarms per region (and per 100 alarms)."""
         out: dict[str, AlarmStatus] = {}
         for region in sorted({c.region for c in configs}):
-            names = [a for c in configs if c.region == region for a in c.alarms.failover]
+            names = [a for c in configs if c.region == region for a, _ in c.alarms.roles()]
             if names:
                 out.update({n: a for n, a in self.cloudwatch.alarms(region, names).items() if a.state == "ALARM"})
         return out
@@ -419,6 +442,7 @@ class Service:
     # -- status -------------------------------------------------------------------------------
     def status(self, cfg: ClusterConfig) -> dict[str, Any]:
         topo = self.snapshots.read(cfg, failure_time=self.clock.now())
+        topo = replace(topo, recent_lag=self.snapshots.recent_lag(i for i in topo.instances.values() if i.is_replica))
         state = topo.state
         wf = state.workflow
         orphans = set(wf.orphans) if wf else set()
@@ -463,4 +487,5 @@ class Service:
             "paused": state.paused.model_dump(mode="json") if state.paused else None,
             "acknowledged": state.acknowledged.model_dump(mode="json") if state.acknowledged else None,
             "fenced": list(state.fenced),
+            **self.capacity.status(topo),
         }

@@ -33,7 +33,7 @@ def _by_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def test_functions_share_runtime_and_environment(resources: dict[str, Any]) -> None:
-    for name in ("FailoverFunction", "ReconcileFunction"):
+    for name in ("FailoverFunction", "ReconcileFunction", "ReplicaScalingFunction", "MultiAzFunction", "DnsSyncFunction"):
         props = resources[name]["Properties"]
         assert props["Runtime"] == "python3.12" and props["Architectures"] == ["arm64"]
         env = props["Environment"]["Variables"]
@@ -41,11 +41,17 @@ def test_functions_share_runtime_and_environment(resources: dict[str, Any]) -> N
         assert "TracingConfig" not in props  # X-Ray would add a policy and ~300 ms of cold start for nothing
 
 
-def test_roles_get_only_logging_the_workflow_policy_and_their_own_extras(resources: dict[str, Any]) -> None:
+def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(resources: dict[str, Any]) -> None:
     basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-    for name in ("FailoverFunctionRole", "ReconcileFunctionRole"):
-        role = resources[name]["Properties"]
-        assert role["ManagedPolicyArns"] == [basic, {"Ref": "WorkflowPolicy"}]
+    managed = {
+        "FailoverFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy"],
+        "ReconcileFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy"],
+        "ReplicaScalingFunctionRole": ["BasePolicy", "DnsPolicy"],
+        "MultiAzFunctionRole": ["BasePolicy"],
+        "DnsSyncFunctionRole": ["BasePolicy", "DnsPolicy"],
+    }
+    for name, policies in managed.items():
+        assert resources[name]["Properties"]["ManagedPolicyArns"] == [basic, *({"Ref": p} for p in policies)]
 
     def inline(role: str) -> set[str]:
         statements = [s for p in resources[role]["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
@@ -53,7 +59,18 @@ def test_roles_get_only_logging_the_workflow_policy_and_their_own_extras(resourc
 
     # SAM adds sqs:SendMessage on the failure queue for the on-failure destination.
     assert inline("FailoverFunctionRole") == {"dynamodb:UpdateItem", "sqs:SendMessage"}
-    assert inline("ReconcileFunctionRole") == {"sqs:SendMessage"}
+    assert inline("ReconcileFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
+    assert inline("ReplicaScalingFunctionRole") == {"rds:CreateDBInstanceReadReplica", "rds:AddTagsToResource", "rds:DeleteDBInstance", "sqs:SendMessage"}
+    assert inline("MultiAzFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
+    assert inline("DnsSyncFunctionRole") == {"sqs:SendMessage"}
+
+
+def test_dns_sync_subscribes_to_exactly_the_rds_events_it_acts_on(resources: dict[str, Any]) -> None:
+    from rds_ha.events import RDS_EVENT_KINDS
+
+    pattern = resources["DnsSyncFunctionInstanceEvent"]["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.rds"] and pattern["detail-type"] == ["RDS DB Instance Event"]
+    assert set(pattern["detail"]["EventID"]) == set(RDS_EVENT_KINDS)
 
 
 def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> None:
@@ -80,6 +97,6 @@ def test_reconcile_runs_on_the_schedule_one_at_a_time(resources: dict[str, Any])
 
 
 def test_failed_async_invocations_land_in_the_queue(resources: dict[str, Any]) -> None:
-    for name in ("FailoverFunctionEventInvokeConfig", "ReconcileFunctionEventInvokeConfig"):
+    for name in (f"{f}FunctionEventInvokeConfig" for f in ("Failover", "Reconcile", "ReplicaScaling", "MultiAz", "DnsSync")):
         dest = resources[name]["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
         assert dest in ({"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}, {"Fn::GetAtt": "FailedInvocationQueue.Arn"})

@@ -10,36 +10,14 @@ import pytest
 from rds_ha.core.errors import InvalidEventError
 from rds_ha.handlers.failover import handler
 
-from ..builders import REGION, Sandbox, alarm_event, build_cluster, context
-
-
-def _subscribe(aws: Sandbox) -> tuple[str, str]:
-    sns, sqs = aws.clients.client("sns", REGION), aws.clients.client("sqs", REGION)
-    topic = sns.create_topic(Name="rds-ha-notifications")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-    aws.service.executor.topic_arn = topic
-    return topic, queue
-
-
-def _messages(aws: Sandbox, queue: str) -> list[dict[str, Any]]:
-    sqs = aws.clients.client("sqs", REGION)
-    out = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            return out
-        for msg in batch:
-            out.append(json.loads(msg["Body"]))
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=msg["ReceiptHandle"])
+from ..builders import Sandbox, alarm_event, build_cluster, context
 
 
 def test_failover_publishes_started_and_completed(aws: Sandbox) -> None:
     build_cluster(aws)
-    _, queue = _subscribe(aws)
+    _, queue = aws.subscribe()
     handler(alarm_event("sns", aws.clock.now()), context())
-    messages = _messages(aws, queue)
+    messages = aws.messages(queue)
     assert [m["type"] for m in messages] == ["failover_started", "failover_completed"]
     done = messages[1]
     assert (done["cluster"], done["old_primary"], done["new_primary"], done["unplanned"]) == ("orders", "orders-db", "orders-db-r2", True)
@@ -47,9 +25,9 @@ def test_failover_publishes_started_and_completed(aws: Sandbox) -> None:
 
 def test_blocked_failover_is_notified_with_the_reason(aws: Sandbox) -> None:
     build_cluster(aws, {"orders-db-r1": ("us-east-1b", 99.0)})
-    _, queue = _subscribe(aws)
+    _, queue = aws.subscribe()
     handler(alarm_event("eventbridge", aws.clock.now()), context())
-    (msg,) = _messages(aws, queue)
+    (msg,) = aws.messages(queue)
     assert msg["type"] == "failover_blocked"
     assert "orders-db-r1: lag 99s > max 30s" in msg["message"]
 
@@ -86,7 +64,7 @@ def test_reconcile_finishes_a_long_failover_notifies_and_stops_the_old_primary(a
     from rds_ha.handlers.reconcile import handler as reconcile_handler
 
     build_cluster(aws, extra_failover=", stop_old_primary: true")
-    _, queue = _subscribe(aws)
+    _, queue = aws.subscribe()
     aws.fidelity.promote_seconds, aws.fidelity.create_replica_seconds = 300, 900
     assert handler(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "waiting"
     for _ in range(30):
@@ -94,6 +72,6 @@ def test_reconcile_finishes_a_long_failover_notifies_and_stops_the_old_primary(a
         reconcile_handler({}, context())
         if aws.state().workflow is None:
             break
-    assert [m["type"] for m in _messages(aws, queue)] == ["failover_started", "failover_completed"]
+    assert [m["type"] for m in aws.messages(queue)] == ["failover_started", "failover_completed"]
     old = aws.instance("orders-db")
     assert old is not None and old["DBInstanceStatus"] == "stopped"

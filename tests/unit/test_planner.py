@@ -107,7 +107,7 @@ def test_fenced_never_promote_and_other_region_replicas_are_skipped() -> None:
     plan = decide_failover(t, request())
     reasons = {c.instance: c.reason for c in plan.candidates}
     assert plan.outcome == "blocked"
-    assert reasons == {"r1": "fenced", "r2": "tagged rds-ha:never-promote", "r3": "in us-west-2, another region (cross-region promotion not enabled)"}
+    assert reasons == {"r1": "fenced", "r2": "tagged rds-ha:never-promote", "r3": "in us-west-2, another region (failover.allow_cross_region is off)"}
 
 
 def test_workflow_promotes_first_then_fences_and_keeps_the_writer() -> None:

@@ -117,14 +117,17 @@ def test_scale_out_stops_at_max_and_respects_its_cooldown() -> None:
 
 def test_scale_in_never_removes_the_best_candidate_and_prefers_the_most_lagging() -> None:
     t = with_lag(topo(inst("db"), inst("r1", "db"), inst("r2", "db"), inst("r3", "db")), r1=1, r2=20, r3=5)
+    t = replace(t, reader=in_reader("r1", "r2", "r3"))
     plan = plan_scale(t, "scale_in", "x", "alarm cpu-low")
-    (delete,) = plan.actions
+    # It leaves the reader set first, then is deleted: DNS never names a deleted instance.
+    dns, delete = plan.actions
+    assert isinstance(dns, ChangeRecords) and [(c.action, c.record.set_identifier) for c in dns.changes] == [("DELETE", "r2")]
     assert isinstance(delete, DeleteInstance) and delete.instance == "r2" and delete.scaling == "scale_in"
     assert "r1 kept as the failover candidate" in delete.reason
     # Equal lag: the newest goes first; the best candidate (least lag) never.
     newer = {"r2": NOW - timedelta(days=1), "r3": NOW - timedelta(hours=1)}
     t2 = with_lag(topo(inst("db"), inst("r1", "db"), *(inst(i, "db", created=c) for i, c in newer.items())), r1=1, r2=5, r3=5)
-    assert plan_scale(t2, "scale_in", "x", "t").actions[0].instance == "r3"  # type: ignore[attr-defined]
+    assert plan_scale(t2, "scale_in", "x", "t").actions[-1].instance == "r3"  # type: ignore[attr-defined]
 
 
 def test_scale_in_stops_at_min_and_never_during_a_failover() -> None:

@@ -61,6 +61,7 @@ def _fmt(seconds: float) -> str:
 def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[CandidateVerdict]:
     """A verdict for every replica of the primary: eligible, or the reason it is not."""
     cfg = topo.cluster.failover
+    home = topo.primary.region if topo.primary is not None else topo.cluster.region
     verdicts = []
     for replica in topo.replicas_of(topo.state.primary):
         lag = topo.lag.get(replica.id)
@@ -73,8 +74,8 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
             reason = "tagged rds-ha:never-promote"
         elif replica.status != AVAILABLE:
             reason = f"status {replica.status}"
-        elif replica.region != topo.cluster.region:
-            reason = f"in {replica.region}, another region (cross-region promotion not enabled)"
+        elif replica.region != home and not cfg.allow_cross_region:
+            reason = f"in {replica.region}, another region (failover.allow_cross_region is off)"
         elif lag is None and not request.force:
             reason = f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
         elif lag is not None and lag < 0 and not request.force:
@@ -93,16 +94,19 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
     return verdicts
 
 
-def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[float, int, str]:
+def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[bool, float, int, str]:
+    """Sort key of eligible candidates: the primary's region first (a remote writer costs every
+    client a round trip), then least lag, then the configured preference."""
     prefer = topo.cluster.failover.prefer
     inst = topo.instances[verdict.instance]
+    remote = topo.primary is not None and inst.region != topo.primary.region
     rank = len(prefer)
     for index, place in enumerate(prefer):
         if place in (inst.az, inst.region):
             rank = index
             break
     lag = verdict.lag if verdict.lag is not None and verdict.lag >= 0 else math.inf
-    return (lag, rank, verdict.instance)
+    return (remote, lag, rank, verdict.instance)
 
 
 def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
@@ -455,14 +459,31 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
         creates = _redundancy(topo, primary, None, suffix, "rds-ha reconcile")
         if creates:
             reasons.append("replicas missing")
-        actions += creates
-        desired = topo.desired_multi_az
-        if desired is not None and primary.multi_az != desired and not creates:
-            source = f"set by {topo.state.multi_az.by}" if topo.state.multi_az else "the config's multi_az"
-            actions.append(ModifyMultiAz(reason=f"desired Multi-AZ is {'on' if desired else 'off'} ({source})", instance=primary.id, enabled=desired))
-            reasons.append("Multi-AZ differs from the desired state")
+            actions += creates
+        else:  # a replica's creation needs the source available: Multi-AZ (which modifies it) comes after
+            multi_az = plan_multi_az(topo)
+            if multi_az.mutating:
+                reasons.append("Multi-AZ differs from the desired state")
+                actions += multi_az.mutating
     verdicts = tuple(reader_verdicts(topo, primary, exclude)) if topo.cluster.dns.reader else ()
     return Plan("steady", "; ".join(reasons) or "in sync", tuple(actions), reader=verdicts)
+
+
+def plan_multi_az(topo: Topology) -> Plan:
+    """Bring the primary's Multi-AZ to the desired state (config, or the last alarm/operator choice)."""
+    desired, primary = topo.desired_multi_az, topo.primary
+    if desired is None:
+        return Plan("steady", "Multi-AZ is not managed (no multi_az in the config, no choice made)")
+    want = "on" if desired else "off"
+    if primary is None or primary.is_replica:
+        return Plan("refused", f"primary {topo.state.primary} not found or not standalone")
+    if primary.multi_az == desired:
+        return Plan("steady", f"Multi-AZ is {want}, as desired")
+    if primary.status != AVAILABLE:
+        return Plan("waiting", f"Multi-AZ goes {want} once {primary.id} is available (status {primary.status})")
+    choice = topo.state.multi_az
+    source = f"chosen by {choice.by}" if choice is not None else "the config's multi_az"
+    return Plan("start", f"turn Multi-AZ {want}", (ModifyMultiAz(reason=f"desired Multi-AZ is {want} ({source})", instance=primary.id, enabled=desired),))
 
 
 def _scale_candidates(topo: Topology, primary: Instance) -> str | None:
@@ -474,7 +495,7 @@ def _scale_candidates(topo: Topology, primary: Instance) -> str | None:
     return eligible[0].instance if eligible else None
 
 
-def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, force: bool = False) -> Plan:
+def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, force: bool = False, az: str | None = None) -> Plan:
     """One replica more or less, within replicas.min/max and the direction's cooldown (`force`
     skips the cooldown: an operator's explicit request)."""
     cfg, state, now = topo.cluster, topo.state, topo.now
@@ -492,8 +513,8 @@ def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, fo
         if len(live) >= cfg.replicas.max:
             return Plan("refused", f"{len(live)} replica(s), at replicas.max {cfg.replicas.max}")
         create = _redundancy(topo, primary, None, suffix, trigger, want=len(live) + 1, remote=False)[0]
-        action = replace(create, reason=f"{trigger}: {len(live)} -> {len(live) + 1} replicas (max {cfg.replicas.max})", scaling="scale_out")
-        return Plan("start", f"add replica {action.instance}" + (f" in {action.az}" if action.az else ""), (action,))
+        action = replace(create, reason=f"{trigger}: {len(live)} -> {len(live) + 1} replicas (max {cfg.replicas.max})", scaling="scale_out", az=az or create.az)
+        return Plan("start", f"add replica {action.instance}" + (f" in {action.az}" if action.az else "") + f": {action.reason}", (action,))
     if len(live) <= cfg.replicas.min:
         return Plan("refused", f"{len(live)} replica(s), at replicas.min {cfg.replicas.min}")
     keep = _scale_candidates(topo, primary)
@@ -513,7 +534,61 @@ def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, fo
     why = "not available" if victim.status != AVAILABLE else f"lag {_fmt(reading.seconds)}" if reading and reading.seconds >= 0 else "lag unknown"
     kept = f"{keep} kept as the failover candidate" if keep else "no replica qualifies as failover candidate"
     reason = f"{trigger}: {len(live)} -> {len(live) - 1} replicas (min {cfg.replicas.min}); {victim.id} chosen ({why}; most lagging, then newest; {kept})"
-    return Plan("start", f"remove replica {victim.id}", (DeleteInstance(reason=reason, instance=victim.id, what="replica", scaling="scale_in"),))
+    return plan_remove(topo, victim, reason, "scale_in")
+
+
+def plan_add_replica(topo: Topology, suffix: str, by: str, region: str | None = None, az: str | None = None) -> Plan:
+    """An operator's `replicas add`: in the primary's region within replicas.max (no cooldown), or one
+    more replica in another region (its KMS key and class from replicas.cross_region when listed)."""
+    primary = topo.primary
+    if primary is None or primary.is_replica or primary.status != AVAILABLE:
+        return Plan("refused", f"primary {topo.state.primary} is {primary.status if primary else 'not found'}; replicas are added only to an available primary")
+    if az is not None and not az.startswith(region or primary.region):
+        return Plan("refused", f"AZ {az} is not in {region or primary.region}")
+    if region is None or region == primary.region:
+        return plan_scale(topo, "scale_out", suffix, f"added by {by}", force=True, az=az)
+    other = next((c for c in topo.cluster.replicas.cross_region if c.region == region), None)
+    cfg = topo.cluster
+    action = CreateReplica(
+        reason=f"added by {by}",
+        instance=replica_name(topo, suffix, set(topo.instances)),
+        source=primary.arn or primary.id,
+        az=az,
+        instance_class=(other.instance_class if other else None) or cfg.replicas.instance_class or primary.instance_class,
+        tags={TAG_CLUSTER: cfg.name, TAG_ROLE: "replica", TAG_CREATED_BY: f"added by {by}"},
+        region=region,
+        source_region=primary.region,
+        kms_key_id=other.kms_key_id if other else None,
+    )
+    note = "" if other else f" ({region} is not in replicas.cross_region: encrypted sources need a kms_key_id there)"
+    return Plan("start", f"add replica {action.instance} in {region}{note}", (action,))
+
+
+def plan_remove(topo: Topology, victim: Instance, reason: str, scaling: Scaling | None = None) -> Plan:
+    """Take a replica out of the reader set, then delete it: DNS never names a deleted instance."""
+    primary = topo.primary
+    actions: list[Action] = []
+    if primary is not None:
+        actions += _dns_actions(topo, primary, frozenset({victim.id, *topo.state.fenced}), writer=False, why=f"{victim.id} is being removed")
+    actions.append(DeleteInstance(reason=reason, instance=victim.id, what="replica", scaling=scaling))
+    return Plan("start", f"remove replica {victim.id}: {reason}", tuple(actions))
+
+
+def plan_remove_replica(topo: Topology, instance: str, by: str, force: bool = False) -> Plan:
+    """An operator's `replicas remove`: refused below replicas.min, or for the best failover candidate unless forced."""
+    primary = topo.primary
+    victim = topo.instances.get(instance)
+    if topo.state.workflow is not None:
+        return Plan("refused", "a failover is in progress; remove replicas once it completes")
+    if primary is None or victim is None or victim.source != primary.id:
+        return Plan("refused", f"{instance} is not a replica of the primary {topo.state.primary}")
+    if victim.region == primary.region:
+        live = live_replicas(topo, primary)
+        if len(live) <= topo.cluster.replicas.min and victim in live:
+            return Plan("refused", f"{len(live)} replica(s) in {primary.region}, at replicas.min {topo.cluster.replicas.min}; lower it first")
+        if not force and _scale_candidates(topo, primary) == instance:
+            return Plan("refused", f"{instance} is the best failover candidate now; use --force to remove it anyway")
+    return plan_remove(topo, victim, f"removed by {by}")
 
 
 def outline(topo: Topology, wf: Workflow) -> list[str]:

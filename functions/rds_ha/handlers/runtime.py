@@ -6,6 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..adapters.aws import AwsClients
+from ..core.errors import InvalidEventError, LeaseBusyError
+from ..events import parse_alarm_event
+from ..observability import logger
 from ..service import Service, Settings
 
 # Leave this much of the Lambda timeout for recording and releasing the lease.
@@ -40,3 +43,22 @@ def deadline(svc: Service, context: Any, cap_seconds: float | None = None) -> da
     if cap_seconds is not None:
         until = min(until, now + timedelta(seconds=cap_seconds))
     return max(until, now)
+
+
+def handle_capacity_alarms(event: Any, context: Any, roles: tuple[str, ...]) -> dict[str, Any]:
+    """Scaling and Multi-AZ alarms: each transition decided once (the state remembers the last one
+    handled per alarm, under the cluster's lease), so a second delivery changes nothing."""
+    try:
+        triggers = parse_alarm_event(event)
+    except InvalidEventError as exc:
+        logger.error(str(exc))  # raised: the invocation lands in the on-failure destination
+        raise
+    svc = service()
+    results = []
+    for trigger in triggers:
+        try:
+            results.append(svc.capacity.handle_alarm(trigger, deadline(svc, context, cap_seconds=60), roles).as_dict())
+        except LeaseBusyError as exc:
+            logger.warning(f"{exc}; reconcile acts on the alarm if it stays in ALARM")
+            results.append({"outcome": "busy", "reason": str(exc)})
+    return results[0] if len(results) == 1 else {"results": results}

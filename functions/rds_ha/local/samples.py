@@ -1,4 +1,4 @@
-"""Alarm events in the three shapes AWS delivers, as documented; events/*.json are made from these."""
+"""Alarm events in the three shapes AWS delivers and RDS instance events, as documented; events/*.json are made from these."""
 
 from __future__ import annotations
 
@@ -135,6 +135,44 @@ def alarm_event(
     raise ValueError(f"unknown alarm event shape {shape!r}")
 
 
+# Messages as RDS writes them for the events DnsSyncFunction acts on (it matches on EventID only).
+RDS_MESSAGES = {
+    "RDS-EVENT-0005": ("creation", "DB instance created"),
+    "RDS-EVENT-0003": ("deletion", "DB instance deleted"),
+    "RDS-EVENT-0087": ("notification", "DB instance stopped"),
+    "RDS-EVENT-0088": ("notification", "DB instance started"),
+    "RDS-EVENT-0049": ("failover", "Multi-AZ instance failover completed"),
+    "RDS-EVENT-0045": ("read replica", "Replication has stopped."),
+    "RDS-EVENT-0046": ("read replica", "Replication for the Read Replica resumed."),
+}
+
+
+def rds_event(event_id: str, instance: str, at: datetime, *, region: str = "us-east-1", tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """An EventBridge "RDS DB Instance Event" as AWS documents it (with the instance's tags, as RDS now sends)."""
+    category, message = RDS_MESSAGES.get(event_id, ("notification", "event"))
+    arn = f"arn:aws:rds:{region}:{ACCOUNT}:db:{instance}"
+    return {
+        "version": "0",
+        "id": "68f6e973-1a0c-d37b-f2f2-94a7f62ffd4e",
+        "detail-type": "RDS DB Instance Event",
+        "source": "aws.rds",
+        "account": ACCOUNT,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [arn],
+        "detail": {
+            "EventCategories": [category],
+            "SourceType": "DB_INSTANCE",
+            "SourceArn": arn,
+            "Date": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+            "Message": message,
+            "SourceIdentifier": instance,
+            "EventID": event_id,
+            "Tags": dict(tags if tags is not None else {"rds-ha:cluster": "orders"}),
+        },
+    }
+
+
 def write_samples(folder: str) -> None:
     """Regenerate events/*.json (python -c 'from rds_ha.local.samples import write_samples; write_samples("events")')."""
     from datetime import UTC
@@ -144,6 +182,19 @@ def write_samples(folder: str) -> None:
     out = Path(folder)
     for shape in ("eventbridge", "sns", "lambda-action"):
         (out / f"alarm-{shape}.json").write_text(json.dumps(alarm_event(shape, at), indent=2) + "\n")
+    names = {
+        "RDS-EVENT-0005": "created",
+        "RDS-EVENT-0003": "deleted",
+        "RDS-EVENT-0087": "stopped",
+        "RDS-EVENT-0088": "started",
+        "RDS-EVENT-0049": "failover",
+        "RDS-EVENT-0045": "replication-stopped",
+        "RDS-EVENT-0046": "replication-resumed",
+    }
+    for event_id, name in names.items():
+        (out / f"rds-{name}.json").write_text(json.dumps(rds_event(event_id, "orders-db-r1", at), indent=2) + "\n")
+    for role, alarm in (("scale-out", "orders-replicas-cpu-high"), ("scale-in", "orders-replicas-cpu-low"), ("multi-az-on", "orders-multi-az-on")):
+        (out / f"alarm-{role}.json").write_text(json.dumps(alarm_event("eventbridge", at, alarm=alarm, instance="orders-db-r1"), indent=2) + "\n")
     (out / "alarm-eventbridge-ok.json").write_text(
         json.dumps(alarm_event("eventbridge", at + timedelta(minutes=5), state="OK", previous="ALARM"), indent=2) + "\n"
     )

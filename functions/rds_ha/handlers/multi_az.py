@@ -1,0 +1,15 @@
+"""MultiAzFunction: an alarm mapped to alarms.multi_az_on / multi_az_off -> the primary's Multi-AZ on or off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ..observability import logger
+from . import runtime
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runtime.handle_capacity_alarms(event, context, roles=("multi_az_on", "multi_az_off"))

@@ -5,15 +5,16 @@ sync on RDS events. The same shape as failover: lease, one snapshot, a pure plan
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import TAG_CLUSTER
 from .core.actions import Plan, RecordHandled, Scaling
 from .core.config import ClusterConfig
 from .core.errors import AwsError, InstanceNotFoundError, StateConflictError
-from .core.models import AVAILABLE, AlarmStatus, ClusterState, MultiAzChoice, Topology
+from .core.models import AVAILABLE, AlarmStatus, ClusterState, Instance, MultiAzChoice, Topology
 from .core.planner import plan_add_replica, plan_multi_az, plan_remove_replica, plan_scale
 from .events import AlarmTrigger, RdsEvent
 from .observability import emit, logger
@@ -238,6 +239,33 @@ class Capacity:
         else:
             return
         self.svc.table.put_state(state.model_copy(update={"replication_stopped": stopped}))
+
+    # -- waiting ---------------------------------------------------------------------------------
+    def locate(self, cfg: ClusterConfig, instance: str) -> str:
+        """The region of the cluster's regions `instance` is in (the cluster's own if none)."""
+        for region in cfg.regions:
+            if self.svc.rds.describe_ids(region, [instance]):
+                return region
+        return cfg.region
+
+    def watch(self, region: str, instance: str, done: Callable[[Instance | None], bool], deadline: datetime, on_change: Callable[[str], None]) -> bool:
+        """Poll `instance` until `done` holds (True) or the deadline passes (False), reporting each new
+        AWS status (with Multi-AZ) as it appears."""
+        svc, last = self.svc, None
+        while True:
+            try:
+                inst: Instance | None = svc.rds.describe(region, instance)
+            except InstanceNotFoundError:
+                inst = None
+            label = "deleted" if inst is None else inst.status + (", Multi-AZ" if inst.multi_az else ", single-AZ")
+            if label != last:
+                on_change(label)
+                last = label
+            if done(inst):
+                return True
+            if svc.clock.now() + timedelta(seconds=svc.poll_seconds) > deadline:
+                return False
+            svc.clock.sleep(svc.poll_seconds)
 
     # -- status --------------------------------------------------------------------------------
     def status(self, topo: Topology) -> dict[str, Any]:

@@ -440,6 +440,11 @@ class Service:
         return notes
 
     # -- status -------------------------------------------------------------------------------
+    def status_region(self, cfg: ClusterConfig) -> str:
+        """Where the cluster's primary lives now (a cross-region failover may have moved it)."""
+        state = self.table.get_state(cfg.name)
+        return (state.primary_region if state else None) or cfg.region
+
     def status(self, cfg: ClusterConfig) -> dict[str, Any]:
         topo = self.snapshots.read(cfg, failure_time=self.clock.now())
         topo = replace(topo, recent_lag=self.snapshots.recent_lag(i for i in topo.instances.values() if i.is_replica))

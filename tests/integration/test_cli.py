@@ -171,3 +171,79 @@ def test_alarms_render_gives_the_protection_stack_parameters(aws: Sandbox, capsy
     assert run("alarms", "render", "orders") == 0
     out = capsys.readouterr().out.split()
     assert out == ["ClusterName=orders", "PrimaryInstanceId=orders-db", "Replica1InstanceId=orders-db-r1", "Replica2InstanceId=orders-db-r2"]
+
+
+# -- read capacity: replicas, Multi-AZ, the reader set in status ------------------------------------
+
+
+@pytest.fixture
+def cli_on_sim_clock(aws: Sandbox, monkeypatch: Any) -> Sandbox:
+    """The CLI acting through the test's service: its clock is simulated, so --wait takes no time."""
+    from rds_ha.cli import main as cli
+
+    monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
+    return aws
+
+
+def test_replicas_add_waits_showing_each_aws_status(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    aws = cli_on_sim_clock
+    build_cluster(aws)
+    aws.fidelity.create_replica_seconds = 600
+    assert run("replicas", "orders", "add", "--az", "us-east-1c", "--wait", "900") == 0
+    output = capsys.readouterr().out
+    assert "done: create replica orders-" in output and "in us-east-1c" in output
+    assert ": creating, single-AZ" in output and ": available, single-AZ" in output
+    assert len(aws.replicas_of("orders-db")) == 3
+
+
+def test_replicas_add_beyond_max_and_remove_below_min_are_refused(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    aws = cli_on_sim_clock
+    build_cluster(aws)
+    assert run("replicas", "orders", "remove", "orders-db-r1") == 3
+    assert "at replicas.min 2" in capsys.readouterr().out
+    assert run("replicas", "orders", "add", "--az", "eu-west-1a") == 3
+    assert "AZ eu-west-1a is not in us-east-1" in capsys.readouterr().out
+    for _ in range(2):
+        assert run("replicas", "orders", "add") == 0
+    assert run("replicas", "orders", "add") == 3
+    assert "at replicas.max 4" in capsys.readouterr().out
+    assert len(aws.replicas_of("orders-db")) == 4
+
+
+def test_replicas_remove_takes_it_out_of_dns_first_and_protects_the_best_candidate(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    aws = cli_on_sim_clock
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 2.0), "orders-db-r3": ("us-east-1a", 3.0)})
+    aws.set_alarm("OK")
+    run("reconcile")
+    assert run("replicas", "orders", "remove", "orders-db-r1") == 3
+    assert "best failover candidate" in capsys.readouterr().out
+    assert run("replicas", "orders", "remove", "orders-db-r3", "--wait", "60") == 0
+    output = capsys.readouterr().out
+    assert output.index("change reader DNS: DELETE") < output.index("delete replica orders-db-r3")
+    assert "orders-db-r3: deleted" in output
+    assert aws.endpoint("orders-db-r1") in aws.reader_targets() and len(aws.reader_targets()) == 2
+
+
+def test_multi_az_on_says_what_aws_does_and_waits_for_it(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    aws = cli_on_sim_clock
+    build_cluster(aws)
+    aws.fidelity.multi_az_seconds = 300
+    assert run("multi-az", "orders", "on", "--wait", "600") == 0
+    output = capsys.readouterr().out
+    assert "standby from it" in output and "write latency may rise" in output
+    assert "orders-db: modifying, single-AZ" in output and "orders-db: available, Multi-AZ" in output
+    assert run("status", "orders") == 0
+    assert "multi-az on (desired on, set by rds-ha multi-az by" in capsys.readouterr().out
+    assert run("multi-az", "orders", "sideways") == 2
+
+
+def test_status_shows_the_reader_set_and_why(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    aws = cli_on_sim_clock
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 45.0)})
+    aws.set_alarm("OK")
+    run("reconcile")
+    capsys.readouterr()
+    assert run("status", "orders") == 0
+    output = capsys.readouterr().out
+    assert "orders-db-r1  in   lag 1s <= reader_max_lag 30s" in output or "orders-db-r1" in output and "lag 1s <= reader_max_lag 30s" in output
+    assert "lag 45s; rejoins at <= 15s" in output

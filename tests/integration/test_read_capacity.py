@@ -290,3 +290,78 @@ def test_aws_error_during_an_rds_event_sync_is_recorded_and_notified(aws: Sandbo
     assert result["outcome"] == "error" and "Throttling" in result["error"]
     assert [m["type"] for m in aws.messages(queue)] == ["aws_error"]
     assert "aws_error" in aws.history_kinds()
+
+
+# -- cross-region replicas --------------------------------------------------------------------------
+
+WEST = "us-west-2"
+
+
+def with_cross_region(aws: Sandbox, allow: bool = False) -> None:
+    """The built cluster re-applied with one replica kept in us-west-2 (and, if `allow`, promotable)."""
+    from rds_ha.core.config import ClusterConfig
+
+    assert aws.cfg is not None
+    data = aws.cfg.model_dump()
+    data["replicas"]["cross_region"] = [{"region": WEST, "count": 1, "kms_key_id": "alias/rds-dr"}]
+    data["failover"]["allow_cross_region"] = allow
+    aws.cfg = ClusterConfig.model_validate(data)
+    aws.service.apply([aws.cfg], "orders.yaml", "test")
+
+
+def west_replicas(aws: Sandbox) -> list[dict[str, Any]]:
+    return aws.clients.client("rds", WEST).describe_db_instances()["DBInstances"]
+
+
+def test_cross_region_replica_is_created_in_the_destination_region_from_the_source_arn(aws: Sandbox) -> None:
+    build_cluster(aws)
+    aws.set_alarm("OK")
+    with_cross_region(aws)
+    sent: list[dict[str, Any]] = []
+    aws.clients.client("rds", WEST).meta.events.register("before-call.rds.CreateDBInstanceReadReplica", lambda params, **_: sent.append(dict(params["body"])))
+    reconcile({}, context())
+    (replica,) = west_replicas(aws)
+    primary_arn = aws.instance("orders-db")["DBInstanceArn"]  # type: ignore[index]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary_arn
+    assert {"Key": "rds-ha:cluster", "Value": "orders"} in replica["TagList"]
+    (call,) = sent
+    assert call["SourceDBInstanceIdentifier"] == primary_arn and call["KmsKeyId"] == "alias/rds-dr"
+    assert "PreSignedUrl" in call  # boto3 presigned it in the source region (SourceRegion=us-east-1)
+    assert "us-east-1" in call["PreSignedUrl"]
+    # One is enough: the next reconcile creates none, and the remote replica stays out of the reader set.
+    reconcile({}, context())
+    assert len(west_replicas(aws)) == 1
+    assert aws.endpoint("orders-db-r1") in aws.reader_targets() and replica["Endpoint"]["Address"] not in aws.reader_targets()
+
+
+def _remote_is_the_only_caught_up_replica(aws: Sandbox, allow: bool) -> str:
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 99.0)}, min_replicas=1)
+    arn = aws.instance("orders-db")["DBInstanceArn"]  # type: ignore[index]
+    aws.clients.client("rds", WEST).create_db_instance_read_replica(
+        DBInstanceIdentifier="orders-db-west", SourceDBInstanceIdentifier=arn, SourceRegion="us-east-1", Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}]
+    )
+    aws.put_lag("orders-db-west", 2.0, region=WEST)
+    with_cross_region(aws, allow=allow)
+    from rds_ha.handlers.failover import handler as failover
+
+    alarm_at = aws.cw().describe_alarms(AlarmNames=["orders-primary-down"])["MetricAlarms"][0]["StateUpdatedTimestamp"]
+    return str(failover(alarm_event("eventbridge", alarm_at), context())["outcome"])
+
+
+def test_cross_region_replica_is_not_promoted_unless_the_config_allows_it(aws: Sandbox) -> None:
+    assert _remote_is_the_only_caught_up_replica(aws, allow=False) == "blocked"
+    blocked = aws.state().blocked
+    assert "orders-db-west: in us-west-2, another region (failover.allow_cross_region is off)" in blocked.reason
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]
+
+
+def test_allowed_cross_region_failover_moves_the_writer_across_regions(aws: Sandbox) -> None:
+    assert _remote_is_the_only_caught_up_replica(aws, allow=True) == "complete"
+    west = {i["DBInstanceIdentifier"]: i for i in west_replicas(aws)}
+    assert not west["orders-db-west"].get("ReadReplicaSourceDBInstanceIdentifier")
+    assert aws.writer_targets() == [west["orders-db-west"]["Endpoint"]["Address"]]
+    state = aws.state()
+    assert state.primary == "orders-db-west" and state.primary_region == WEST and "orders-db" in state.fenced
+    # Redundancy is rebuilt next to the new primary, in its region.
+    assert [i for i in west.values() if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-west"]
+    assert reconcile({}, context())["results"][0]["outcome"] == "steady"

@@ -8,9 +8,10 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from botocore.exceptions import BotoCoreError
@@ -20,10 +21,11 @@ from rich.markup import escape
 from ..adapters.aws import AwsClients
 from ..core.config import parse_config
 from ..core.errors import InvalidEventError, RdsHaError
+from ..core.models import Instance
 from ..core.planner import FailoverRequest
 from ..events import load_event_text
 from ..observability import logger
-from ..service import Service, Settings
+from ..service import Result, Service, Settings
 from . import render
 
 app = typer.Typer(
@@ -35,17 +37,22 @@ out = Console(highlight=False, width=_width)
 err = Console(stderr=True, highlight=False, width=_width)
 
 
+# Tests and the demo build the service themselves (simulated clock); None = the real one.
+service_factory: Callable[[Settings], Service] | None = None
+
+
 class Ctx:
     def __init__(self, table: str | None) -> None:
         self.settings = Settings.from_env()
         if table:
             self.settings = Settings(table=table, topic_arn=self.settings.topic_arn)
         self._service: Service | None = None
+        self.cluster = ""  # `replicas CLUSTER ...`
 
     @property
     def service(self) -> Service:
         if self._service is None:
-            self._service = Service(AwsClients(), self.settings)
+            self._service = service_factory(self.settings) if service_factory else Service(AwsClients(), self.settings)
         return self._service
 
 
@@ -199,6 +206,100 @@ def ack(ctx: typer.Context, cluster: str) -> None:
     if state.last_failover_at is None:
         err.print(f"[yellow]note[/yellow]: {cluster} has had no failover; nothing was cooling down")
     out.print(f"{cluster}: cooldown acknowledged")
+
+
+replicas_app = typer.Typer(help="Add or remove a read replica of a cluster's primary.", no_args_is_help=True)
+app.add_typer(replicas_app, name="replicas")
+
+
+@replicas_app.callback()
+def _replicas(ctx: typer.Context, cluster: Annotated[str, typer.Argument(help="The cluster.")]) -> None:
+    """rds-ha replicas CLUSTER add|remove ..."""
+    ctx.obj.cluster = cluster
+
+
+WaitOption = Annotated[int, typer.Option(min=0, max=7200, help="Seconds to wait, showing the AWS status as it changes (0 = don't wait).")]
+
+
+def _report(result: Result, what: str) -> None:
+    """Print a capacity command's outcome; exit 3 when it was refused."""
+    colour = {"done": "green", "refused": "red", "error": "red"}.get(result.outcome, "yellow")
+    out.print(f"{escape(result.cluster or '')}: [{colour}]{result.outcome}[/{colour}] - {escape(result.reason)}")
+    for action in result.actions:
+        out.print(escape(f"  done: {action}"))
+    if result.outcome in {"refused", "blocked"}:
+        raise typer.Exit(3)
+    if result.outcome == "error":
+        raise RdsHaError(result.error or f"{what} failed")
+
+
+def _wait(svc: Service, region: str, instance: str, done: Callable[[Instance | None], bool], seconds: int, what: str) -> None:
+    if not seconds:
+        return
+    with out.status(f"{instance}: waiting for {what}") as spinner:
+
+        def changed(label: str) -> None:
+            out.print(f"  {svc.clock.now():%H:%M:%S} {instance}: {escape(label)}")
+            spinner.update(f"{instance}: {escape(label)}; waiting for {what}")
+
+        ok = svc.capacity.watch(region, instance, done, svc.clock.now() + timedelta(seconds=seconds), changed)
+    if not ok:
+        err.print(f"[yellow]still waiting[/yellow]: {instance} is not {what} after {seconds}s; rds-ha status shows its progress")
+        raise typer.Exit(4)
+    out.print(f"{instance}: {what}")
+
+
+@replicas_app.command("add")
+def replicas_add(
+    ctx: typer.Context,
+    region: Annotated[str | None, typer.Option("--region", help="Another region: a cross-region replica (default: the primary's).")] = None,
+    az: Annotated[str | None, typer.Option("--az", help="Availability zone (default: the least used).")] = None,
+    wait: WaitOption = 0,
+) -> None:
+    """Add one read replica to CLUSTER's primary, within replicas.max (no cooldown: you asked). Exit 3 if refused."""
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(ctx.obj.cluster)
+    result = svc.capacity.add_replica(cfg, _user(), svc.clock.now() + timedelta(seconds=60), region=region, az=az)
+    _report(result, "adding a replica")
+    created = next((a.split()[2] for a in result.actions if a.startswith("create replica ")), None)
+    if created:
+        out.print("  AWS creates the replica from a snapshot of the primary; it joins the reader set once CloudWatch shows it caught up")
+        where = region or svc.status_region(cfg)
+        _wait(svc, where, created, lambda i: i is not None and i.status == "available", wait, "available")
+
+
+@replicas_app.command("remove")
+def replicas_remove(
+    ctx: typer.Context,
+    instance: str,
+    force: Annotated[bool, typer.Option(help="Remove it even if it is the best failover candidate now.")] = False,
+    wait: WaitOption = 0,
+) -> None:
+    """Take INSTANCE out of the reader set, then delete it. Refused below replicas.min. Exit 3 if refused."""
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(ctx.obj.cluster)
+    region = svc.capacity.locate(cfg, instance)
+    result = svc.capacity.remove_replica(cfg, instance, _user(), svc.clock.now() + timedelta(seconds=60), force=force)
+    _report(result, "removing a replica")
+    _wait(svc, region, instance, lambda i: i is None, wait, "deleted")
+
+
+@app.command("multi-az")
+def multi_az(
+    ctx: typer.Context,
+    cluster: str,
+    state: Annotated[Literal["on", "off"], typer.Argument(help="on or off: kept as the desired state until the next apply.")],
+    wait: WaitOption = 0,
+) -> None:
+    """Turn the primary's Multi-AZ on or off (ApplyImmediately) and keep it so. Exit 3 if refused."""
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    enabled = state == "on"
+    result = svc.capacity.set_multi_az(cfg, enabled, f"rds-ha multi-az by {_user()}", svc.clock.now() + timedelta(seconds=60))
+    _report(result, "changing Multi-AZ")
+    primary = svc.snapshots.state(cfg).primary
+    settled = lambda i: i is not None and i.status == "available" and i.multi_az == enabled  # noqa: E731
+    _wait(svc, svc.status_region(cfg), primary, settled, wait, f"available with Multi-AZ {state}")
 
 
 alarms_app = typer.Typer(help="The alarms rds-ha reacts to (infra/protection.yaml).", no_args_is_help=True)

@@ -41,6 +41,15 @@ def status(console: Console, st: dict[str, Any]) -> None:
         console.print(f"  cooldown acknowledged by {escape(st['acknowledged']['by'])} at {st['acknowledged']['at']}")
     if st["fenced"]:
         console.print(f"  fenced   {', '.join(st['fenced'])}")
+    maz = st.get("multi_az") or {}
+    if maz.get("desired") is not None or maz.get("actual"):
+        want = "-" if maz.get("desired") is None else ("on" if maz["desired"] else "off")
+        note = " [yellow](changing)[/yellow]" if maz.get("in_progress") else ""
+        console.print(f"  multi-az {'on' if maz.get('actual') else 'off'} (desired {want}, set by {escape(str(maz.get('set_by') or '-'))}){note}")
+    scaling = st.get("scaling")
+    if scaling:
+        last = [f"last scale-{d} {scaling[f'last_scale_{d}_at']}" for d in ("out", "in") if scaling.get(f"last_scale_{d}_at")]
+        console.print(f"  replicas min {scaling['min']}, max {scaling['max']}" + (f"; {'; '.join(last)}" if last else ""))
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("instance", "role", "status", "az", "lag", "source"):
         table.add_column(col)
@@ -51,6 +60,15 @@ def status(console: Console, st: dict[str, Any]) -> None:
         console.print(table)
     else:
         console.print("  (no replicas)")
+    if st.get("reader_set"):
+        reader = Table(box=None, pad_edge=False, show_edge=False, title=None)
+        for col in ("reader set", "", "why"):
+            reader.add_column(col)
+        for r in st["reader_set"]:
+            reader.add_row(r["id"], "[green]in[/green]" if r["serving"] else "[red]out[/red]", escape(r["reason"]))
+        console.print(reader)
+    if st.get("reader_fallback"):
+        console.print("  no replica serves reads: the reader name points at the primary")
 
 
 def history(console: Console, entries: list[dict[str, Any]]) -> None:

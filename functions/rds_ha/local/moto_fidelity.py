@@ -37,6 +37,7 @@ class Fidelity:
     clock: _Clock | None = None
     promote_seconds: float = 0
     create_replica_seconds: float = 0
+    multi_az_seconds: float = 0
     pending: list[tuple[datetime, Callable[[], None]]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -73,6 +74,7 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         promote=RDSBackend.promote_read_replica,
         create=RDSBackend.create_db_instance_read_replica,
         describe=RDSBackend.describe_db_instances,
+        modify=RDSBackend.modify_db_instance,
     )
 
     def promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
@@ -132,6 +134,25 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         _active.later(_active.create_replica_seconds, done)
         return replica
 
+    def modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+        # AWS: a Multi-AZ change keeps the instance `modifying` while the standby is built (or
+        # removed); MultiAZ flips when it is done. moto flips it at once and stays `available`.
+        db = self.find_db_from_id(db_instance_identifier) if db_instance_identifier in self.databases else None
+        if db is not None and db.status not in {"available", "storage-optimization"} and "multi_az" in db_kwargs:
+            raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} is not in available state (status {db.status}).")
+        wanted = db_kwargs.pop("multi_az", None)
+        result = _originals["modify"](self, db_instance_identifier, db_kwargs)
+        if db is None or wanted is None or bool(wanted) == bool(db.multi_az):
+            return result
+        db.status = "modifying"
+
+        def done() -> None:
+            db.multi_az = bool(wanted)
+            db.status = "available"
+
+        _active.later(_active.multi_az_seconds, done)
+        return result
+
     def describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
         _active.settle()
         return _originals["describe"](self, *args, **kwargs)
@@ -139,6 +160,7 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
     RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]
     RDSBackend.describe_db_instances = describe_db_instances  # type: ignore[method-assign]
+    RDSBackend.modify_db_instance = modify_db_instance  # type: ignore[method-assign]
 
     # AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls
     # from threads race: two conditional DynamoDB puts can both "win" (our lease and idempotency

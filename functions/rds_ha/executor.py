@@ -123,6 +123,8 @@ class Executor:
                 # Retries (adaptive mode) are exhausted or the state forbids it now: record it and
                 # leave it to the next run, which re-plans from what AWS shows. A failed marker or
                 # clean-up step must not hold up the promotion and the writer behind it.
+                # The step may have recorded (and given back) state before AWS refused it: continue from the stored one.
+                out.state = self.table.get_state(topo.cluster.name) or out.state
                 self.history(topo.cluster.name, "step_failed", f"{action.describe()} failed: {exc}", transient=exc.transient)
                 emit("StepFailed", topo.cluster.name)
                 if not exc.transient:  # retrying will not cure it: a human must look
@@ -133,6 +135,32 @@ class Executor:
                 continue
             self._step(action.describe())
         return out
+
+    def _create(self, region: str, action: CreateReplica) -> None:
+        try:
+            self.rds.create_replica(
+                action.region or region, action.instance, action.source, action.az, action.instance_class, action.tags, action.source_region, action.kms_key_id
+            )
+        except InstanceAlreadyExistsError:
+            logger.info(f"replica {action.instance} exists already: created by an earlier run")
+
+    def _delete(self, region: str, instance: str) -> None:
+        try:
+            self.rds.delete_replica(region, instance)
+        except InstanceNotFoundError:
+            logger.info(f"{instance} is gone already")
+
+    def _scaling_step(self, state: ClusterState, field: str, now: datetime, call: Any) -> ClusterState:
+        """A scaling call with its cooldown recorded first (a crash after the call must not let a
+        redelivery scale twice) and given back if AWS refuses the call (nothing changed)."""
+        before = getattr(state, field)
+        state = self._save(state, **{field: now})
+        try:
+            call()
+        except AwsError:
+            self._save(state, **{field: before})
+            raise
+        return state
 
     def _apply(self, topo: Topology, state: ClusterState, action: Action) -> ClusterState:
         cfg, name = topo.cluster, topo.cluster.name
@@ -200,30 +228,17 @@ class Executor:
             return state
         if isinstance(action, CreateReplica):
             if action.scaling is not None:  # the cooldown starts before the call: a crash must not double it
-                state = self._save(state, last_scale_out_at=now)
-            try:
-                self.rds.create_replica(
-                    action.region or region,
-                    action.instance,
-                    action.source,
-                    action.az,
-                    action.instance_class,
-                    action.tags,
-                    action.source_region,
-                    action.kms_key_id,
-                )
-            except InstanceAlreadyExistsError:
-                logger.info(f"replica {action.instance} exists already: created by an earlier run")
+                state = self._scaling_step(state, "last_scale_out_at", now, lambda: self._create(region, action))
+            else:
+                self._create(region, action)
             self.history(name, "replica_created", f"{action.describe()}: {action.reason}", instance=action.instance, region=action.region or region)
             emit("ReplicaCreated", name)
             return state
         if isinstance(action, DeleteInstance):
             if action.scaling is not None:
-                state = self._save(state, last_scale_in_at=now)
-            try:
-                self.rds.delete_replica(region, action.instance)
-            except InstanceNotFoundError:
-                logger.info(f"{action.instance} is gone already")
+                state = self._scaling_step(state, "last_scale_in_at", now, lambda: self._delete(region, action.instance))
+            else:
+                self._delete(region, action.instance)
             self.history(name, "replica_removed" if action.scaling else "orphan_deleted", f"{action.describe()}: {action.reason}", instance=action.instance)
             emit("ReplicaRemoved", name)
             return state

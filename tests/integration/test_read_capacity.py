@@ -365,3 +365,76 @@ def test_allowed_cross_region_failover_moves_the_writer_across_regions(aws: Sand
     # Redundancy is rebuilt next to the new primary, in its region.
     assert [i for i in west.values() if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-west"]
     assert reconcile({}, context())["results"][0]["outcome"] == "steady"
+
+
+# -- AWS faults and crashes -------------------------------------------------------------------------
+
+
+def _fail(aws: Sandbox, operation: str, code: str, region: str = "us-east-1") -> Any:
+    """Make every `operation` call fail with `code` (after botocore's retries); returns the undo."""
+    from botocore.exceptions import ClientError
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": f"{code} (injected)"}}, operation)
+
+    events = aws.clients.client("rds", region).meta.events
+    events.register(f"before-call.rds.{operation}", refuse)
+    return lambda: events.unregister(f"before-call.rds.{operation}", refuse)
+
+
+@pytest.mark.parametrize("code", ["InvalidDBInstanceState", "Throttling", "InsufficientDBInstanceCapacity"])
+def test_scale_out_refused_by_aws_is_recorded_and_does_not_start_the_cooldown(aws: Sandbox, code: str) -> None:
+    capacity_cluster(aws)
+    _fail(aws, "CreateDBInstanceReadReplica", code)
+    result = scaling(alarm(aws, "orders-replicas-cpu-high"), context())
+    assert result["outcome"] == "error" and code in result["error"]
+    assert replica_ids(aws) == ["orders-db-r1", "orders-db-r2"]
+    state = aws.state()
+    assert state.last_scale_out_at is None and "orders-replicas-cpu-high" not in state.handled_alarms
+    assert "step_failed" in aws.history_kinds()
+
+
+def test_scale_in_delete_refused_by_aws_leaves_a_consistent_state(aws: Sandbox) -> None:
+    capacity_cluster(aws, {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 2.0), "orders-db-r3": ("us-east-1a", 3.0)})
+    _fail(aws, "DeleteDBInstance", "InvalidDBInstanceState")
+    result = scaling(alarm(aws, "orders-replicas-cpu-low"), context())
+    assert result["outcome"] == "done"  # the reader change went through; the delete is recorded as failed
+    assert len(replica_ids(aws)) == 3
+    assert aws.state().last_scale_in_at is None
+    assert "step_failed" in aws.history_kinds()
+
+
+def test_multi_az_change_refused_by_aws_is_retried_by_reconcile(aws: Sandbox) -> None:
+    capacity_cluster(aws)
+    undo = _fail(aws, "ModifyDBInstance", "InvalidDBInstanceState")
+    result = multi_az(alarm(aws, "orders-multi-az-on"), context())
+    assert not primary_multi_az(aws) and aws.state().multi_az.enabled  # desired recorded, not yet applied
+    assert "step_failed" in aws.history_kinds() and result["outcome"] == "done"
+    undo()
+    reconcile({}, context())
+    assert primary_multi_az(aws)
+
+
+@pytest.mark.parametrize("crash_after", [1, 2])
+def test_crash_after_any_scale_out_step_never_adds_a_second_replica(aws: Sandbox, crash_after: int, monkeypatch: Any) -> None:
+    from rds_ha.executor import CrashPoint
+
+    capacity_cluster(aws)
+    done: list[str] = []
+
+    def crash(step: str) -> None:
+        done.append(step)
+        if len(done) == crash_after:
+            raise CrashPoint(step)
+
+    aws.service.executor.after_step = crash
+    monkeypatch.setattr(aws.service.table, "release_lease", lambda *a, **k: None)  # a dead process releases nothing
+    event = alarm(aws, "orders-replicas-cpu-high")
+    with pytest.raises(CrashPoint):
+        scaling(event, context())
+    monkeypatch.undo()
+    aws.service.executor.after_step = None
+    aws.clock.advance(400)  # the lease expires; EventBridge redelivers the same event
+    again = scaling(event, context())
+    assert again["outcome"] in {"duplicate", "refused"}, again
+    assert len(replica_ids(aws)) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,43 @@ def test_samples_in_events_folder_are_what_the_generator_makes() -> None:
     at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     for shape in ("eventbridge", "sns", "lambda-action"):
         assert json.loads((EVENTS / f"alarm-{shape}.json").read_text()) == alarm_event(shape, at)
+
+
+def test_rds_event_samples_parse_to_their_kind() -> None:
+    from rds_ha.events import parse_rds_event
+
+    kinds = {p.name: parse_rds_event(json.loads(p.read_text())).kind for p in sorted((Path(__file__).resolve().parents[2] / "events").glob("rds-*.json"))}
+    assert kinds == {
+        "rds-created.json": "created",
+        "rds-deleted.json": "deleted",
+        "rds-failover.json": "failover",
+        "rds-replication-resumed.json": "replication_resumed",
+        "rds-replication-stopped.json": "replication_stopped",
+        "rds-started.json": "started",
+        "rds-stopped.json": "stopped",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"detail-type": "RDS DB Snapshot Event"}, "is not an 'RDS DB Instance Event'"),
+        ({"detail": {"SourceType": "DB_CLUSTER"}}, "malformed RDS event: detail.SourceType"),
+        ({"detail": {"EventID": "0049"}}, "malformed RDS event: detail.EventID"),
+        ({"detail": {"SourceIdentifier": "other-db"}}, "does not name other-db"),
+        ({"detail": {"Date": "yesterday"}}, "malformed RDS event: detail.Date"),
+    ],
+)
+def test_malformed_rds_events_say_what_is_wrong(change: dict[str, Any], expected: str) -> None:
+    from rds_ha.events import parse_rds_event
+    from rds_ha.local.samples import rds_event
+
+    event = rds_event("RDS-EVENT-0045", "orders-db-r1", datetime(2026, 11, 23, tzinfo=UTC))
+    for key, value in change.items():
+        if isinstance(value, dict):
+            event[key].update(value)
+        else:
+            event[key] = value
+    with pytest.raises(InvalidEventError) as exc:
+        parse_rds_event(event)
+    assert expected in str(exc.value)

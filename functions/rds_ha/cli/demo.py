@@ -109,7 +109,16 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
         console.print("[bold]3.[/bold] timeline (simulated clock: promotion takes minutes, new replicas longer):")
         render.timeline(console, svc.table.history("orders"), started)
         console.print()
-        console.print("[bold]4.[/bold] status after the failover:")
+        console.print("[bold]4.[/bold] status after the failover (reads go to the new primary until a new replica shows caught up):")
+        render.status(console, svc.status(cfg))
+
+        console.print()
+        console.print("[bold]5.[/bold] CloudWatch reports ReplicaLag for the new replicas (1 s and 45 s); the next scheduled reconcile:")
+        fresh = sorted(i["id"] for i in svc.status(cfg)["reader_set"])
+        for replica, lag in zip(fresh, (1.0, 45.0), strict=False):
+            sandbox.put_lag(clients, replica, lag, clock.now())
+        clock.advance(60)
+        invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
         render.status(console, svc.status(cfg))
     finally:
         runtime.reset()

@@ -65,7 +65,7 @@ def one_run(noise: int = 0) -> tuple[float, float, Counter[str]]:
                 MasterUsername="u",
                 MasterUserPassword="bench-only-1",  # noqa: S106
             )
-        text = CONFIG.format(min=2, zone=zone, max_lag=30, cooldown=600, extra_failover="", alarms="orders-primary-down")
+        text = CONFIG.format(min=2, zone=zone, max_lag=30, cooldown=600, extra_failover="", alarms="orders-primary-down", extra="")
         svc.apply(parse_config(text).clusters, "bench", "bench")
         calls: Counter[str] = Counter()
         marks: dict[str, float] = {}

@@ -399,6 +399,7 @@ class Service:
         untagged: list[tuple[ClusterConfig, Instance]] = []
         described: dict[str, list[Instance]] = {}
         states = {cfg.name: self.table.get_state(cfg.name) for cfg in clusters}
+        applied = {c.name: c for c in self.clusters()}
         for cfg in clusters:
             state = states[cfg.name]
             primary_id = state.primary if state else cfg.primary
@@ -435,6 +436,15 @@ class Service:
                     f"{cfg.name}: the file names {cfg.primary} as primary, but rds-ha made {state.primary} the primary; "
                     f"keeping {state.primary} (update the file)"
                 )
+            before = applied.get(cfg.name)
+            if state is not None and state.multi_az is not None:
+                if before is not None and before.multi_az != cfg.multi_az:
+                    # The file's multi_az changed: it is the newest word, and replaces the alarm's or operator's choice.
+                    self.table.put_state(state.model_copy(update={"multi_az": None}))
+                    notes.append(f"{cfg.name}: multi_az is now the file's ({cfg.multi_az}); the choice made by {state.multi_az.by} is dropped")
+                else:
+                    how = "on" if state.multi_az.enabled else "off"
+                    notes.append(f"{cfg.name}: Multi-AZ stays {how} as chosen by {state.multi_az.by} until the file changes multi_az")
             self.table.put_config(cfg, applied_by, now)
             self.table.add_history(cfg.name, now, "config_applied", f"configuration applied from {source} by {applied_by}", {})
         return notes

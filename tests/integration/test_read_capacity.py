@@ -438,3 +438,18 @@ def test_crash_after_any_scale_out_step_never_adds_a_second_replica(aws: Sandbox
     again = scaling(event, context())
     assert again["outcome"] in {"duplicate", "refused"}, again
     assert len(replica_ids(aws)) == 3
+
+
+def test_apply_keeps_a_multi_az_choice_until_the_file_changes_multi_az(aws: Sandbox) -> None:
+    capacity_cluster(aws)
+    assert aws.cfg is not None
+    multi_az(alarm(aws, "orders-multi-az-on"), context())
+    notes = aws.service.apply([aws.cfg], "orders.yaml", "bob")
+    assert any("stays on as chosen by alarm orders-multi-az-on" in n for n in notes)
+    assert aws.state().multi_az is not None
+    changed = aws.cfg.model_copy(update={"multi_az": False})
+    notes = aws.service.apply([changed], "orders.yaml", "bob")
+    assert any("multi_az is now the file's (False)" in n for n in notes)
+    assert aws.state().multi_az is None
+    reconcile({}, context())
+    assert not primary_multi_az(aws)

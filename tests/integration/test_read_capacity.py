@@ -453,3 +453,14 @@ def test_apply_keeps_a_multi_az_choice_until_the_file_changes_multi_az(aws: Sand
     assert aws.state().multi_az is None
     reconcile({}, context())
     assert not primary_multi_az(aws)
+
+
+def test_twenty_concurrent_deliveries_of_a_scaling_alarm_add_one_replica(aws: Sandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    capacity_cluster(aws)
+    event = alarm(aws, "orders-replicas-cpu-high")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = [r["outcome"] for r in pool.map(lambda _: scaling(event, context()), range(20))]
+    assert outcomes.count("done") == 1 and set(outcomes) <= {"done", "duplicate", "busy"}, outcomes
+    assert len(replica_ids(aws)) == 3

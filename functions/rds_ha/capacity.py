@@ -15,13 +15,14 @@ from .core.actions import Plan, RecordHandled, Scaling
 from .core.config import ClusterConfig
 from .core.errors import AwsError, InstanceNotFoundError, StateConflictError
 from .core.models import AVAILABLE, AlarmStatus, ClusterState, Instance, MultiAzChoice, Topology
-from .core.planner import plan_add_replica, plan_multi_az, plan_remove_replica, plan_scale
+from .core.planner import plan_add_replica, plan_multi_az, plan_remove_replica, plan_scale, reader_verdicts
 from .events import AlarmTrigger, RdsEvent
 from .observability import emit, logger
+from .results import Result
 from .snapshot import known_ids
 
 if TYPE_CHECKING:
-    from .service import Result, Service
+    from .service import Service
 
 # What AWS does while Multi-AZ changes: the CLI and the notifications say it.
 MULTI_AZ_ON_NOTE = (
@@ -70,7 +71,7 @@ class Capacity:
         def plan(topo: Topology) -> Plan:
             return plan_scale(topo, direction, uuid.uuid4().hex[:6], trigger)
 
-        return self._run(cfg, direction, trigger, deadline, plan, alarm=alarm, quiet=quiet)
+        return self._run(cfg, direction, trigger, deadline, plan, alarm=alarm, quiet=quiet, automatic=alarm is not None or quiet)
 
     def add_replica(self, cfg: ClusterConfig, by: str, deadline: datetime, region: str | None = None, az: str | None = None) -> Result:
         return self._run(cfg, "replica_added", f"rds-ha replicas add by {by}", deadline, lambda t: plan_add_replica(t, uuid.uuid4().hex[:6], by, region, az))
@@ -86,7 +87,7 @@ class Capacity:
         def plan(topo: Topology) -> Plan:
             return plan_multi_az(replace(topo, state=topo.state.model_copy(update={"multi_az": choice})))
 
-        result = self._run(cfg, "multi_az", by, deadline, plan, alarm=alarm, update={"multi_az": choice})
+        result = self._run(cfg, "multi_az", by, deadline, plan, alarm=alarm, update={"multi_az": choice}, automatic=alarm is not None)
         if result.outcome in ("done", "waiting"):
             result.reason += f". {MULTI_AZ_ON_NOTE if enabled else MULTI_AZ_OFF_NOTE}"
         return result
@@ -98,15 +99,15 @@ class Capacity:
         kind: str,
         trigger: str,
         deadline: datetime,
-        planner: Any,
+        planner: Callable[[Topology], Plan],
         alarm: tuple[str, datetime] | None = None,
         update: dict[str, Any] | None = None,
         quiet: bool = False,
+        automatic: bool = False,
     ) -> Result:
-        """Under the lease: read, plan, and act (or record why not). Automatic runs (alarms) change
-        nothing while the cluster is paused; an operator's command is its own authority."""
-        from .service import Result
-
+        """Under the lease: read, plan, and act (or record why not). Automatic runs (alarms, reconcile)
+        change nothing while the cluster is paused; an operator's command is its own authority.
+        `quiet`: nothing is recorded unless something is done (reconcile re-checking every minute)."""
         svc = self.svc
         try:
             with svc.lease(cfg.name, deadline, svc.lease_wait_seconds):
@@ -116,9 +117,11 @@ class Capacity:
                     return Result(cfg.name, "duplicate", f"this transition of {alarm[0]} was handled already")
                 plan = planner(topo)
                 mark = (RecordHandled(reason=trigger, alarm=alarm[0], at=alarm[1]),) if alarm is not None else ()
-                if alarm is not None and state.paused is not None and plan.outcome == "start":
+                if automatic and state.paused is not None and plan.outcome == "start":
                     would = "; ".join(f"would {a.describe()}" for a in plan.mutating)
                     reason = f"paused by {state.paused.by}; {would}"
+                    if quiet:
+                        return Result(cfg.name, "paused", reason)
                     svc.executor.history(cfg.name, f"{kind}_paused", reason, trigger=trigger)
                     svc.executor.notify(topo, f"{kind}_paused", reason, trigger=trigger)
                     svc.executor.execute(topo, Plan("paused", reason, mark))
@@ -145,8 +148,6 @@ class Capacity:
             return svc._aws_failed(cfg, trigger, exc)
 
     def _ignored(self, cluster: str | None, reason: str) -> Result:
-        from .service import Result
-
         logger.info(f"ignored: {reason}")
         return Result(cluster, "ignored", reason)
 
@@ -204,8 +205,6 @@ class Capacity:
 
     def rds_event(self, event: RdsEvent, deadline: datetime) -> Result:
         """Re-sync the instance's cluster: DNS never names an instance that is gone or stopped."""
-        from .service import Result
-
         svc = self.svc
         if event.kind is None:
             return self._ignored(None, f"{event.describe()}: not an event rds-ha acts on")
@@ -270,8 +269,6 @@ class Capacity:
     # -- status --------------------------------------------------------------------------------
     def status(self, topo: Topology) -> dict[str, Any]:
         """The reader set with why each replica is in or out, scaling cooldowns and Multi-AZ."""
-        from .core.planner import reader_verdicts
-
         cfg, state, primary = topo.cluster, topo.state, topo.primary
         verdicts = reader_verdicts(topo, primary, frozenset(state.fenced)) if primary is not None and cfg.dns.reader else []
         desired = topo.desired_multi_az

@@ -10,7 +10,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from .core.planner import FailoverRequest, decide_failover, outline, plan_steady
 from .events import AlarmTrigger
 from .executor import Executor
 from .observability import logger
+from .results import Result
 from .snapshot import Snapshotter, members
 
 DEFAULT_TABLE = "rds-ha"
@@ -48,21 +49,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE, topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None)
-
-
-@dataclass
-class Result:
-    cluster: str | None
-    outcome: str
-    reason: str
-    actions: list[str] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    chosen: str | None = None
-    error: str | None = None
-    steps: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
 
 
 class Service:

@@ -116,6 +116,18 @@ def test_paused_cluster_scaling_records_what_it_would_do_and_changes_nothing(aws
     assert result["outcome"] == "paused" and result["actions"][0].startswith("would create replica")
     assert replica_ids(aws) == ["orders-db-r1", "orders-db-r2"]
     assert "scale_out_paused" in aws.history_kinds()
+    # The alarm stays in ALARM: reconcile runs past the cooldown change nothing either, and say it once.
+    moto_fidelity_alarm(aws, "orders-replicas-cpu-high", "ALARM")
+    for _ in range(3):
+        aws.clock.advance(1000)
+        reconcile({}, context())
+    assert replica_ids(aws) == ["orders-db-r1", "orders-db-r2"]
+    assert aws.history_kinds().count("scale_out_paused") == 1
+    # Resumed: the next reconcile acts on the alarm still in ALARM.
+    assert aws.cfg is not None
+    aws.service.resume(aws.cfg, "alice")
+    reconcile({}, context())
+    assert len(replica_ids(aws)) == 3
 
 
 def test_alarm_of_another_role_or_cluster_is_ignored(aws: Sandbox) -> None:

@@ -25,7 +25,8 @@ from ..core.models import Instance
 from ..core.planner import FailoverRequest
 from ..events import load_event_text
 from ..observability import logger
-from ..service import Result, Service, Settings
+from ..results import Result
+from ..service import Service, Settings
 from . import render
 
 app = typer.Typer(

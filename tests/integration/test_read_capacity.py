@@ -476,3 +476,33 @@ def test_twenty_concurrent_deliveries_of_a_scaling_alarm_add_one_replica(aws: Sa
         outcomes = [r["outcome"] for r in pool.map(lambda _: scaling(event, context()), range(20))]
     assert outcomes.count("done") == 1 and set(outcomes) <= {"done", "duplicate", "busy"}, outcomes
     assert len(replica_ids(aws)) == 3
+
+
+SCALING_CALLS = [
+    ("rds", "DescribeDBInstances", "Throttling"),
+    ("cloudwatch", "GetMetricData", "Throttling"),
+    ("route53", "ListResourceRecordSets", "Throttling"),
+    ("route53", "ChangeResourceRecordSets", "PriorRequestNotComplete"),
+    ("rds", "DeleteDBInstance", "InvalidDBInstanceState"),
+]
+
+
+@pytest.mark.parametrize(("service", "operation", "code"), SCALING_CALLS)
+def test_scale_in_call_that_keeps_failing_never_leaves_dns_naming_a_deleted_replica(aws: Sandbox, service: str, operation: str, code: str) -> None:
+    from .test_aws_faults import Fault
+
+    replicas = {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 2.0), "orders-db-r3": ("us-east-1a", 3.0)}
+    capacity_cluster(aws, replicas)
+    reconcile({}, context())
+    moto_fidelity_alarm(aws, "orders-replicas-cpu-low", "ALARM")
+    fault = Fault(aws, service, operation, code, times=10**6)
+    result = scaling(alarm(aws, "orders-replicas-cpu-low"), context())  # no exception escapes
+    fault.clear()
+    assert fault.injected >= 1 and result["outcome"] in {"error", "done"}, result
+    assert {"aws_error", "step_failed"} & set(aws.history_kinds())
+    existing = set(replica_ids(aws)) | {"orders-db"}
+    assert set(reader_ids(aws)) <= existing, "a reader record names a deleted replica"
+    # The fault is over and the alarm still in ALARM: reconcile removes exactly one replica.
+    reconcile({}, context())
+    assert len(replica_ids(aws)) == 2
+    assert set(reader_ids(aws)) <= set(replica_ids(aws))

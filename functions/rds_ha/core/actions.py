@@ -72,10 +72,12 @@ class ChangeRecords(Action):
     changes: tuple[RecordChange, ...] = ()
     # "writer" or "reader": which name the batch is for (history and metrics).
     role: str = "reader"
+    # The steps after it depend on it (a replica is deleted only once no record names it).
+    blocking: bool = False
 
     @property
     def critical(self) -> bool:
-        return self.role == "writer"
+        return self.role == "writer" or self.blocking
 
     def describe(self) -> str:
         parts = [f"{c.action} {c.record.name} -> {c.record.value}" + (f" [{c.record.set_identifier}]" if c.record.set_identifier else "") for c in self.changes]

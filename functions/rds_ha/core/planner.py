@@ -569,7 +569,8 @@ def plan_remove(topo: Topology, victim: Instance, reason: str, scaling: Scaling 
     primary = topo.primary
     actions: list[Action] = []
     if primary is not None:
-        actions += _dns_actions(topo, primary, frozenset({victim.id, *topo.state.fenced}), writer=False, why=f"{victim.id} is being removed")
+        dns = _dns_actions(topo, primary, frozenset({victim.id, *topo.state.fenced}), writer=False, why=f"{victim.id} is being removed")
+        actions += [replace(a, blocking=True) if isinstance(a, ChangeRecords) else a for a in dns]
     actions.append(DeleteInstance(reason=reason, instance=victim.id, what="replica", scaling=scaling))
     return Plan("start", f"remove replica {victim.id}: {reason}", tuple(actions))
 

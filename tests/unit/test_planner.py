@@ -205,3 +205,23 @@ def test_multi_az_primary_gets_time_to_fail_over_by_itself() -> None:
     assert plan.outcome == "deferred" and "Multi-AZ" in plan.reason
     assert decide_failover(t, request(failure_time=NOW - timedelta(seconds=181))).outcome == "start"
     assert decide_failover(t, request(failure_time=NOW, force=True)).outcome == "start"
+
+
+def test_an_orphan_still_named_by_a_reader_record_is_not_deleted_yet() -> None:
+    from rds_ha.core.planner import plan_workflow as plan
+
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW))
+    reader = (*NEW_READERS, Record("r.example", "r1.rds", 5, "r1", 1))  # the change taking r1 out failed
+    t = topo(
+        inst("db", status="failed", tags={"rds-ha:fenced": "x"}),
+        inst("r2"),
+        inst("r1", "db"),
+        inst("n1", "r2"),
+        inst("n2", "r2"),
+        state=state,
+        writer="r2.rds",
+        reader=reader,
+    )
+    p = plan(t)
+    assert not [a for a in p.actions if isinstance(a, DeleteInstance)]
+    assert [c.record.set_identifier for a in p.actions if isinstance(a, ChangeRecords) for c in a.changes if c.action == "DELETE"] == ["r1"]

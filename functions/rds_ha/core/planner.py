@@ -425,8 +425,16 @@ def plan_workflow(topo: Topology) -> Plan:
 
     orphans = [topo.instances[o] for o in wf.orphans if o in topo.instances and topo.instances[o].status != "deleting"]
     if cfg.failover.delete_orphans and orphans:
+        named = {r.set_identifier for r in (*topo.reader, *topo.writer)}
         if len(ready) >= cfg.replicas.min:
-            actions += [DeleteInstance(reason="orphaned replica of the old primary; its replacements are available", instance=o.id) for o in orphans]
+            # Never delete what a record still names: this plan's reader change goes first, the delete next run.
+            actions += [
+                DeleteInstance(reason="orphaned replica of the old primary; its replacements are available", instance=o.id)
+                for o in orphans
+                if o.id not in named
+            ]
+            if any(o.id in named for o in orphans):
+                waiting.append("orphans still named by a record are deleted once the record is gone")
         else:
             waiting.append("orphans are deleted once their replacements are available")
 

@@ -169,25 +169,30 @@ class Executor:
         target = topo.instances.get(getattr(action, "instance", ""))
         region = target.region if target is not None else cfg.region
         if isinstance(action, StartWorkflow):
-            assert action.workflow is not None
-            state = self._save(state, workflow=action.workflow, last_failover_at=now, blocked=None)
+            new_wf = action.workflow
+            assert new_wf is not None
+            # Only an unplanned failover starts the anti-flapping cooldown; a switchover is a human's plan.
+            update: dict[str, Any] = {"workflow": new_wf, "blocked": None}
+            if new_wf.kind == "failover":
+                update["last_failover_at"] = now
+            state = self._save(state, **update)
             self.history(
                 name,
-                "failover_started",
-                f"failover started: {action.workflow.old_primary} -> {action.workflow.new_primary} ({action.reason})",
-                workflow=action.workflow.id,
-                old_primary=action.workflow.old_primary,
-                new_primary=action.workflow.new_primary,
+                f"{new_wf.kind}_started",
+                f"{new_wf.kind} started: {new_wf.old_primary} -> {new_wf.new_primary} ({action.reason})",
+                workflow=new_wf.id,
+                old_primary=new_wf.old_primary,
+                new_primary=new_wf.new_primary,
             )
-            emit("FailoverStarted", name)
+            emit(f"{new_wf.kind.capitalize()}Started", name)
             self.notify(
                 topo,
-                "failover_started",
+                f"{new_wf.kind}_started",
                 action.reason,
-                unplanned=True,
-                old_primary=action.workflow.old_primary,
-                new_primary=action.workflow.new_primary,
-                workflow=action.workflow.id,
+                unplanned=new_wf.kind == "failover",
+                old_primary=new_wf.old_primary,
+                new_primary=new_wf.new_primary,
+                workflow=new_wf.id,
             )
             return state
         if isinstance(action, Fence):
@@ -220,7 +225,7 @@ class Executor:
             self.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
             return state
         if isinstance(action, RecordPrimary):
-            update: dict[str, Any] = {"primary": action.instance, "primary_region": None if region == cfg.region else region}
+            update = {"primary": action.instance, "primary_region": None if region == cfg.region else region}
             if wf is not None:
                 update["workflow"] = wf.model_copy(update={"promoted_at": wf.promoted_at or now})
             state = self._save(state, **update)
@@ -264,15 +269,15 @@ class Executor:
             assert wf is not None
             took = (now - wf.started_at).total_seconds()
             state = self._save(state, workflow=None, last_failover_completed_at=now)
-            message = f"failover complete: {wf.new_primary} is the primary ({took:.0f}s after it started)"
-            self.history(name, "failover_completed", message, workflow=wf.id, seconds=round(took, 1))
-            emit("FailoverCompleted", name)
-            emit("FailoverSeconds", name, took, unit=MetricUnit.Seconds)
+            message = f"{wf.kind} complete: {wf.new_primary} is the primary ({took:.0f}s after it started)"
+            self.history(name, f"{wf.kind}_completed", message, workflow=wf.id, seconds=round(took, 1))
+            emit(f"{wf.kind.capitalize()}Completed", name)
+            emit(f"{wf.kind.capitalize()}Seconds", name, took, unit=MetricUnit.Seconds)
             self.notify(
                 topo,
-                "failover_completed",
+                f"{wf.kind}_completed",
                 message,
-                unplanned=True,
+                unplanned=wf.kind == "failover",
                 old_primary=wf.old_primary,
                 new_primary=wf.new_primary,
                 workflow=wf.id,
@@ -283,8 +288,8 @@ class Executor:
         if isinstance(action, AbortWorkflow):
             assert wf is not None
             state = self._save(state, workflow=None, blocked=Blocked(at=now, reason=action.reason, trigger=wf.trigger))
-            self.history(name, "failover_aborted", f"failover aborted: {action.reason}", workflow=wf.id)
+            self.history(name, f"{wf.kind}_aborted", f"{wf.kind} aborted: {action.reason}", workflow=wf.id)
             emit("FailoverBlocked", name)
-            self.notify(topo, "failover_aborted", action.reason, old_primary=wf.old_primary, new_primary=wf.new_primary)
+            self.notify(topo, f"{wf.kind}_aborted", action.reason, old_primary=wf.old_primary, new_primary=wf.new_primary, unplanned=wf.kind == "failover")
             return state
         raise TypeError(f"no executor for {type(action).__name__}")

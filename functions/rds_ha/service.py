@@ -22,12 +22,12 @@ from .adapters.rds import RdsAdapter
 from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .capacity import Capacity
-from .core.actions import ChangeRecords, StartWorkflow
+from .core.actions import ChangeRecords, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Topology
-from .core.planner import FailoverRequest, decide_failover, outline, plan_steady, plan_workflow
+from .core.planner import FailoverRequest, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
 from .observability import logger
@@ -137,6 +137,49 @@ class Service:
         except AwsError as exc:
             return self._aws_failed(cfg, request.trigger, exc)
 
+    def switchover(self, cfg: ClusterConfig, target: str | None, by: str, deadline: datetime, dry_run: bool = False) -> Result:
+        """A planned change of primary while the old one is healthy: wait (up to switchover.catch_up_seconds)
+        for the target to catch up, then run the failover workflow (promote, writer, fence, rebuild)."""
+        request = FailoverRequest(
+            trigger=f"switchover by {by}", failure_time=self.clock.now(), workflow_id=uuid.uuid4().hex[:6], automatic=False, target=target, planned=True
+        )
+        give_up = min(deadline, self.clock.now() + timedelta(seconds=cfg.switchover.catch_up_seconds))
+
+        def decide() -> tuple[Topology, Result, Plan]:
+            topo = self.snapshots.read(cfg)
+            plan = decide_switchover(topo, request)
+            candidates = [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates]
+            result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions], candidates, plan.chosen)
+            start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
+            if start is not None and start.workflow is not None:
+                result.steps = outline(topo, start.workflow)
+            return topo, result, plan
+
+        if dry_run:
+            return decide()[1]
+        try:
+            with self.lease(cfg.name, deadline, self.lease_wait_seconds):
+                topo, result, plan = decide()
+                while plan.outcome == "waiting" and self.clock.now() + timedelta(seconds=self.poll_seconds) <= give_up:
+                    self.clock.sleep(self.poll_seconds)
+                    topo, result, plan = decide()
+                if plan.outcome != "start":
+                    if plan.outcome == "waiting":
+                        result.outcome = "refused"
+                        result.reason = f"{plan.reason}; gave up after {cfg.switchover.catch_up_seconds}s (switchover.catch_up_seconds)"
+                    self.executor.history(cfg.name, "switchover_refused", result.reason, trigger=request.trigger)
+                    self.executor.notify(topo, "switchover_refused", result.reason, unplanned=False, primary=topo.state.primary)
+                    return result
+                state = self.executor.execute(topo, plan).state
+                progress = self._drive(cfg, deadline, first=replace(topo, state=state))
+        except AwsError as exc:
+            return self._aws_failed(cfg, request.trigger, exc)
+        result.actions += progress.actions
+        result.outcome, result.error = progress.outcome, progress.error
+        if progress.outcome != "complete":
+            result.reason += f"; {progress.reason}"
+        return result
+
     def _aws_failed(self, cfg: ClusterConfig, trigger: str, exc: AwsError) -> Result:
         """AWS failed us past its retries. Record and notify (best effort) and return: the transition
         is not marked handled, so the next reconcile decides again from what AWS shows then."""
@@ -228,7 +271,8 @@ class Service:
         while True:
             topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag)
             sweep, first, recent_lag = None, None, None
-            if topo.state.paused is not None:  # decide, say what would be done, change nothing
+            wf_now = topo.state.workflow
+            if topo.state.paused is not None and (wf_now is None or not wf_now.manual):  # decide, say what would be done, change nothing
                 plan = plan_steady(topo) if topo.state.workflow is None else plan_workflow(topo)
                 would = [f"would {a.describe()}" for a in plan.mutating]
                 return Result(cfg.name, "paused", f"paused by {topo.state.paused.by}; {plan.reason}", done + would)

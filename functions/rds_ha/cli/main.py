@@ -183,6 +183,26 @@ def failover(
 
 
 @app.command()
+def switchover(
+    ctx: typer.Context,
+    cluster: str,
+    to: Annotated[str | None, typer.Option("--to", help="Promote this replica (default: the best candidate).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and why; change nothing.")] = False,
+    wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to wait for AWS before leaving the rest to reconcile.")] = 600,
+) -> None:
+    """Planned change of primary while it is healthy: the target must catch up first. Exit 3 if refused.
+
+    For no lost writes, stop the application's writes first: writes the target has not replayed when
+    it is promoted stay on the old primary."""
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    result = svc.switchover(cfg, to, _user(), svc.clock.now() + timedelta(seconds=wait), dry_run=dry_run)
+    render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run, head="switchover")
+    if result.outcome in {"blocked", "refused"}:
+        raise typer.Exit(3)
+
+
+@app.command()
 def pause(ctx: typer.Context, cluster: str, reason: Annotated[str, typer.Option(help="Why (shown in status and history).")] = "") -> None:
     """Pause automation for CLUSTER: it keeps deciding and recording what it would do, and changes nothing."""
     svc: Service = ctx.obj.service

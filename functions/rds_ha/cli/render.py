@@ -93,9 +93,9 @@ def timeline(console: Console, entries: list[dict[str, Any]], since: datetime) -
     console.print(table)
 
 
-def plan(console: Console, result: dict[str, Any], steps: list[str], dry_run: bool) -> None:
+def plan(console: Console, result: dict[str, Any], steps: list[str], dry_run: bool, head: str = "failover") -> None:
     colour = {"start": "green", "complete": "green", "waiting": "yellow", "blocked": "red", "refused": "red"}.get(result["outcome"], "white")
-    head = "plan (dry run: nothing changed)" if dry_run else "failover"
+    head = "plan (dry run: nothing changed)" if dry_run else head
     console.print(f"[bold]{head}[/bold]: [{colour}]{result['outcome']}[/{colour}] - {escape(result['reason'])}")
     if result.get("candidates"):
         table = Table(box=None, pad_edge=False, show_edge=False)

@@ -171,7 +171,7 @@ class StartWorkflow(Action):
 
     def describe(self) -> str:
         assert self.workflow is not None
-        return f"start failover {self.workflow.old_primary} -> {self.workflow.new_primary}"
+        return f"start {self.workflow.kind} {self.workflow.old_primary} -> {self.workflow.new_primary}"
 
 
 @dataclass(frozen=True)

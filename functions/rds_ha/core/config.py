@@ -134,6 +134,14 @@ class FailoverConfig(_Strict):
     allow_cross_region: bool = False
 
 
+class SwitchoverConfig(_Strict):
+    # A planned switchover promotes the target only once its ReplicaLag is at most this (near zero:
+    # writes not yet replayed are lost; stop application writes first for a zero-loss switchover).
+    max_lag_seconds: Annotated[float, Field(ge=0, le=3600)] = 1
+    # How long `rds-ha switchover` waits for the target to catch up before refusing.
+    catch_up_seconds: Annotated[int, Field(ge=0, le=3600, strict=True)] = 300
+
+
 AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
@@ -173,6 +181,7 @@ class ClusterConfig(_Strict):
     replicas: ReplicasConfig
     dns: DnsConfig
     failover: FailoverConfig = FailoverConfig()
+    switchover: SwitchoverConfig = SwitchoverConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     # Desired Multi-AZ state of the primary, enforced by reconcile and after each failover;

@@ -113,9 +113,12 @@ class Workflow(_Stored):
     """An unfinished failover. Every step is re-derived from AWS state, so a crash loses nothing."""
 
     id: str
-    kind: Literal["failover"] = "failover"
+    # A failover replaces a failed primary; a switchover a healthy one (planned: no cooldown, not "unplanned").
+    kind: Literal["failover", "switchover"] = "failover"
     trigger: str
     forced: bool = False
+    # Started by an operator: it runs to its end even while the cluster is paused (pause stops automation, not people).
+    manual: bool = False
     started_at: datetime
     failure_time: datetime
     old_primary: str

@@ -52,6 +52,8 @@ class FailoverRequest:
     alarm_instance: str | None = None
     target: str | None = None
     force: bool = False
+    # A switchover: lag is the latest reading, not a window before a failure.
+    planned: bool = False
 
 
 def _fmt(seconds: float) -> str:
@@ -77,7 +79,7 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
         elif replica.region != home and not cfg.allow_cross_region:
             reason = f"in {replica.region}, another region (failover.allow_cross_region is off)"
         elif lag is None and not request.force:
-            reason = f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
+            reason = "no recent ReplicaLag data" if request.planned else f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
         elif lag is not None and lag < 0 and not request.force:
             reason = "replication not active (ReplicaLag -1)"
         elif lag is not None and lag > cfg.max_lag_seconds and not request.force:
@@ -126,7 +128,7 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
         wf = state.workflow
         return Plan(
             "ignored" if request.automatic else "refused",
-            f"failover {wf.old_primary} -> {wf.new_primary} already in progress (step: {wf.step})",
+            f"{wf.kind} {wf.old_primary} -> {wf.new_primary} already in progress (step: {wf.step})",
         )
     if request.alarm_name is not None:
         handled = state.last_trigger
@@ -183,6 +185,7 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
         id=request.workflow_id,
         trigger=request.trigger,
         forced=request.force,
+        manual=not request.automatic,
         started_at=topo.now,
         failure_time=request.failure_time,
         old_primary=state.primary,
@@ -201,6 +204,62 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
         f"promote {chosen.instance} ({lag_text}; {why})",
         actions=(StartWorkflow(reason=request.trigger, workflow=wf),),
         candidates=explained,
+        chosen=chosen.instance,
+    )
+
+
+def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
+    """A planned change of primary: the primary must be healthy, the target eligible as for a failover
+    and caught up to switchover.max_lag_seconds (judged by its latest ReplicaLag)."""
+    state, limit = topo.state, topo.cluster.switchover.max_lag_seconds
+    if state.workflow is not None:
+        wf = state.workflow
+        return Plan("refused", f"{wf.kind} {wf.old_primary} -> {wf.new_primary} already in progress (step: {wf.step})")
+    primary = topo.primary
+    if primary is None:
+        return Plan("refused", f"primary {state.primary} not found")
+    if primary.is_replica:
+        return Plan("refused", f"{primary.id} is itself a replica of {primary.source}; the config's primary is wrong")
+    if primary.status != AVAILABLE:
+        return Plan("refused", f"primary {primary.id} is {primary.status}: that is a failover (rds-ha failover), not a switchover")
+    if request.target:
+        target = topo.instances.get(request.target)
+        if target is None or target.source != state.primary:
+            return Plan("refused", f"{request.target} is not a replica of the primary {state.primary}")
+    now_lag = {iid: reading.seconds for iid, reading in (topo.recent_lag or {}).items()}
+    judged = replace(topo, lag=now_lag)
+    verdicts = evaluate_candidates(judged, request)
+    eligible = sorted((v for v in verdicts if v.eligible), key=lambda v: _preference(judged, v))
+    if not eligible:
+        why = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{state.primary} has no replicas"
+        return Plan("refused", f"no replica qualifies as the new primary ({why})", candidates=tuple(verdicts))
+    chosen = eligible[0]
+    lag = chosen.lag if chosen.lag is not None else math.inf
+    if lag > limit:
+        return Plan(
+            "waiting",
+            f"{chosen.instance} lag {_fmt(lag)} > switchover.max_lag_seconds {_fmt(limit)}: waiting for it to catch up",
+            candidates=tuple(verdicts),
+            chosen=chosen.instance,
+        )
+    wf = Workflow(
+        id=request.workflow_id,
+        kind="switchover",
+        trigger=request.trigger,
+        manual=True,
+        started_at=topo.now,
+        failure_time=topo.now,
+        old_primary=state.primary,
+        new_primary=chosen.instance,
+        orphans=tuple(v.instance for v in verdicts if v.instance != chosen.instance),
+        step="promote",
+    )
+    why = "requested target" if request.target else "least lag among eligible replicas"
+    return Plan(
+        "start",
+        f"switch over to {chosen.instance} (lag {_fmt(lag)} <= {_fmt(limit)}; {why})",
+        actions=(StartWorkflow(reason=request.trigger, workflow=wf),),
+        candidates=tuple(verdicts),
         chosen=chosen.instance,
     )
 

@@ -18,6 +18,8 @@ from rds_ha.local.template import function_handlers, load_template
 ROOT = Path(__file__).resolve().parents[1]
 # IAM service prefixes where they differ from botocore's endpoint prefix.
 IAM_PREFIX = {"monitoring": "cloudwatch"}
+# IAM action names where they differ from the API operation's.
+IAM_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
 # Authorised by AWS as part of another call: RDS checks rds:AddTagsToResource when a create request
 # carries tags ("Grant permission to tag Amazon RDS resources during creation", RDS User Guide).
 IMPLIED = {"rds:CreateDBInstanceReadReplica": ("rds:AddTagsToResource",)}
@@ -49,6 +51,7 @@ class Recorder:
         if fn is not None and model is not None:
             prefix = model.service_model.endpoint_prefix
             action = f"{IAM_PREFIX.get(prefix, prefix)}:{model.name}"
+            action = IAM_ACTION.get(action, action)
             self.calls[fn] |= {action, *IMPLIED.get(action, ())}
 
     def register(self, session: Any) -> None:

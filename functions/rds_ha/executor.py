@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from . import TAG_FENCED
+from .adapters.hooks import Hooks
 from .adapters.notify import Notifier
 from .adapters.rds import RdsAdapter
 from .adapters.route53 import Route53Adapter
@@ -36,7 +37,7 @@ from .core.actions import (
     Wait,
 )
 from .core.clock import Clock
-from .core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
+from .core.errors import AwsError, HookError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
 from .core.models import Blocked, ClusterState, HandledTrigger, Topology
 from .observability import emit, logger
 
@@ -54,9 +55,16 @@ class Outcome:
 
 class Executor:
     def __init__(
-        self, rds: RdsAdapter, route53: Route53Adapter, table: StateTable, notifier: Notifier | None, clock: Clock, topic_arn: str | None = None
+        self,
+        rds: RdsAdapter,
+        route53: Route53Adapter,
+        table: StateTable,
+        notifier: Notifier | None,
+        clock: Clock,
+        topic_arn: str | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
-        self.rds, self.route53, self.table, self.notifier, self.clock = rds, route53, table, notifier, clock
+        self.rds, self.route53, self.table, self.notifier, self.clock, self.hooks = rds, route53, table, notifier, clock, hooks
         self.topic_arn = topic_arn
         # Tests set this to raise CrashPoint after the Nth AWS mutation (crash-at-every-step proofs).
         self.after_step: Any = None
@@ -91,10 +99,10 @@ class Executor:
         if plan.candidates:
             details["candidates"] = {v.instance: v.reason for v in plan.candidates}
         self.history(cluster, f"failover_{plan.outcome}", plan.reason, **details)
-        if plan.outcome == "blocked":
+        if plan.outcome in ("blocked", "vetoed"):
             state = self._save(state, blocked=Blocked(at=self.clock.now(), reason=plan.reason, trigger=trigger))
             emit("FailoverBlocked", cluster)
-            self.notify(topo, "failover_blocked", plan.reason, trigger=trigger, primary=state.primary)
+            self.notify(topo, f"failover_{plan.outcome}", plan.reason, trigger=trigger, primary=state.primary, would_promote=plan.chosen)
         elif plan.outcome == "paused":
             emit("FailoverPaused", cluster)
             self.notify(topo, "failover_paused", plan.reason, trigger=trigger, primary=state.primary, would_promote=plan.chosen)
@@ -104,6 +112,18 @@ class Executor:
             emit("FailoverRefused", cluster)
             self.notify(topo, "failover_refused", plan.reason, trigger=trigger, primary=state.primary)
         return state
+
+    def post_hook(self, topo: Topology, wf: Any, outcome: str, message: str) -> None:
+        """Tell the cluster's post_failover hook how it ended (asynchronous; a failure is recorded, never raised)."""
+        arn = topo.cluster.hooks.post_failover
+        if arn is None or self.hooks is None:
+            return
+        payload = {"type": f"post_{wf.kind}", "outcome": outcome, "planned": wf.kind != "failover", "cluster": topo.cluster.name}
+        payload |= {"old_primary": wf.old_primary, "new_primary": wf.new_primary, "message": message, "started_at": wf.started_at.isoformat()}
+        try:
+            self.hooks.tell(arn, payload)
+        except HookError as exc:
+            self.history(topo.cluster.name, "hook_failed", str(exc), hook=arn)
 
     def mark_handled(self, state: ClusterState, alarm: str, at: datetime, outcome: str) -> ClusterState:
         return self._save(state, last_trigger=HandledTrigger(alarm=alarm, at=at, outcome=outcome))
@@ -284,6 +304,7 @@ class Executor:
                 started_at=wf.started_at.isoformat(),
                 seconds=round(took, 1),
             )
+            self.post_hook(topo, wf, "completed", message)
             return state
         if isinstance(action, AbortWorkflow):
             assert wf is not None
@@ -291,5 +312,6 @@ class Executor:
             self.history(name, f"{wf.kind}_aborted", f"{wf.kind} aborted: {action.reason}", workflow=wf.id)
             emit("FailoverBlocked", name)
             self.notify(topo, f"{wf.kind}_aborted", action.reason, old_primary=wf.old_primary, new_primary=wf.new_primary, unplanned=wf.kind == "failover")
+            self.post_hook(topo, wf, "aborted", action.reason)
             return state
         raise TypeError(f"no executor for {type(action).__name__}")

@@ -17,6 +17,7 @@ from typing import Any
 from . import TAG_CLUSTER
 from .adapters.aws import AwsClients
 from .adapters.cloudwatch import CloudWatchAdapter
+from .adapters.hooks import Hooks
 from .adapters.notify import Notifier
 from .adapters.rds import RdsAdapter
 from .adapters.route53 import Route53Adapter
@@ -25,7 +26,7 @@ from .capacity import Capacity
 from .core.actions import ChangeRecords, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
-from .core.errors import AwsError, ClusterNotFoundError, ConfigError, LeaseBusyError, StateConflictError
+from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Topology
 from .core.planner import FailoverRequest, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
@@ -61,7 +62,8 @@ class Service:
         self.route53 = Route53Adapter(clients)
         self.cloudwatch = CloudWatchAdapter(clients)
         self.snapshots = Snapshotter(self.rds, self.route53, self.cloudwatch, self.table, self.clock)
-        self.executor = Executor(self.rds, self.route53, self.table, Notifier(clients), self.clock, settings.topic_arn)
+        self.hooks = Hooks(clients)
+        self.executor = Executor(self.rds, self.route53, self.table, Notifier(clients), self.clock, settings.topic_arn, hooks=self.hooks)
         self.poll_seconds = POLL_SECONDS
         self.lease_wait_seconds = LEASE_WAIT_SECONDS
         self._held = threading.local()
@@ -170,6 +172,11 @@ class Service:
                     self.executor.history(cfg.name, "switchover_refused", result.reason, trigger=request.trigger)
                     self.executor.notify(topo, "switchover_refused", result.reason, unplanned=False, primary=topo.state.primary)
                     return result
+                veto = self._pre_hook(topo, plan, request.trigger, planned=True)
+                if veto is not None:
+                    self.executor.history(cfg.name, "switchover_vetoed", veto, trigger=request.trigger)
+                    self.executor.notify(topo, "switchover_vetoed", veto, unplanned=False, primary=topo.state.primary)
+                    return Result(cfg.name, "vetoed", veto, candidates=result.candidates, chosen=result.chosen)
                 state = self.executor.execute(topo, plan).state
                 progress = self._drive(cfg, deadline, first=replace(topo, state=state))
         except AwsError as exc:
@@ -179,6 +186,36 @@ class Service:
         if progress.outcome != "complete":
             result.reason += f"; {progress.reason}"
         return result
+
+    def _pre_hook(self, topo: Topology, plan: Plan, trigger: str, planned: bool) -> str | None:
+        """Ask the cluster's pre_failover hook; the veto's reason, or None to proceed. A hook that does
+        not answer in time or fails decides by hooks.on_timeout; either way it is recorded."""
+        hooks, cfg = topo.cluster.hooks, topo.cluster
+        start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
+        if hooks.pre_failover is None or start is None or start.workflow is None:
+            return None
+        wf = start.workflow
+        payload = {
+            "type": f"pre_{wf.kind}",
+            "planned": planned,
+            "cluster": cfg.name,
+            "old_primary": wf.old_primary,
+            "new_primary": wf.new_primary,
+            "reason": plan.reason,
+            "trigger": trigger,
+            "candidates": {v.instance: v.reason for v in plan.candidates},
+        }
+        try:
+            reply = self.hooks.ask(hooks.pre_failover, payload, hooks.timeout_seconds)
+        except HookError as exc:
+            if hooks.on_timeout == "veto":
+                return f"vetoed: {exc} (hooks.on_timeout is veto)"
+            self.executor.history(cfg.name, "hook_failed", f"{exc}; proceeding (hooks.on_timeout is proceed)", hook=hooks.pre_failover)
+            return None
+        if reply.get("veto") is True:
+            why = str(reply.get("reason") or "no reason given")[:300]
+            return f"vetoed by the pre_failover hook: {why}"
+        return None
 
     def _aws_failed(self, cfg: ClusterConfig, trigger: str, exc: AwsError) -> Result:
         """AWS failed us past its retries. Record and notify (best effort) and return: the transition
@@ -222,6 +259,10 @@ class Service:
         if plan.outcome == "duplicate":
             logger.info(plan.reason, extra={"cluster": cfg.name})
             return result
+        veto = self._pre_hook(topo, plan, request.trigger, planned=False) if plan.outcome == "start" else None
+        if veto is not None:
+            plan = Plan("vetoed", veto, candidates=plan.candidates, chosen=plan.chosen)
+            result.outcome, result.reason, result.actions, result.steps = "vetoed", veto, [], []
         if plan.outcome == "start":
             state = self.executor.execute(topo, plan).state
         else:

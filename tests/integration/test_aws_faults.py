@@ -6,6 +6,7 @@ logic (adaptive mode) sees them exactly as it would see AWS's.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -45,8 +46,11 @@ def _error(protocol: str, code: str) -> AWSResponse:
     return AWSResponse("https://injected", 400, headers, _Raw(body))
 
 
-class _Raw:
+class _Raw(io.BytesIO):
+    """A raw HTTP body as botocore reads it: streamed, or read (streaming payloads such as Lambda's)."""
+
     def __init__(self, data: bytes) -> None:
+        super().__init__(data)
         self.data = data
 
     def stream(self, **_: Any) -> Any:

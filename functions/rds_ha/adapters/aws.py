@@ -40,7 +40,7 @@ class AwsClients:
     def __init__(self, session: boto3.session.Session | None = None, endpoint_url: str | None = None) -> None:
         self._session = session
         self._endpoint_url = endpoint_url
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, str | None, str], Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -49,14 +49,16 @@ class AwsClients:
             self._session = boto3.session.Session()
         return self._session
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        key = (service, region)
+    def client(self, service: str, region: str | None = None, config: Config | None = None, purpose: str = "") -> Any:
+        """The cached client of `service` in `region`; `config` and `purpose` make a separate one
+        (e.g. the hooks' client, whose timeout is the hook's)."""
+        key = (service, region, purpose)
         client = self._clients.get(key)
         if client is None:
             with self._lock:  # boto3 sessions are not thread-safe when creating clients
                 client = self._clients.get(key)
                 if client is None:
-                    kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+                    kwargs: dict[str, Any] = {"config": config or RETRY_CONFIG}
                     if region:
                         kwargs["region_name"] = region
                     if self._endpoint_url:

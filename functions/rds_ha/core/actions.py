@@ -202,7 +202,7 @@ class CandidateVerdict:
     az: str | None = None
 
 
-Outcome = Literal["start", "blocked", "refused", "ignored", "duplicate", "deferred", "paused", "progress", "waiting", "complete", "steady"]
+Outcome = Literal["start", "blocked", "refused", "ignored", "duplicate", "deferred", "paused", "vetoed", "progress", "waiting", "complete", "steady"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -142,6 +142,20 @@ class SwitchoverConfig(_Strict):
     catch_up_seconds: Annotated[int, Field(ge=0, le=3600, strict=True)] = 300
 
 
+# Hooks must be named rds-ha-hook-*: the functions' IAM policy allows invoking only those.
+HOOK_ARN = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:rds-ha-hook-[A-Za-z0-9_-]{1,52}(:[A-Za-z0-9_$-]{1,128})?$"
+
+
+class HooksConfig(_Strict):
+    # Called (synchronously) before a failover or switchover starts; `{"veto": true, "reason": "..."}` stops it.
+    pre_failover: Annotated[str, Field(pattern=HOOK_ARN)] | None = None
+    # Called (asynchronously) with the outcome once a failover or switchover completes or is aborted.
+    post_failover: Annotated[str, Field(pattern=HOOK_ARN)] | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
+    # A hook that does not answer in time (or fails): proceed (recovery is never held hostage) or veto.
+    on_timeout: Literal["proceed", "veto"] = "proceed"
+
+
 AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
@@ -182,6 +196,7 @@ class ClusterConfig(_Strict):
     dns: DnsConfig
     failover: FailoverConfig = FailoverConfig()
     switchover: SwitchoverConfig = SwitchoverConfig()
+    hooks: HooksConfig = HooksConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     # Desired Multi-AZ state of the primary, enforced by reconcile and after each failover;

@@ -63,3 +63,11 @@ class InstanceAlreadyExistsError(AwsError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="DBInstanceAlreadyExists", transient=False)
+
+
+class HookError(RdsHaError):
+    """An operator's hook failed, or answered something that is not a decision."""
+
+
+class HookTimeoutError(HookError):
+    """An operator's hook did not answer in time."""

@@ -78,8 +78,17 @@ def clock() -> SimClock:
 
 
 @pytest.fixture
-def aws(clock: SimClock):
+def aws(clock: SimClock, monkeypatch: pytest.MonkeyPatch):
     """A fresh moto account with RDS fidelity patches and the state table."""
+    import boto3
+
+    made = boto3.session.Session.__init__
+
+    def session_with_dns_answers(self: boto3.session.Session, *args: object, **kwargs: object) -> None:
+        made(self, *args, **kwargs)  # type: ignore[arg-type]
+        moto_fidelity.answer_test_dns(self)  # every session the code under test makes (the CLI's too)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", session_with_dns_answers)
     with mock_aws():
         fidelity = moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
         clients = AwsClients()

@@ -34,6 +34,7 @@ from .core.actions import (
     RecordPrimary,
     StartWorkflow,
     StopInstance,
+    VerifyWriter,
     Wait,
 )
 from .core.clock import Clock
@@ -284,6 +285,12 @@ class Executor:
         if isinstance(action, StopInstance):
             self.rds.stop(region, action.instance)
             self.history(name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)
+            return state
+        if isinstance(action, VerifyWriter):
+            assert wf is not None
+            state = self._save(state, workflow=wf.model_copy(update={"verified_at": now, "step": "verified; restoring redundancy"}))
+            self.history(name, "writer_verified", f"{action.describe()}: {action.reason}", instance=action.instance)
+            emit("WriterVerified", name)
             return state
         if isinstance(action, CompleteWorkflow):
             assert wf is not None

@@ -310,7 +310,7 @@ class Service:
         done: list[str] = []
         last: tuple[str, ...] = ()
         while True:
-            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag)
+            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only)
             sweep, first, recent_lag = None, None, None
             wf_now = topo.state.workflow
             if topo.state.paused is not None and (wf_now is None or not wf_now.manual):  # decide, say what would be done, change nothing

@@ -12,7 +12,7 @@ from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .core.clock import Clock
 from .core.config import ClusterConfig
-from .core.models import ClusterState, Instance, LagReading, Topology
+from .core.models import ClusterState, Instance, LagReading, Topology, WriterCheck
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -76,10 +76,12 @@ class Snapshotter:
         alarms: bool = False,
         described: list[Instance] | None = None,
         recent_lag: Mapping[str, LagReading] | None = None,
+        check_writer: bool = False,
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
-        `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made."""
+        `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made;
+        `check_writer` asks Route 53 about a workflow's writer move until it is verified."""
         state = self.state(cfg)
         instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state))
         writer = self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
@@ -93,6 +95,14 @@ class Snapshotter:
         elif recent_lag is None and replicas:
             recent_lag = self.recent_lag(replicas)
         alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
+        wf = state.workflow
+        check = None
+        new = instances.get(wf.new_primary) if wf is not None else None
+        moved = wf is not None and (wf.writer_moved_at is not None or (new is not None and any(r.value == new.endpoint for r in writer)))
+        if check_writer and wf is not None and moved and wf.verified_at is None:
+            status = self.route53.change_status(wf.writer_change_id) if wf.writer_change_id else None
+            answer = None if self.route53.is_private(cfg.dns.zone_id) else self.route53.answer(cfg.dns.zone_id, cfg.dns.writer)
+            check = WriterCheck(status, answer)
         return Topology(
             cluster=cfg,
             state=state,
@@ -103,4 +113,5 @@ class Snapshotter:
             lag=lag,
             alarms=alarm_status,
             recent_lag=dict(recent_lag) if recent_lag is not None else ({} if failure_time is None else None),
+            writer_check=check,
         )

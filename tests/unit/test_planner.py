@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from rds_ha.core.actions import ChangeRecords, CompleteWorkflow, CreateReplica, DeleteInstance, Promote
-from rds_ha.core.models import ClusterState, Record
+from rds_ha.core.models import ClusterState, Record, WriterCheck
 from rds_ha.core.planner import decide_failover, plan_steady, plan_workflow
 
 from .topo import NOW, cluster, inst, request, topo, workflow
@@ -17,7 +19,7 @@ NEW_READERS = (Record("r.example", "n1.rds", 5, "n1", 1), Record("r.example", "n
 
 def _promoted_and_rebuilt(old_status: str, cfg: Any = None) -> Any:
     """After a failover's every step: r2 promoted, writer on it, replicas n1 and n2 serving reads."""
-    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=()))
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=(), verified_at=NOW))
     old = inst("db", status=old_status, tags={"rds-ha:fenced": "x"})
     return topo(old, inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer="r2.rds", reader=NEW_READERS, cfg=cfg)
 
@@ -225,3 +227,41 @@ def test_an_orphan_still_named_by_a_reader_record_is_not_deleted_yet() -> None:
     p = plan(t)
     assert not [a for a in p.actions if isinstance(a, DeleteInstance)]
     assert [c.record.set_identifier for a in p.actions if isinstance(a, ChangeRecords) for c in a.changes if c.action == "DELETE"] == ["r1"]
+
+
+def _moved_not_verified(check: Any, writer: str = "r2.rds", started: Any = NOW) -> Any:
+    from dataclasses import replace as dc_replace
+
+    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=(), writer_moved_at=NOW, started_at=started))
+    t = topo(
+        inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer=writer, reader=NEW_READERS
+    )
+    return dc_replace(t, writer_check=check)
+
+
+@pytest.mark.parametrize(
+    ("check", "waiting"),
+    [
+        (WriterCheck("PENDING", ("r2.rds",)), "writer change PENDING (Route 53 propagating)"),
+        (WriterCheck("INSYNC", ("db.rds",)), "Route 53 answers db.rds for w.example, not r2.rds"),
+        (WriterCheck("INSYNC", ()), "Route 53 answers nothing for w.example, not r2.rds"),
+        (None, "writer record not checked yet"),
+    ],
+)
+def test_a_failover_is_not_complete_until_route53_answers_the_new_primary(check: Any, waiting: str) -> None:
+    plan = plan_workflow(_moved_not_verified(check))
+    assert plan.outcome == "waiting" and waiting in plan.reason
+
+
+def test_verified_writer_is_recorded_then_the_workflow_completes() -> None:
+    plan = plan_workflow(_moved_not_verified(WriterCheck("INSYNC", ("r2.rds",))))
+    assert kinds(plan) == ["VerifyWriter"] and plan.actions[0].reason == "writer change INSYNC; Route 53 answers r2.rds"
+    private = plan_workflow(_moved_not_verified(WriterCheck("INSYNC", None)))
+    assert kinds(private) == ["VerifyWriter"] and "private zone" in private.actions[0].reason
+    assert plan_workflow(_moved_not_verified(WriterCheck("INSYNC", None), writer="db.rds")).outcome != "complete"
+
+
+def test_a_failover_not_verified_by_its_deadline_is_aborted() -> None:
+    plan = plan_workflow(_moved_not_verified(WriterCheck("PENDING", ()), started=NOW - timedelta(seconds=3601)))
+    assert plan.outcome == "blocked" and kinds(plan) == ["AbortWorkflow"]
+    assert "not verified within failover.deadline_seconds 3600s" in plan.reason

@@ -20,6 +20,7 @@ def _fqdn(name: str) -> str:
 class Route53Adapter:
     def __init__(self, clients: AwsClients) -> None:
         self._clients = clients
+        self._private: dict[str, bool] = {}  # a zone's privacy never changes
 
     @property
     def _r53(self) -> Any:
@@ -75,6 +76,32 @@ class Route53Adapter:
         except _ERRORS as exc:
             raise translate(exc, f"change records in zone {zone_id}") from exc
         return str(resp["ChangeInfo"]["Id"]).split("/")[-1]
+
+    def change_status(self, change_id: str) -> str:
+        """PENDING until every Route 53 authoritative server has the change, then INSYNC."""
+        try:
+            return str(self._r53.get_change(Id=change_id)["ChangeInfo"]["Status"])
+        except _ERRORS as exc:
+            raise translate(exc, f"get change {change_id}") from exc
+
+    def is_private(self, zone_id: str) -> bool:
+        cached = self._private.get(zone_id)
+        if cached is None:
+            try:
+                cached = bool(self._r53.get_hosted_zone(Id=zone_id)["HostedZone"].get("Config", {}).get("PrivateZone", False))
+            except _ERRORS as exc:
+                raise translate(exc, f"get hosted zone {zone_id}") from exc
+            self._private[zone_id] = cached
+        return cached
+
+    def answer(self, zone_id: str, name: str, record_type: str = "CNAME") -> tuple[str, ...]:
+        """What Route 53's authoritative servers answer for `name` (TestDNSAnswer: public zones only),
+        not what some resolver has cached."""
+        try:
+            resp = self._r53.test_dns_answer(HostedZoneId=zone_id, RecordName=name, RecordType=record_type)
+        except _ERRORS as exc:
+            raise translate(exc, f"test DNS answer for {name}") from exc
+        return tuple(v.rstrip(".") for v in resp.get("RecordData", []))
 
     def zone_exists(self, zone_id: str) -> bool:
         try:

@@ -72,6 +72,7 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
         clock = SimClock()
         fidelity = moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
         clients = AwsClients()
+        moto_fidelity.answer_test_dns(clients.session)
         svc = Service(clients, Settings.from_env(), clock=clock)
         runtime.use(svc)
         failover_handler.reset()

@@ -175,6 +175,16 @@ class StartWorkflow(Action):
 
 
 @dataclass(frozen=True)
+class VerifyWriter(Action):
+    """Record that Route 53 has the writer move everywhere and answers the new primary."""
+
+    instance: str = ""
+
+    def describe(self) -> str:
+        return f"verified: the writer record answers {self.instance}"
+
+
+@dataclass(frozen=True)
 class CompleteWorkflow(Action):
     def describe(self) -> str:
         return "complete failover"

@@ -129,6 +129,9 @@ class FailoverConfig(_Strict):
     # A Multi-AZ primary fails over to its standby by itself (typically 60-120 s): give RDS this
     # long after the failure before promoting a replica, so the two never race. 0 = don't wait.
     multi_az_grace_seconds: Annotated[int, Field(ge=0, le=1800, strict=True)] = 180
+    # A failover not verified by then (promoted, writer INSYNC and answered by Route 53) is aborted,
+    # recorded and notified: a human must look.
+    deadline_seconds: Annotated[int, Field(ge=300, le=86400, strict=True)] = 3600
     # Promote a replica in another region (the writer record then crosses regions). Off: a regional
     # failover is preferred, and the application's latency to a remote writer is the operator's call.
     allow_cross_region: bool = False

@@ -84,6 +84,15 @@ class LagReading:
 
 
 @dataclass(frozen=True)
+class WriterCheck:
+    """Route 53's own view of the writer record after a move: the change's status, and the answer of
+    its authoritative servers (None in a private zone, which TestDNSAnswer cannot query)."""
+
+    change_status: str | None
+    answer: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
 class AlarmStatus:
     """An alarm as DescribeAlarms shows it."""
 
@@ -128,6 +137,8 @@ class Workflow(_Stored):
     promoted_at: datetime | None = None
     writer_moved_at: datetime | None = None
     writer_change_id: str | None = None
+    # The writer record's change is INSYNC and Route 53 answers the new primary's endpoint.
+    verified_at: datetime | None = None
     step: str = "starting"
 
 
@@ -209,6 +220,8 @@ class Topology:
     alarms: Mapping[str, AlarmStatus] = field(default_factory=dict)
     # The latest ReplicaLag of each replica (reader set, scale-in); None = not read for this decision.
     recent_lag: Mapping[str, LagReading] | None = None
+    # Read while a workflow waits for its writer move to be verified.
+    writer_check: WriterCheck | None = None
 
     @property
     def desired_multi_az(self) -> bool | None:

@@ -31,6 +31,7 @@ from .actions import (
     Scaling,
     StartWorkflow,
     StopInstance,
+    VerifyWriter,
     Wait,
 )
 from .models import AVAILABLE, TERMINAL_STATUSES, Instance, Record, Topology, Workflow
@@ -441,6 +442,11 @@ def plan_workflow(topo: Topology) -> Plan:
 
     if new is None:
         return Plan("blocked", f"{wf.new_primary}, chosen for promotion, no longer exists", (AbortWorkflow(reason=f"{wf.new_primary} disappeared"),))
+    limit = cfg.failover.deadline_seconds
+    if wf.verified_at is None and (topo.now - wf.started_at).total_seconds() > limit:
+        missing = "promotion" if new.is_replica else "writer record verification"
+        why = f"{wf.kind} not verified within failover.deadline_seconds {limit}s (still waiting for the {missing}: {wf.step})"
+        return Plan("blocked", why, (AbortWorkflow(reason=why),))
     fence: list[Action] = []
     if old is not None and not old.fenced:
         fence.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
@@ -504,11 +510,36 @@ def plan_workflow(topo: Topology) -> Plan:
         else:
             waiting.append(f"{old.id} is stopped once its replicas are gone")
 
+    moving_writer = any(isinstance(a, ChangeRecords) and a.role == "writer" for a in actions)
+    if wf.verified_at is None and not moving_writer:
+        verified, state = _writer_verified(topo, new)
+        if verified:
+            actions.append(VerifyWriter(reason=state, instance=new.id))
+        else:
+            waiting.append(state)
+
     if any(a.mutates for a in actions):
         return Plan("progress", "restoring redundancy", tuple(actions))
     if waiting:
         return Plan("waiting", "; ".join(waiting), (Wait(reason="; ".join(waiting)),))
     return Plan("complete", f"{new.id} is the primary with {len(ready)} replica(s)", (CompleteWorkflow(reason="every step verified"),))
+
+
+def _writer_verified(topo: Topology, new: Instance) -> tuple[bool, str]:
+    """Is the writer move done as far as clients can tell? Its change INSYNC, and Route 53's
+    authoritative answer (public zones) or its record (private zones) naming only the new primary."""
+    check, expected = topo.writer_check, new.endpoint
+    if check is None:
+        return False, "writer record not checked yet"
+    if check.change_status not in (None, "INSYNC"):
+        return False, f"writer change {check.change_status} (Route 53 propagating)"
+    if check.answer is not None:
+        if check.answer != (expected,):
+            return False, f"Route 53 answers {', '.join(check.answer) or 'nothing'} for {topo.cluster.dns.writer}, not {expected}"
+        return True, f"writer change INSYNC; Route 53 answers {expected}"
+    if [r.value for r in topo.writer] != [expected]:
+        return False, f"the writer record is {', '.join(r.value for r in topo.writer) or 'missing'}, not {expected}"
+    return True, f"writer change INSYNC; private zone: the record names {expected} (TestDNSAnswer serves public zones only)"
 
 
 def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, RDSClientError
@@ -204,3 +204,44 @@ def backend(region: str = "us-east-1", account: str = "123456789012") -> RDSBack
 def set_status(instance_id: str, status: str, region: str = "us-east-1") -> None:
     """Force an instance's status, e.g. 'failed' for a dead primary (moto never transitions)."""
     backend(region).databases[instance_id].status = status
+
+
+def answer_test_dns(session: Any, account: str = "123456789012") -> None:
+    """Route 53's TestDNSAnswer (moto answers 404): what the zone's authoritative servers would
+    answer, from moto's records. Public zones only, as on AWS. Registered on a boto3 session (before
+    its clients are made), it answers in-process whether the clients talk to moto in-process or to
+    the demo's moto server in this process."""
+    from urllib.parse import parse_qs, urlsplit
+    from xml.sax.saxutils import escape
+
+    from botocore.awsrequest import AWSResponse
+    from moto.route53.models import route53_backends
+
+    class Raw:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def stream(self, **_: Any) -> Any:
+            yield self.data
+
+    def answer(request: Any, **_: Any) -> Any:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        zone_id = query.get("hostedzoneid", "").split("/")[-1]
+        name, kind = query.get("recordname", "").rstrip(".").lower() + ".", query.get("recordtype", "")
+        backend = route53_backends[account]["aws"]
+        zone = backend.zones.get(zone_id)
+        if zone is None or zone.private_zone:
+            code = "NoSuchHostedZone" if zone is None else "InvalidInput"
+            body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(zone_id)}</Message></Error></ErrorResponse>"
+            return AWSResponse(request.url, 400, cast(Any, {"content-type": "text/xml"}), Raw(body.encode()))
+        values = [v for rs in zone.rrsets if rs.name.rstrip(".").lower() + "." == name and rs.type == kind for v in rs.records]
+        data = "".join(f"<RecordDataEntry>{escape(v)}</RecordDataEntry>" for v in values)
+        body = (
+            '<TestDNSAnswerResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+            f"<Nameserver>ns-1.awsdns-01.org</Nameserver><RecordName>{escape(name)}</RecordName><RecordType>{escape(kind)}</RecordType>"
+            f"<RecordData>{data}</RecordData><ResponseCode>{'NOERROR' if values else 'NXDOMAIN'}</ResponseCode><Protocol>UDP</Protocol>"
+            "</TestDNSAnswerResponse>"
+        )
+        return AWSResponse(request.url, 200, cast(Any, {"content-type": "text/xml"}), Raw(body.encode()))
+
+    session.events.register("before-send.route53.TestDNSAnswer", answer)

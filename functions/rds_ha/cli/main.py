@@ -203,6 +203,49 @@ def switchover(
 
 
 @app.command()
+def drill(
+    ctx: typer.Context,
+    cluster: str,
+    switchover_mode: Annotated[bool, typer.Option("--switchover", help="Drill a planned switchover instead of a failover.")] = False,
+    to: Annotated[str | None, typer.Option("--to", help="Promote this replica.")] = None,
+    report_dir: Annotated[Path, typer.Option("--report-dir", help="Where the JSON and HTML reports go.")] = Path("."),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the drill would do; change nothing.")] = False,
+    wait: Annotated[int, typer.Option(min=60, max=14400, help="Seconds to keep driving the workflow before reporting.")] = 3600,
+) -> None:
+    """Game day: fail CLUSTER over (or switch it over) on purpose and measure the recovery. Exit 3 if refused."""
+    from ..drill import run_drill
+    from . import report as drill_report
+
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    mode: Literal["failover", "switchover"] = "switchover" if switchover_mode else "failover"
+    if dry_run:
+        now = svc.clock.now()
+        if mode == "switchover":
+            result = svc.switchover(cfg, to, _user(), now, dry_run=True)
+        else:
+            request = FailoverRequest(trigger=f"drill by {_user()}", failure_time=now, workflow_id="drill", automatic=False, target=to, drill=True)
+            result = svc.failover(cfg, request, now, dry_run=True)
+        render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, True, head=f"drill ({mode})")
+        out.print(f"would write the timeline to {escape(str(report_dir))}/drill-{cluster}-<time>.json and .html")
+        if result.outcome in {"blocked", "refused"}:
+            raise typer.Exit(3)
+        return
+    report = run_drill(svc, cfg, mode, _user(), svc.clock.now() + timedelta(seconds=wait), target=to)
+    json_path, html_path = drill_report.write(report, report_dir)
+    colour = "green" if report.outcome == "complete" else "red"
+    out.print(f"[bold]drill ({mode})[/bold] {cluster}: [{colour}]{report.outcome}[/{colour}] - {escape(report.reason)}")
+    out.print(f"  {report.old_primary} -> {report.new_primary or '(unchanged)'}")
+    for mark in report.milestones:
+        out.print(f"  t+{mark.seconds:>8.1f}s  {escape(mark.label)}")
+    for note in report.notes:
+        out.print(f"  [dim]note: {escape(note)}[/dim]")
+    out.print(f"  report: {escape(str(json_path))}, {escape(str(html_path))}")
+    if report.outcome in {"refused", "blocked", "vetoed"}:
+        raise typer.Exit(3)
+
+
+@app.command()
 def pause(ctx: typer.Context, cluster: str, reason: Annotated[str, typer.Option(help="Why (shown in status and history).")] = "") -> None:
     """Pause automation for CLUSTER: it keeps deciding and recording what it would do, and changes nothing."""
     svc: Service = ctx.obj.service

@@ -55,6 +55,8 @@ class FailoverRequest:
     force: bool = False
     # A switchover: lag is the latest reading, not a window before a failure.
     planned: bool = False
+    # A game day (`rds-ha drill`): fail over a healthy primary on purpose; the lag guard still holds.
+    drill: bool = False
 
 
 def _fmt(seconds: float) -> str:
@@ -164,7 +166,7 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
                 f"{primary.id} is Multi-AZ: RDS fails over to its standby by itself; no replica is promoted before "
                 f"{until.isoformat(timespec='seconds')} (multi_az_grace_seconds {cfg.multi_az_grace_seconds}), and reconcile decides again then",
             )
-    if not request.automatic and not request.force and primary is not None and primary.status == AVAILABLE:
+    if not request.automatic and not request.force and not request.drill and primary is not None and primary.status == AVAILABLE:
         return Plan(
             "refused",
             f"primary {primary.id} is available: failing over a healthy primary risks two writers; use --force if it is really down",

@@ -212,7 +212,7 @@ def answer_test_dns(session: Any, account: str = "123456789012") -> None:
     its clients are made), it answers in-process whether the clients talk to moto in-process or to
     the demo's moto server in this process."""
     from urllib.parse import parse_qs, urlsplit
-    from xml.sax.saxutils import escape
+    from html import escape  # escaping text for the XML answer (html.escape also escapes quotes)
 
     from botocore.awsrequest import AWSResponse
     from moto.route53.models import route53_backends

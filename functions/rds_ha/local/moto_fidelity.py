@@ -211,8 +211,8 @@ def answer_test_dns(session: Any, account: str = "123456789012") -> None:
     answer, from moto's records. Public zones only, as on AWS. Registered on a boto3 session (before
     its clients are made), it answers in-process whether the clients talk to moto in-process or to
     the demo's moto server in this process."""
-    from urllib.parse import parse_qs, urlsplit
     from html import escape  # escaping text for the XML answer (html.escape also escapes quotes)
+    from urllib.parse import parse_qs, urlsplit
 
     from botocore.awsrequest import AWSResponse
     from moto.route53.models import route53_backends

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from rich.console import Console
 
 from ..adapters.aws import AwsClients
 from ..core.config import parse_config
+from ..drill import run_drill
 from ..handlers import failover as failover_handler
 from ..handlers import runtime
 from ..local import moto_fidelity, samples, sandbox
 from ..local.clock import SimClock
 from ..service import Service, Settings
 from . import render
+from . import report as drill_report
 from .invoke import invoke
 
 REGION = "us-east-1"
@@ -121,6 +124,19 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
         clock.advance(60)
         invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
         render.status(console, svc.status(cfg))
+
+        console.print()
+        console.print("[bold]6.[/bold] a game day: `rds-ha drill orders --switchover` back to a caught-up replica (ReplicaLag 0 s):")
+        clock.advance(600)
+        sandbox.put_lag(clients, fresh[0], 0.0, clock.now() - timedelta(seconds=5))
+        report = run_drill(svc, cfg, "switchover", "demo", clock.now() + timedelta(hours=1))
+        for mark in report.milestones:
+            console.print(f"    t+{mark.seconds:>7.1f}s  {mark.label}")
+        with tempfile.TemporaryDirectory() as tmp:
+            json_path, html_path = drill_report.write(report, Path(tmp))
+            console.print(
+                f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; the report (JSON and an HTML timeline) is what `rds-ha drill` writes"
+            )
     finally:
         runtime.reset()
         failover_handler.reset()

@@ -133,10 +133,9 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
         for mark in report.milestones:
             console.print(f"    t+{mark.seconds:>7.1f}s  {mark.label}")
         with tempfile.TemporaryDirectory() as tmp:
-            json_path, html_path = drill_report.write(report, Path(tmp))
-            console.print(
-                f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; the report (JSON and an HTML timeline) is what `rds-ha drill` writes"
-            )
+            _, html_path = drill_report.write(report, Path(tmp))
+            size = html_path.stat().st_size
+        console.print(f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; `rds-ha drill` also writes it as JSON and HTML ({size} bytes here)")
     finally:
         runtime.reset()
         failover_handler.reset()

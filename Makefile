@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY = 0
 PY312 := $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || command -v python3.12)
 INFRA_TEMPLATES := template.yaml $(wildcard infra/*.yaml)
 
-.PHONY: setup demo test reliability lint infra-check clean
+.PHONY: setup demo test reliability lint infra-check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,13 @@ test: setup
 
 reliability: setup
 	$(PY) -m pytest --reliability tests/reliability
+
+# Figures in BENCHMARKS.md (a few minutes; speed is asserted nowhere in the tests).
+bench: setup
+	$(PY) bench/failover_latency.py 20
+	$(PY) bench/failover_latency.py 5 300
+	$(PY) bench/cold_start.py 10
+	$(PY) bench/fleet_reconcile.py 10 100
 
 lint: setup
 	$(VENV)/bin/ruff check .

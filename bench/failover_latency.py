@@ -51,6 +51,7 @@ def one_run(noise: int = 0) -> tuple[float, float, Counter[str]]:
         clock = SimClock()
         moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
         clients = AwsClients()
+        moto_fidelity.answer_test_dns(clients.session)  # the writer move is verified with TestDNSAnswer
         create_table_from_template(clients, "rds-ha-bench")
         svc = Service(clients, Settings.from_env(), clock=clock)
         runtime.use(svc)

@@ -44,3 +44,18 @@ def test_reconcile_runs_on_a_schedule() -> None:
     fn = RESOURCES["ReconcileFunction"]["Properties"]
     assert fn["Events"]["Schedule"]["Type"] == "Schedule"
     assert fn["ReservedConcurrentExecutions"] == 1
+
+
+def test_handlers_import_without_what_the_artifact_leaves_out() -> None:
+    """functions/requirements.txt leaves PyYAML (and the CLI's Typer and Rich) out of the Lambda
+    artifact: no handler may import them."""
+    import subprocess  # nosec B404 - this interpreter, fixed code
+    import sys
+
+    modules = sorted({path.rpartition(".")[0] for path in function_handlers(load_template(ROOT / "template.yaml")).values()})
+    code = "import sys\nfor m in ('yaml', 'typer', 'rich', 'moto'): sys.modules[m] = None\n" + "".join(f"import {m}\n" for m in modules)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})  # noqa: S603
+    assert done.returncode == 0, done.stderr
+    lines = (ROOT / "functions" / "requirements.txt").read_text().lower().splitlines()
+    wanted = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert not [line for line in wanted if line.startswith(("pyyaml", "typer", "rich"))]

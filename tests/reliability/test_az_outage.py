@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,46 +16,16 @@ from rds_ha.core.config import parse_config
 from rds_ha.handlers.failover import handler
 from rds_ha.local import moto_fidelity
 from rds_ha.local.samples import alarm_event
-from rds_ha.local.sandbox import put_alarm, put_lag
+from rds_ha.local.sandbox import create_fleet
 
 from ..builders import REGION, Sandbox, context
 
 CLUSTERS = 50
-CONFIG = """\
-  - name: c{n}
-    region: us-east-1
-    primary: c{n}-db
-    replicas: {{min: 2, max: 4}}
-    dns: {{zone_id: {zone}, writer: writer.c{n}.example.internal, reader: reader.c{n}.example.internal, ttl: 5}}
-    alarms:
-      failover: [c{n}-primary-down]
-"""
-
 pytestmark = pytest.mark.reliability
 
 
 def _build(aws: Sandbox) -> None:
-    rds = aws.rds()
-    zone = aws.r53().create_hosted_zone(Name="example.internal", CallerReference="az")["HostedZone"]["Id"].split("/")[-1]
-    text = "clusters:\n"
-    for n in range(CLUSTERS):
-        tag = [{"Key": "rds-ha:cluster", "Value": f"c{n}"}]
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"c{n}-db",
-            Engine="postgres",
-            DBInstanceClass="db.t3.micro",
-            AllocatedStorage=20,
-            MasterUsername="u",
-            MasterUserPassword="az-outage-test-1",
-            BackupRetentionPeriod=1,  # noqa: S106
-            AvailabilityZone="us-east-1a",
-            Tags=tag,
-        )
-        for r, az in (("r1", "us-east-1b"), ("r2", "us-east-1c")):
-            rds.create_db_instance_read_replica(DBInstanceIdentifier=f"c{n}-db-{r}", SourceDBInstanceIdentifier=f"c{n}-db", AvailabilityZone=az, Tags=tag)
-            put_lag(aws.clients, f"c{n}-db-{r}", 1.0 if r == "r1" else 3.0, aws.clock.now() - timedelta(seconds=30))
-        put_alarm(aws.clients, f"c{n}-primary-down", f"c{n}-db", "ALARM")
-        text += CONFIG.format(n=n, zone=zone)
+    text = create_fleet(aws.clients, CLUSTERS, aws.clock.now(), alarm_state="ALARM")
     aws.service.apply(parse_config(text, "az.yaml").clusters, "az.yaml", "test")
     for n in range(CLUSTERS):
         moto_fidelity.set_status(f"c{n}-db", "failed")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # YAML is parsed by the CLI only: Lambda reads configs stored as JSON (cold start)
+    import yaml
 
 # RDS: 1-63 letters, digits or hyphens; first a letter; no trailing hyphen nor two in a row.
 INSTANCE_ID = r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$"
@@ -244,6 +246,8 @@ def _loc(loc: Iterable[Any]) -> str:
 
 
 def _lines(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], dups: list[str]) -> None:
+    import yaml
+
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -279,6 +283,8 @@ def format_validation_error(exc: ValidationError, lines: dict[tuple[Any, ...], i
 
 def parse_config(text: str, source: str = "config") -> ConfigFile:
     """Parse and validate a config file's text; raise ConfigError naming each bad key and its line."""
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -92,3 +92,41 @@ def create_cluster(
     for alarm in alarms:
         put_alarm(clients, alarm, primary, alarm_state, region)
     return zone
+
+
+FLEET_CLUSTER = """\
+  - name: c{n}
+    region: us-east-1
+    primary: c{n}-db
+    replicas: {{min: 2, max: 4}}
+    dns: {{zone_id: {zone}, writer: writer.c{n}.example.internal, reader: reader.c{n}.example.internal, ttl: 5}}
+    alarms:
+      failover: [c{n}-primary-down]
+"""
+
+
+def create_fleet(clients: AwsClients, clusters: int, now: datetime, alarm_state: str = "OK") -> str:
+    """`clusters` clusters c0..cN (a primary and two replicas each, tagged, with lag and a primary-down
+    alarm) in one hosted zone; returns their config file's text."""
+    rds = clients.client("rds", REGION)
+    zone = str(clients.client("route53", REGION).create_hosted_zone(Name="example.internal", CallerReference="fleet")["HostedZone"]["Id"]).split("/")[-1]
+    text = "clusters:\n"
+    for n in range(clusters):
+        tag = [{"Key": "rds-ha:cluster", "Value": f"c{n}"}]
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"c{n}-db",
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20,
+            MasterUsername="u",
+            MasterUserPassword="local-moto-only-1",  # noqa: S106 # nosec B106 - moto, not a secret
+            BackupRetentionPeriod=1,
+            AvailabilityZone="us-east-1a",
+            Tags=tag,
+        )
+        for replica, az, lag in (("r1", "us-east-1b", 1.0), ("r2", "us-east-1c", 3.0)):
+            rds.create_db_instance_read_replica(DBInstanceIdentifier=f"c{n}-db-{replica}", SourceDBInstanceIdentifier=f"c{n}-db", AvailabilityZone=az, Tags=tag)
+            put_lag(clients, f"c{n}-db-{replica}", lag, now - timedelta(seconds=30))
+        put_alarm(clients, f"c{n}-primary-down", f"c{n}-db", alarm_state)
+        text += FLEET_CLUSTER.format(n=n, zone=zone)
+    return text

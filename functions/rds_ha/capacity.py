@@ -31,6 +31,11 @@ MULTI_AZ_ON_NOTE = (
 MULTI_AZ_OFF_NOTE = "AWS removes the standby; no outage, and until Multi-AZ is on again a primary failure is recovered only by promoting a replica"
 
 
+def _same_instant(a: datetime | None, b: datetime) -> bool:
+    """One alarm transition, whether its time came from an event (milliseconds) or DescribeAlarms."""
+    return a is not None and abs((a - b).total_seconds()) < 0.001
+
+
 class Capacity:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
@@ -113,7 +118,7 @@ class Capacity:
             with svc.lease(cfg.name, deadline, svc.lease_wait_seconds):
                 topo = svc.snapshots.read(cfg)
                 state = topo.state
-                if alarm is not None and state.handled_alarms.get(alarm[0]) == alarm[1]:
+                if alarm is not None and _same_instant(state.handled_alarms.get(alarm[0]), alarm[1]):
                     return Result(cfg.name, "duplicate", f"this transition of {alarm[0]} was handled already")
                 plan = planner(topo)
                 mark = (RecordHandled(reason=trigger, alarm=alarm[0], at=alarm[1]),) if alarm is not None else ()
@@ -162,7 +167,7 @@ class Capacity:
             status = alarms.get(name)
             if role == "failover" or status is None or status.updated_at is None:
                 continue
-            handled = state.handled_alarms.get(name) == status.updated_at
+            handled = _same_instant(state.handled_alarms.get(name), status.updated_at)
             if role.startswith("multi_az") and handled:
                 continue
             trigger = f"alarm {name} in ALARM (reconcile)"

@@ -160,6 +160,8 @@ class Capacity:
     def alarms_still_firing(self, cfg: ClusterConfig, alarms: dict[str, AlarmStatus], deadline: datetime) -> Result | None:
         """Scaling alarms that stay in ALARM scale again once the cooldown allows (as Application Auto
         Scaling does); a Multi-AZ alarm whose delivery was lost is acted on. At most one per cluster per run."""
+        if not any(name in alarms for name, role in cfg.alarms.roles() if role != "failover"):
+            return None  # the common case: no state read for a cluster with no capacity alarm firing
         state = self.svc.table.get_state(cfg.name)
         if state is None or state.workflow is not None:
             return None

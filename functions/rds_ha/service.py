@@ -409,6 +409,8 @@ class Service:
         EventBridge, SNS and Lambda deliver at least once but not always: an exhausted retry or a
         throttled function must not leave a dead primary alone.
         """
+        if not any(name in alarms for name in cfg.alarms.failover):
+            return None  # the common case: no state read for a healthy cluster
         state = self.table.get_state(cfg.name)
         if state is None or state.workflow is not None:
             return None

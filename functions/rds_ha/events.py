@@ -163,10 +163,21 @@ def _one_line(text: str, limit: int = 300) -> str:
     return clean if len(clean) <= limit else clean[:limit] + "..."
 
 
-def _invalid(exc: ValidationError, shape: str) -> InvalidEventError:
+def _invalid(exc: ValidationError, shape: str, what: str = "alarm event") -> InvalidEventError:
     problems = format_validation_error(exc)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    return InvalidEventError(f"malformed {shape} alarm event: {_one_line(problems[0])}{more}")
+    return InvalidEventError(f"malformed {shape} {what}: {_one_line(problems[0])}{more}")
+
+
+def _envelope(event: dict[str, Any], detail_type: str, expected: str, what: str) -> EventBridgeModel:
+    """The EventBridge envelope (Powertools' model) of an event that must be a `detail_type`."""
+    try:
+        envelope = EventBridgeModel.model_validate(event)
+    except ValidationError as exc:
+        raise _invalid(exc, "EventBridge", what) from exc
+    if envelope.detail_type != detail_type:
+        raise InvalidEventError(f"EventBridge event of detail-type {_one_line(repr(envelope.detail_type), 100)} is not {expected}")
+    return envelope
 
 
 def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
@@ -201,12 +212,7 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
             raise InvalidEventError("malformed SNS alarm event: no records")
         return out
     if "detail-type" in event:
-        try:
-            envelope = EventBridgeModel.model_validate(event)
-        except ValidationError as exc:
-            raise _invalid(exc, "EventBridge") from exc
-        if envelope.detail_type != ALARM_DETAIL_TYPE:
-            raise InvalidEventError(f"EventBridge event of detail-type {_one_line(repr(envelope.detail_type), 100)} is not a {ALARM_DETAIL_TYPE!r}")
+        envelope = _envelope(event, ALARM_DETAIL_TYPE, f"a {ALARM_DETAIL_TYPE!r}", "alarm event")
         try:
             detail = AlarmDetail.model_validate(envelope.detail)
         except ValidationError as exc:
@@ -291,12 +297,7 @@ def parse_rds_event(event: Any) -> RdsEvent:
     """An EventBridge RDS DB instance event; InvalidEventError if it is anything else or malformed."""
     if not isinstance(event, dict) or "detail-type" not in event:
         raise InvalidEventError("not an EventBridge event: expected an 'RDS DB Instance Event' with a 'detail-type'")
-    try:
-        envelope = EventBridgeModel.model_validate(event)
-    except ValidationError as exc:
-        raise _invalid(exc, "EventBridge RDS") from exc
-    if envelope.detail_type != RDS_DETAIL_TYPE:
-        raise InvalidEventError(f"EventBridge event of detail-type {_one_line(repr(envelope.detail_type), 100)} is not an {RDS_DETAIL_TYPE!r}")
+    envelope = _envelope(event, RDS_DETAIL_TYPE, f"an {RDS_DETAIL_TYPE!r}", "RDS event")
     try:
         detail = RdsEventDetail.model_validate(envelope.detail)
     except ValidationError as exc:

@@ -114,6 +114,30 @@ def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[bool, float,
     return (remote, lag, rank, verdict.instance)
 
 
+def _ranked(topo: Topology, request: FailoverRequest) -> tuple[list[CandidateVerdict], list[CandidateVerdict]]:
+    """Every replica's verdict, and the eligible ones best first."""
+    verdicts = evaluate_candidates(topo, request)
+    return verdicts, sorted((v for v in verdicts if v.eligible), key=lambda v: _preference(topo, v))
+
+
+def _judged_now(topo: Topology) -> Topology:
+    """The topology with each replica's latest ReplicaLag as its lag (a planned decision, not a failure window)."""
+    return replace(topo, lag={iid: reading.seconds for iid, reading in (topo.recent_lag or {}).items()})
+
+
+def _not_a_replica(topo: Topology, target: str | None) -> Plan | None:
+    """A refusal when the requested target is not a replica of the primary."""
+    primary = topo.state.primary
+    found = topo.instances.get(target) if target else None
+    if target and (found is None or found.source != primary):
+        return Plan("refused", f"{target} is not a replica of the primary {primary}")
+    return None
+
+
+def _none_qualify(verdicts: list[CandidateVerdict], primary: str) -> str:
+    return "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{primary} has no replicas"
+
+
 def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     """Decide whether to start a failover and which replica to promote; while the cluster is
     paused, an automatic decision to start becomes a record of what would have been done."""
@@ -171,16 +195,13 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
             "refused",
             f"primary {primary.id} is available: failing over a healthy primary risks two writers; use --force if it is really down",
         )
-    if request.target:
-        target = topo.instances.get(request.target)
-        if target is None or target.source != state.primary:
-            return Plan("refused", f"{request.target} is not a replica of the primary {state.primary}")
+    refusal = _not_a_replica(topo, request.target)
+    if refusal is not None:
+        return refusal
 
-    verdicts = evaluate_candidates(topo, request)
-    eligible = sorted((v for v in verdicts if v.eligible), key=lambda v: _preference(topo, v))
+    verdicts, eligible = _ranked(topo, request)
     if not eligible:
-        why = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{state.primary} has no replicas"
-        return Plan("blocked", f"no replica qualifies for promotion ({why})", candidates=tuple(verdicts))
+        return Plan("blocked", f"no replica qualifies for promotion ({_none_qualify(verdicts, state.primary)})", candidates=tuple(verdicts))
 
     chosen = eligible[0]
     others = [v for v in verdicts if v.instance != chosen.instance]
@@ -225,17 +246,12 @@ def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
         return Plan("refused", f"{primary.id} is itself a replica of {primary.source}; the config's primary is wrong")
     if primary.status != AVAILABLE:
         return Plan("refused", f"primary {primary.id} is {primary.status}: that is a failover (rds-ha failover), not a switchover")
-    if request.target:
-        target = topo.instances.get(request.target)
-        if target is None or target.source != state.primary:
-            return Plan("refused", f"{request.target} is not a replica of the primary {state.primary}")
-    now_lag = {iid: reading.seconds for iid, reading in (topo.recent_lag or {}).items()}
-    judged = replace(topo, lag=now_lag)
-    verdicts = evaluate_candidates(judged, request)
-    eligible = sorted((v for v in verdicts if v.eligible), key=lambda v: _preference(judged, v))
+    refusal = _not_a_replica(topo, request.target)
+    if refusal is not None:
+        return refusal
+    verdicts, eligible = _ranked(_judged_now(topo), request)
     if not eligible:
-        why = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{state.primary} has no replicas"
-        return Plan("refused", f"no replica qualifies as the new primary ({why})", candidates=tuple(verdicts))
+        return Plan("refused", f"no replica qualifies as the new primary ({_none_qualify(verdicts, state.primary)})", candidates=tuple(verdicts))
     chosen = eligible[0]
     lag = chosen.lag if chosen.lag is not None else math.inf
     if lag > limit:
@@ -588,10 +604,7 @@ def plan_multi_az(topo: Topology) -> Plan:
 
 def _scale_candidates(topo: Topology, primary: Instance) -> str | None:
     """The replica a failover would promote now (latest lag): scale-in never removes it."""
-    lag = {iid: reading.seconds for iid, reading in (topo.recent_lag or {}).items()}
-    now_topo = replace(topo, lag=lag)
-    request = FailoverRequest(trigger="scale-in", failure_time=topo.now, workflow_id="", automatic=True)
-    eligible = sorted((v for v in evaluate_candidates(now_topo, request) if v.eligible), key=lambda v: _preference(now_topo, v))
+    _, eligible = _ranked(_judged_now(topo), FailoverRequest(trigger="scale-in", failure_time=topo.now, workflow_id="", automatic=True))
     return eligible[0].instance if eligible else None
 
 

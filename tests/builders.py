@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rds_ha.adapters.aws import AwsClients
 from rds_ha.core.config import ClusterConfig, parse_config
+from rds_ha.executor import CrashPoint
 from rds_ha.local import samples, sandbox
 from rds_ha.local.clock import SimClock
 from rds_ha.local.context import LocalContext
@@ -94,6 +98,22 @@ class Sandbox:
             for msg in batch:
                 out.append(json.loads(msg["Body"]))
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=msg["ReceiptHandle"])
+
+    def crash_after(self, steps: int, run: Callable[[], Any]) -> None:
+        """Run `run` and die (CrashPoint) after its `steps`-th AWS-mutating step, as a dead process
+        does: its lease is not released and stays until it expires."""
+        done: list[str] = []
+
+        def crash(step: str) -> None:
+            done.append(step)
+            if len(done) == steps:
+                raise CrashPoint(step)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(self.service.executor, "after_step", crash)
+            patch.setattr(self.service.table, "release_lease", lambda *a, **k: None)
+            with pytest.raises(CrashPoint):
+                run()
 
     def count_calls(self, service: str, operation: str) -> list[int]:
         """A live counter of successful calls of one AWS operation (botocore events)."""

@@ -13,6 +13,7 @@ from rds_ha.handlers.multi_az import handler as multi_az
 from rds_ha.handlers.reconcile import handler as reconcile
 from rds_ha.handlers.scaling import handler as scaling
 from rds_ha.local import moto_fidelity, samples
+from rds_ha.local.sandbox import put_alarm
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
 
@@ -89,7 +90,7 @@ def test_scale_in_removes_the_most_lagging_replica_first_from_dns_and_never_goes
 
 def test_alarm_that_stays_in_alarm_scales_again_once_the_cooldown_allows(aws: Sandbox) -> None:
     capacity_cluster(aws)
-    moto_fidelity_alarm(aws, "orders-replicas-cpu-high", "ALARM")
+    put_alarm(aws.clients, "orders-replicas-cpu-high", "orders-db-r1", "ALARM")
     first = reconcile({}, context())["results"][0]
     assert any(a.startswith("create replica") for a in first.get("actions", [])), first
     assert len(replica_ids(aws)) == 3
@@ -102,12 +103,6 @@ def test_alarm_that_stays_in_alarm_scales_again_once_the_cooldown_allows(aws: Sa
     assert len(replica_ids(aws)) == 4
 
 
-def moto_fidelity_alarm(aws: Sandbox, name: str, state: str) -> None:
-    from rds_ha.local.sandbox import put_alarm
-
-    put_alarm(aws.clients, name, "orders-db-r1", state)
-
-
 def test_paused_cluster_scaling_records_what_it_would_do_and_changes_nothing(aws: Sandbox) -> None:
     capacity_cluster(aws)
     assert aws.cfg is not None
@@ -117,7 +112,7 @@ def test_paused_cluster_scaling_records_what_it_would_do_and_changes_nothing(aws
     assert replica_ids(aws) == ["orders-db-r1", "orders-db-r2"]
     assert "scale_out_paused" in aws.history_kinds()
     # The alarm stays in ALARM: reconcile runs past the cooldown change nothing either, and say it once.
-    moto_fidelity_alarm(aws, "orders-replicas-cpu-high", "ALARM")
+    put_alarm(aws.clients, "orders-replicas-cpu-high", "orders-db-r1", "ALARM")
     for _ in range(3):
         aws.clock.advance(1000)
         reconcile({}, context())
@@ -428,24 +423,10 @@ def test_multi_az_change_refused_by_aws_is_retried_by_reconcile(aws: Sandbox) ->
 
 
 @pytest.mark.parametrize("crash_after", [1, 2])
-def test_crash_after_any_scale_out_step_never_adds_a_second_replica(aws: Sandbox, crash_after: int, monkeypatch: Any) -> None:
-    from rds_ha.executor import CrashPoint
-
+def test_crash_after_any_scale_out_step_never_adds_a_second_replica(aws: Sandbox, crash_after: int) -> None:
     capacity_cluster(aws)
-    done: list[str] = []
-
-    def crash(step: str) -> None:
-        done.append(step)
-        if len(done) == crash_after:
-            raise CrashPoint(step)
-
-    aws.service.executor.after_step = crash
-    monkeypatch.setattr(aws.service.table, "release_lease", lambda *a, **k: None)  # a dead process releases nothing
     event = alarm(aws, "orders-replicas-cpu-high")
-    with pytest.raises(CrashPoint):
-        scaling(event, context())
-    monkeypatch.undo()
-    aws.service.executor.after_step = None
+    aws.crash_after(crash_after, lambda: scaling(event, context()))
     aws.clock.advance(400)  # the lease expires; EventBridge redelivers the same event
     again = scaling(event, context())
     assert again["outcome"] in {"duplicate", "refused"}, again
@@ -494,7 +475,7 @@ def test_scale_in_call_that_keeps_failing_never_leaves_dns_naming_a_deleted_repl
     replicas = {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 2.0), "orders-db-r3": ("us-east-1a", 3.0)}
     capacity_cluster(aws, replicas)
     reconcile({}, context())
-    moto_fidelity_alarm(aws, "orders-replicas-cpu-low", "ALARM")
+    put_alarm(aws.clients, "orders-replicas-cpu-low", "orders-db-r1", "ALARM")
     fault = Fault(aws, service, operation, code, times=10**6)
     result = scaling(alarm(aws, "orders-replicas-cpu-low"), context())  # no exception escapes
     fault.clear()

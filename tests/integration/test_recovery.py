@@ -37,23 +37,10 @@ def test_clean_failover_has_the_expected_number_of_steps(aws: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("crash_after", range(1, STEPS + 1))
-def test_crash_after_any_step_is_finished_by_reconcile_without_a_second_promotion(aws: Sandbox, crash_after: int, monkeypatch: Any) -> None:
+def test_crash_after_any_step_is_finished_by_reconcile_without_a_second_promotion(aws: Sandbox, crash_after: int) -> None:
     build_cluster(aws)
     promotes = aws.count_calls("rds", "PromoteReadReplica")
-    done: list[str] = []
-
-    def crash(step: str) -> None:
-        done.append(step)
-        if len(done) == crash_after:
-            raise CrashPoint(step)
-
-    aws.service.executor.after_step = crash
-    # A dead process releases nothing: its lease stays until it expires.
-    monkeypatch.setattr(aws.service.table, "release_lease", lambda *a, **k: None)
-    with pytest.raises(CrashPoint):
-        handler(alarm_event("eventbridge", aws.clock.now()), context())
-    monkeypatch.undo()
-    aws.service.executor.after_step = None
+    aws.crash_after(crash_after, lambda: handler(alarm_event("eventbridge", aws.clock.now()), context()))
 
     # Before the lease expires, reconcile leaves the cluster alone.
     early = reconcile_handler({}, context())

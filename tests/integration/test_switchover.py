@@ -141,26 +141,13 @@ def test_clean_switchover_has_the_expected_number_of_steps(healthy: Sandbox) -> 
 
 
 @pytest.mark.parametrize("crash_after", range(1, SWITCHOVER_STEPS + 1))
-def test_crash_after_any_switchover_step_is_finished_by_reconcile(healthy: Sandbox, crash_after: int, monkeypatch: Any) -> None:
-    from rds_ha.executor import CrashPoint
+def test_crash_after_any_switchover_step_is_finished_by_reconcile(healthy: Sandbox, crash_after: int) -> None:
     from rds_ha.handlers.reconcile import handler as reconcile
 
     aws = healthy
     caught_up(aws)
     promotes = aws.count_calls("rds", "PromoteReadReplica")
-    done: list[str] = []
-
-    def crash(step: str) -> None:
-        done.append(step)
-        if len(done) == crash_after:
-            raise CrashPoint(step)
-
-    aws.service.executor.after_step = crash
-    monkeypatch.setattr(aws.service.table, "release_lease", lambda *a, **k: None)
-    with pytest.raises(CrashPoint):
-        aws.service.switchover(aws.cfg, None, "alice", aws.clock.now() + timedelta(seconds=600))  # type: ignore[arg-type]
-    monkeypatch.undo()
-    aws.service.executor.after_step = None
+    aws.crash_after(crash_after, lambda: aws.service.switchover(aws.cfg, None, "alice", aws.clock.now() + timedelta(seconds=600)))  # type: ignore[arg-type]
     aws.clock.advance(900)  # the dead run's lease expires
     reconcile({}, context())
     assert promotes[0] == 1

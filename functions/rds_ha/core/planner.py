@@ -602,7 +602,7 @@ def plan_multi_az(topo: Topology) -> Plan:
     return Plan("start", f"turn Multi-AZ {want}", (ModifyMultiAz(reason=f"desired Multi-AZ is {want} ({source})", instance=primary.id, enabled=desired),))
 
 
-def _scale_candidates(topo: Topology, primary: Instance) -> str | None:
+def _scale_candidates(topo: Topology) -> str | None:
     """The replica a failover would promote now (latest lag): scale-in never removes it."""
     _, eligible = _ranked(_judged_now(topo), FailoverRequest(trigger="scale-in", failure_time=topo.now, workflow_id="", automatic=True))
     return eligible[0].instance if eligible else None
@@ -630,7 +630,7 @@ def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, fo
         return Plan("start", f"add replica {action.instance}" + (f" in {action.az}" if action.az else "") + f": {action.reason}", (action,))
     if len(live) <= cfg.replicas.min:
         return Plan("refused", f"{len(live)} replica(s), at replicas.min {cfg.replicas.min}")
-    keep = _scale_candidates(topo, primary)
+    keep = _scale_candidates(topo)
     lag = topo.recent_lag or {}
 
     def most_lagging_newest(r: Instance) -> tuple[float, float, str]:
@@ -700,7 +700,7 @@ def plan_remove_replica(topo: Topology, instance: str, by: str, force: bool = Fa
         live = live_replicas(topo, primary)
         if len(live) <= topo.cluster.replicas.min and victim in live:
             return Plan("refused", f"{len(live)} replica(s) in {primary.region}, at replicas.min {topo.cluster.replicas.min}; lower it first")
-        if not force and _scale_candidates(topo, primary) == instance:
+        if not force and _scale_candidates(topo) == instance:
             return Plan("refused", f"{instance} is the best failover candidate now; use --force to remove it anyway")
     return plan_remove(topo, victim, f"removed by {by}")
 

@@ -24,7 +24,10 @@ IAM_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
 # carries tags ("Grant permission to tag Amazon RDS resources during creation", RDS User Guide).
 IMPLIED = {"rds:CreateDBInstanceReadReplica": ("rds:AddTagsToResource",)}
 # Granted but called by AWS on the function's behalf, not by our code (SAM grants it for the destination anyway).
-NOT_CALLED_BY_CODE = {"sqs:SendMessage": "Lambda sends failed asynchronous invocations to the on-failure destination with the function's role"}
+NOT_CALLED_BY_CODE = {
+    "sqs:SendMessage": "Lambda sends failed asynchronous invocations to the on-failure destination with the function's role",
+    "rds-db:connect": "checked by the database when the probe logs in with an IAM token (tested with a password secret: no local IAM auth)",
+}
 
 
 def _handler_modules(template: dict[str, Any]) -> dict[str, str]:

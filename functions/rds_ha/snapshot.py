@@ -12,7 +12,7 @@ from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .core.clock import Clock
 from .core.config import ClusterConfig
-from .core.models import ClusterState, Instance, LagReading, Topology, WriterCheck
+from .core.models import ClusterState, EngineReading, Instance, LagReading, Topology, WriterCheck
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -87,11 +87,15 @@ class Snapshotter:
         writer = self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
         reader = self.route53.records(cfg.dns.zone_id, cfg.dns.reader) if cfg.dns.reader else ()
         lag: dict[str, float | None] = {}
+        engine: dict[str, EngineReading] = {}
         replicas = [i for i in instances.values() if i.is_replica]
         if failure_time is not None:
             start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
+            probed = cfg.name if cfg.probe is not None else None
             for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
-                lag.update(self.cloudwatch.replica_lag(region, ids, start, failure_time))
+                found_lag, found_engine = self.cloudwatch.failover_metrics(region, probed, ids, start, failure_time, self.clock.now())
+                lag.update(found_lag)
+                engine.update(found_engine)
         elif recent_lag is None and replicas:
             recent_lag = self.recent_lag(replicas)
         alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
@@ -114,4 +118,5 @@ class Snapshotter:
             alarms=alarm_status,
             recent_lag=dict(recent_lag) if recent_lag is not None else ({} if failure_time is None else None),
             writer_check=check,
+            engine=engine,
         )

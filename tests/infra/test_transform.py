@@ -24,7 +24,9 @@ def resources() -> dict[str, Any]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template = copy.deepcopy(load_template(ROOT / "template.yaml"))
     template["Globals"]["Function"]["CodeUri"] = "s3://placeholder-bucket/rds-ha.zip"  # sam build/package fills it in
-    out = transform(template, {"HostedZoneIds": "Z0123456789"}, _NoManagedPolicies())
+    template["Resources"]["ProbeDriversLayer"]["Properties"]["ContentUri"] = "s3://placeholder-bucket/probe-layer.zip"
+    params = {"HostedZoneIds": "Z0123456789", "ProbeSubnetIds": "subnet-0a,subnet-0b", "ProbeSecurityGroupIds": "sg-0a"}
+    out = transform(template, params, _NoManagedPolicies())
     return dict(out["Resources"])
 
 
@@ -100,3 +102,25 @@ def test_failed_async_invocations_land_in_the_queue(resources: dict[str, Any]) -
     for name in (f"{f}FunctionEventInvokeConfig" for f in ("Failover", "Reconcile", "ReplicaScaling", "MultiAz", "DnsSync")):
         dest = resources[name]["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
         assert dest in ({"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}, {"Fn::GetAtt": "FailedInvocationQueue.Arn"})
+
+
+def test_the_probe_runs_in_the_vpc_every_minute_alone_with_the_drivers_layer_no_other_function_gets(resources: dict[str, Any]) -> None:
+    probe = resources["HealthProbeFunction"]["Properties"]
+    assert probe["VpcConfig"] == {"SubnetIds": {"Ref": "ProbeSubnetIds"}, "SecurityGroupIds": {"Ref": "ProbeSecurityGroupIds"}}
+    assert probe["Layers"] == [{"Ref": next(k for k in resources if k.startswith("ProbeDriversLayer"))}]
+    assert probe["ReservedConcurrentExecutions"] == 1 and probe["Timeout"] == 90
+    role = resources["HealthProbeFunctionRole"]["Properties"]
+    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole" in role["ManagedPolicyArns"]
+    rules = [
+        r
+        for r in _by_type(resources, "AWS::Events::Rule").values()
+        if any(t["Arn"] == {"Fn::GetAtt": ["HealthProbeFunction", "Arn"]} for t in r["Properties"]["Targets"])
+    ]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(1 minute)"]
+    for name, fn in _by_type(resources, "AWS::Lambda::Function").items():
+        if name != "HealthProbeFunction":
+            assert "Layers" not in fn["Properties"] and "VpcConfig" not in fn["Properties"], name
+    # Its metrics only in rds-ha's namespace.
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    put = next(s for s in statements if s["Action"] == ["cloudwatch:PutMetricData"])
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "rds-ha"}}

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core.models import AlarmStatus, LagReading
+from ..core.models import AlarmStatus, EngineReading, LagReading
+from ..probe.model import Sample
 from .aws import AwsClients, translate
 
 _ERRORS = (ClientError, BotoCoreError)
 _MAX_QUERIES = 500  # GetMetricData's limit per call
+_MAX_DATUMS = 1000  # PutMetricData's limit per call
+PROBE_NAMESPACE = "rds-ha"
+# The probe's replica metrics a failover reads (ReplicationBroken comes with every answered check).
+PROBE_REPLICA_METRICS = ("ReplicationBroken", "ReplicaLagSeconds", "ReplicaLagBytes")
+PROBE_PERIOD = 10  # high-resolution metrics are kept at 10 s or finer for 3 hours
+
+
+def _rds_lag(iid: str) -> dict[str, Any]:
+    return {"Namespace": "AWS/RDS", "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": iid}]}
+
+
+def _probe_metric(name: str, cluster: str, iid: str) -> dict[str, Any]:
+    return {"Namespace": PROBE_NAMESPACE, "MetricName": name, "Dimensions": [{"Name": "Cluster", "Value": cluster}, {"Name": "Instance", "Value": iid}]}
 
 
 class CloudWatchAdapter:
@@ -21,50 +35,105 @@ class CloudWatchAdapter:
 
     def replica_lag(self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, float | None]:
         """Max of AWS/RDS ReplicaLag (Maximum, 1-minute) per instance in [start, end]; None = no data."""
-        seen = self._lag_series(region, instance_ids, start, end)
-        # -1 means "replication not active": it wins over any real reading in the window.
-        return {iid: (None if not vals else -1.0 if any(v == -1.0 for _, v in vals) else max(v for _, v in vals)) for iid, vals in seen.items()}
+        return self.failover_metrics(region, None, instance_ids, start, end, end)[0]
+
+    def failover_metrics(
+        self, region: str, probe_cluster: str | None, instance_ids: Iterable[str], start: datetime, failure: datetime, end: datetime
+    ) -> tuple[dict[str, float | None], dict[str, EngineReading]]:
+        """What a failover decision reads, in one batched call: the max ReplicaLag of each replica over
+        [start, failure], and (`probe_cluster` given) the SQL probe's latest reading of each up to `end`
+        (a replica keeps replaying what it received after its source fails)."""
+        ids = list(dict.fromkeys(instance_ids))
+        queries = [(("lag", iid), _rds_lag(iid), 60) for iid in ids]
+        if probe_cluster is not None:
+            queries += [((name, iid), _probe_metric(name, probe_cluster, iid), PROBE_PERIOD) for iid in ids for name in PROBE_REPLICA_METRICS]
+        # EndTime is exclusive: a period past `end` keeps a sample taken at `end` itself.
+        seen = self._series(region, queries, start, max(end, failure) + timedelta(seconds=PROBE_PERIOD), "get ReplicaLag metrics")
+        lag: dict[str, float | None] = {}
+        for iid in ids:
+            vals = [v for at, v in seen[("lag", iid)] if at <= failure]
+            # -1 means "replication not active": it wins over any real reading in the window.
+            lag[iid] = None if not vals else -1.0 if any(v == -1.0 for v in vals) else max(vals)
+        engine: dict[str, EngineReading] = {}
+        for iid in ids:
+            latest = {name: max(seen.get((name, iid), []), default=None, key=lambda p: p[0]) for name in PROBE_REPLICA_METRICS}
+            broken = latest["ReplicationBroken"]
+            if broken is None:  # published with every answered check: no reading without it
+                continue
+            seconds, lag_bytes = latest["ReplicaLagSeconds"], latest["ReplicaLagBytes"]
+            engine[iid] = EngineReading(
+                at=broken[0],
+                broken=broken[1] >= 1,
+                lag_seconds=seconds[1] if seconds is not None and seconds[0] == broken[0] else None,
+                lag_bytes=lag_bytes[1] if lag_bytes is not None and lag_bytes[0] == broken[0] else None,
+            )
+        return lag, engine
 
     def recent_lag(self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, LagReading]:
         """The latest ReplicaLag datapoint in [start, end] per instance that has one: one batched call
         (500 instances per GetMetricData) however many clusters the instances belong to."""
-        seen = self._lag_series(region, instance_ids, start, end)
+        ids = list(dict.fromkeys(instance_ids))
+        seen = self._series(region, [(iid, _rds_lag(iid), 60) for iid in ids], start, end, "get ReplicaLag metrics")
         return {iid: LagReading(seconds=v, at=at) for iid, vals in seen.items() if vals for at, v in [max(vals, key=lambda p: p[0])]}
 
-    def _lag_series(self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, float]]]:
-        ids = list(dict.fromkeys(instance_ids))
-        seen: dict[str, list[tuple[datetime, float]]] = {i: [] for i in ids}
-        if not ids:
+    def _series(
+        self, region: str, wanted: Sequence[tuple[Hashable, dict[str, Any], int]], start: datetime, end: datetime, what: str
+    ) -> dict[Any, list[tuple[datetime, float]]]:
+        """Datapoints (Maximum over each period) of each wanted metric, keyed as given; 500 per call."""
+        seen: dict[Any, list[tuple[datetime, float]]] = {key: [] for key, _, _ in wanted}
+        if not wanted:
             return seen
         cw = self._clients.client("cloudwatch", region)
-        for offset in range(0, len(ids), _MAX_QUERIES):
-            chunk = ids[offset : offset + _MAX_QUERIES]
+        for offset in range(0, len(wanted), _MAX_QUERIES):
+            chunk = wanted[offset : offset + _MAX_QUERIES]
             queries: list[dict[str, Any]] = [
-                {
-                    "Id": f"m{n}",
-                    "MetricStat": {
-                        "Metric": {"Namespace": "AWS/RDS", "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": iid}]},
-                        "Period": 60,
-                        "Stat": "Maximum",
-                    },
-                    "ReturnData": True,
-                }
-                for n, iid in enumerate(chunk)
+                {"Id": f"m{n}", "MetricStat": {"Metric": metric, "Period": period, "Stat": "Maximum"}, "ReturnData": True}
+                for n, (_, metric, period) in enumerate(chunk)
             ]
             try:
                 kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
                 while True:
                     resp = cw.get_metric_data(**kwargs)
                     for result in resp.get("MetricDataResults", []):
-                        iid = chunk[int(result["Id"][1:])]
-                        seen[iid] += [(t, float(v)) for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)]
+                        key = chunk[int(result["Id"][1:])][0]
+                        seen[key] += [(t, float(v)) for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)]
                     token = resp.get("NextToken")
                     if not token:
                         break
                     kwargs["NextToken"] = token
             except _ERRORS as exc:
-                raise translate(exc, "get ReplicaLag metrics") from exc
+                raise translate(exc, what) from exc
         return seen
+
+    def put_probe_sample(self, region: str, sample: Sample) -> int:
+        """One sample of the SQL probe as high-resolution metrics (namespace rds-ha, dimensions Cluster and
+        Instance): one PutMetricData per cluster per sample. Returns the number of datapoints."""
+
+        def datum(name: str, instance: str, value: float, unit: str) -> dict[str, Any]:
+            dims = [{"Name": "Cluster", "Value": sample.cluster}, {"Name": "Instance", "Value": instance}]
+            return {"MetricName": name, "Dimensions": dims, "Timestamp": sample.at, "Value": value, "Unit": unit, "StorageResolution": 1}
+
+        data = []
+        if sample.primary_healthy is not None:
+            data.append(datum("PrimaryHealthy", sample.primary, 1.0 if sample.primary_healthy else 0.0, "Count"))
+        for outcome in sample.outcomes:
+            if outcome.error_kind in ("auth", "config"):
+                data.append(datum("ProbeError", outcome.instance, 1.0, "Count"))
+        for verdict in sample.replicas:
+            if not verdict.answered:
+                continue
+            data.append(datum("ReplicationBroken", verdict.instance, 1.0 if verdict.broken else 0.0, "Count"))
+            if verdict.lag_seconds is not None:
+                data.append(datum("ReplicaLagSeconds", verdict.instance, verdict.lag_seconds, "Seconds"))
+            if verdict.lag_bytes is not None:
+                data.append(datum("ReplicaLagBytes", verdict.instance, verdict.lag_bytes, "Bytes"))
+        cw = self._clients.client("cloudwatch", region)
+        try:
+            for offset in range(0, len(data), _MAX_DATUMS):
+                cw.put_metric_data(Namespace=PROBE_NAMESPACE, MetricData=data[offset : offset + _MAX_DATUMS])
+        except _ERRORS as exc:
+            raise translate(exc, f"put probe metrics of {sample.cluster}") from exc
+        return len(data)
 
     def alarms(self, region: str, names: Iterable[str]) -> dict[str, AlarmStatus]:
         """The named alarms as they are now (state, when it changed, the metric's dimensions)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import logging
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from botocore.exceptions import BotoCoreError
@@ -242,6 +243,47 @@ def drill(
         out.print(f"  [dim]note: {escape(note)}[/dim]")
     out.print(f"  report: {escape(str(json_path))}, {escape(str(html_path))}")
     if report.outcome in {"refused", "blocked", "vetoed"}:
+        raise typer.Exit(3)
+
+
+def _endpoint(text: str) -> tuple[str, tuple[str, int]]:
+    instance, _, where = text.partition("=")
+    host, _, port = where.rpartition(":")
+    if not instance or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"{text!r}: expected INSTANCE=HOST:PORT, e.g. orders-db=127.0.0.1:5432", param_hint="--endpoint")
+    return instance, (host, int(port))
+
+
+@app.command()
+def probe(
+    ctx: typer.Context,
+    cluster: str,
+    samples: Annotated[int, typer.Option(min=1, max=1000, help="How many samples, probe.interval_seconds apart.")] = 1,
+    endpoint: Annotated[list[str] | None, typer.Option("--endpoint", help="INSTANCE=HOST:PORT instead of RDS's endpoint (an SSH tunnel); repeatable.")] = None,
+    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Also publish the metrics, as HealthProbeFunction does.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per sample.")] = False,
+) -> None:
+    """Run the SQL health probe on CLUSTER from here: SELECT 1 and writability of the primary,
+    engine-side lag (seconds and bytes) and broken replication of each replica. Exit 3 unless healthy."""
+    from ..probe.runner import HealthProbe  # the drivers load with this command only
+
+    svc: Service = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    if cfg.probe is None:
+        raise RdsHaError(f"cluster {cluster} has no probe section in its config (probe: secret_arn or iam_user)")
+    runner = HealthProbe(svc, endpoints=dict(_endpoint(e) for e in endpoint or []), publish=publish)
+    seen: list[Any] = []
+
+    def show(found: list[Any]) -> None:
+        for sample in found:
+            seen.append(sample)
+            if as_json:
+                print(json.dumps(dataclasses.asdict(sample), default=str))
+            else:
+                render.probe_sample(out, sample)
+
+    runner.run([cluster], svc.clock.now() + timedelta(days=1), on_sample=show, max_samples=samples)
+    if not seen or seen[-1].primary_healthy is not True or seen[-1].probe_errors:
         raise typer.Exit(3)
 
 

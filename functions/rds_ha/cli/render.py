@@ -111,3 +111,22 @@ def plan(console: Console, result: dict[str, Any], steps: list[str], dry_run: bo
             console.print(f"  {n}. {escape(step)}")
     for action in result.get("actions", []) if not dry_run else []:
         console.print(f"  done: {escape(action)}")
+
+
+def probe_sample(console: Console, sample: Any) -> None:
+    """One SQL probe sample: the primary's verdict, then each replica's engine-side lag."""
+    verdict = {True: "[green]healthy[/green]", False: "[red]UNHEALTHY[/red]", None: "[yellow]not judged[/yellow]"}[sample.primary_healthy]
+    when = sample.at.isoformat(timespec="seconds")
+    console.print(f"[bold]{sample.cluster}[/bold] {when}  primary [bold]{sample.primary}[/bold] {verdict}: {escape(sample.primary_reason)}")
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("instance", "took", "broken", "lag", "bytes behind", "why"):
+        table.add_column(column)
+    took = {o.instance: f"{o.seconds * 1000:.0f} ms" for o in sample.outcomes}
+    for r in sample.replicas:
+        broken = "-" if r.broken is None else "[red]yes[/red]" if r.broken else "no"
+        behind = "-" if r.lag_bytes is None else f"{r.lag_bytes:,.0f}"
+        table.add_row(r.instance, took.get(r.instance, ""), broken, _lag(r.lag_seconds), behind, escape(r.reason))
+    if sample.replicas:
+        console.print(table)
+    for error in sample.probe_errors:
+        console.print(f"  [red]probe error[/red] {escape(error)}")

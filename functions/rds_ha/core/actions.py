@@ -210,6 +210,9 @@ class CandidateVerdict:
     reason: str
     lag: float | None = None
     az: str | None = None
+    # The SQL probe's bytes behind (the most data wins), and where it and CloudWatch disagree.
+    lag_bytes: float | None = None
+    disagreement: str | None = None
 
 
 Outcome = Literal["start", "blocked", "refused", "ignored", "duplicate", "deferred", "paused", "vetoed", "progress", "waiting", "complete", "steady"]

@@ -189,6 +189,50 @@ class AlarmsConfig(_Strict):
         return self
 
 
+SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$"
+
+
+class ProbeConfig(_Strict):
+    """The SQL health probe (HealthProbeFunction, in the VPC): how it logs in and how long it waits."""
+
+    # Credentials: a Secrets Manager secret holding {"username", "password"} (RDS-managed secrets do),
+    # or IAM database authentication as this user (TLS required). Exactly one of the two.
+    secret_arn: Annotated[str, Field(pattern=SM_ARN)] | None = None
+    iam_user: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_$-]*$")] | None = None
+    # Database to connect to: PostgreSQL defaults to "postgres"; MySQL/MariaDB need none.
+    database: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_$-]*$")] | None = None
+    # One sample of the cluster every interval (the function loops within one invocation).
+    interval_seconds: Annotated[int, Field(ge=1, le=60, strict=True)] = 10
+    connect_timeout_seconds: Annotated[float, Field(ge=0.5, le=30)] = 3
+    statement_timeout_seconds: Annotated[float, Field(ge=0.1, le=30)] = 2
+    # require: encrypted (RDS's default); verify-full: also checks the server's certificate against ca_bundle.
+    tls: Literal["require", "verify-full", "disable"] = "require"
+    ca_bundle: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    # A failover decision uses a probe reading only if it is at most this old (else CloudWatch's ReplicaLag).
+    max_age_seconds: Annotated[int, Field(ge=5, le=600, strict=True)] = 30
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ProbeConfig:
+        if (self.secret_arn is None) == (self.iam_user is None):
+            raise ValueError("give exactly one of secret_arn (Secrets Manager) and iam_user (IAM database authentication)")
+        if self.iam_user is not None and self.tls == "disable":
+            raise ValueError("IAM database authentication needs TLS: tls must be require or verify-full")
+        if self.tls == "verify-full" and self.ca_bundle is None:
+            raise ValueError("tls verify-full needs ca_bundle (the RDS CA bundle's path in the function's package)")
+        if self.max_age_seconds < 2 * self.interval_seconds:
+            raise ValueError(f"max_age_seconds ({self.max_age_seconds}) must be at least twice interval_seconds ({self.interval_seconds})")
+        return self
+
+    @property
+    def pg_sslmode(self) -> str:
+        return self.tls
+
+    @property
+    def budget_seconds(self) -> float:
+        """The most one instance's check may take: connect, then at most two statements."""
+        return self.connect_timeout_seconds + 2 * self.statement_timeout_seconds + 1
+
+
 class NotificationsConfig(_Strict):
     sns_topic_arn: Annotated[str, Field(pattern=SNS_ARN)] | None = None
 
@@ -204,6 +248,8 @@ class ClusterConfig(_Strict):
     hooks: HooksConfig = HooksConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    # The SQL health probe; unset = the cluster is judged by RDS's API and CloudWatch metrics only.
+    probe: ProbeConfig | None = None
     # Desired Multi-AZ state of the primary, enforced by reconcile and after each failover;
     # unset = rds-ha leaves it alone. An alarm or `rds-ha multi-az` overrides it until the next apply.
     multi_az: bool | None = None

@@ -84,6 +84,17 @@ class LagReading:
 
 
 @dataclass(frozen=True)
+class EngineReading:
+    """The SQL probe's latest sample of a replica (namespace rds-ha): engine-side truth, when present."""
+
+    at: datetime
+    broken: bool
+    lag_seconds: float | None = None
+    # Bytes behind the primary's newest position (or the furthest replica's, when the primary could not be read).
+    lag_bytes: float | None = None
+
+
+@dataclass(frozen=True)
 class WriterCheck:
     """Route 53's own view of the writer record after a move: the change's status, and the answer of
     its authoritative servers (None in a private zone, which TestDNSAnswer cannot query)."""
@@ -222,6 +233,16 @@ class Topology:
     recent_lag: Mapping[str, LagReading] | None = None
     # Read while a workflow waits for its writer move to be verified.
     writer_check: WriterCheck | None = None
+    # The SQL probe's latest reading of each replica (clusters with `probe`); read when deciding a failover.
+    engine: Mapping[str, EngineReading] = field(default_factory=dict)
+
+    def engine_reading(self, instance: str) -> EngineReading | None:
+        """The probe's reading of `instance` if it is recent enough to decide on (probe.max_age_seconds)."""
+        reading = self.engine.get(instance)
+        probe = self.cluster.probe
+        if reading is None or probe is None or (self.now - reading.at).total_seconds() > probe.max_age_seconds:
+            return None
+        return reading
 
     @property
     def desired_multi_az(self) -> bool | None:

@@ -63,13 +63,35 @@ def _fmt(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# The SQL probe and CloudWatch disagree when their lags differ by more than this (and cross the limit).
+DISAGREE_SECONDS = 5.0
+
+
+def _lag_evidence(topo: Topology, replica: Instance) -> tuple[float | None, str, str | None]:
+    """The lag a candidate is judged by, where it came from when not CloudWatch, and a disagreement worth logging.
+    The probe's engine-side reading wins when recent: CloudWatch's ReplicaLag is -1 or NULL when
+    replication is broken, and reads minutes on an idle PostgreSQL source."""
+    cw = topo.lag.get(replica.id)
+    engine = topo.engine_reading(replica.id)
+    if engine is None or engine.lag_seconds is None:
+        return cw, "", None
+    probe = engine.lag_seconds
+    disagree = None
+    if cw is not None and (cw < 0 or abs(cw - probe) > DISAGREE_SECONDS):
+        cw_text = "-1 (replication not active)" if cw < 0 else _fmt(cw)
+        disagree = f"CloudWatch ReplicaLag {cw_text} disagrees with the SQL probe's {_fmt(probe)}"
+    behind = f", {engine.lag_bytes:g} bytes behind" if engine.lag_bytes is not None else ""
+    return probe, f" (SQL probe{behind})", disagree
+
+
 def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[CandidateVerdict]:
     """A verdict for every replica of the primary: eligible, or the reason it is not."""
     cfg = topo.cluster.failover
     home = topo.primary.region if topo.primary is not None else topo.cluster.region
     verdicts = []
     for replica in topo.replicas_of(topo.state.primary):
-        lag = topo.lag.get(replica.id)
+        lag, source, disagree = _lag_evidence(topo, replica)
+        engine = topo.engine_reading(replica.id)
         reason = None
         if request.target and replica.id != request.target:
             reason = f"not the requested target {request.target}"
@@ -81,27 +103,38 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
             reason = f"status {replica.status}"
         elif replica.region != home and not cfg.allow_cross_region:
             reason = f"in {replica.region}, another region (failover.allow_cross_region is off)"
+        elif engine is not None and engine.broken:
+            # Never a candidate, forced or not: promoting it would lose everything since it broke.
+            reason = f"replication broken (SQL probe at {engine.at.isoformat(timespec='seconds')})"
         elif lag is None and not request.force:
             reason = "no recent ReplicaLag data" if request.planned else f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
         elif lag is not None and lag < 0 and not request.force:
             reason = "replication not active (ReplicaLag -1)"
         elif lag is not None and lag > cfg.max_lag_seconds and not request.force:
-            reason = f"lag {_fmt(lag)} > max {_fmt(cfg.max_lag_seconds)}"
+            reason = f"lag {_fmt(lag)}{source} > max {_fmt(cfg.max_lag_seconds)}"
+        eligible = reason is None
+        if reason is None:
+            reason = f"lag {_fmt(lag)}{source} <= max {_fmt(cfg.max_lag_seconds)}" if lag is not None else "forced: lag unknown"
+        if disagree is not None:
+            reason += f"; {disagree}"
         verdicts.append(
             CandidateVerdict(
                 instance=replica.id,
-                eligible=reason is None,
-                reason=reason or (f"lag {_fmt(lag)} <= max {_fmt(cfg.max_lag_seconds)}" if lag is not None else "forced: lag unknown"),
+                eligible=eligible,
+                reason=reason,
                 lag=lag,
                 az=replica.az,
+                lag_bytes=engine.lag_bytes if engine is not None else None,
+                disagreement=disagree,
             )
         )
     return verdicts
 
 
-def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[bool, float, int, str]:
+def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[bool, float, float, int, str]:
     """Sort key of eligible candidates: the primary's region first (a remote writer costs every
-    client a round trip), then least lag, then the configured preference."""
+    client a round trip), then the most data (fewest bytes behind, by the SQL probe; unknown last),
+    then least lag, then the configured preference."""
     prefer = topo.cluster.failover.prefer
     inst = topo.instances[verdict.instance]
     remote = topo.primary is not None and inst.region != topo.primary.region
@@ -111,7 +144,8 @@ def _preference(topo: Topology, verdict: CandidateVerdict) -> tuple[bool, float,
             rank = index
             break
     lag = verdict.lag if verdict.lag is not None and verdict.lag >= 0 else math.inf
-    return (remote, lag, rank, verdict.instance)
+    behind = verdict.lag_bytes if verdict.lag_bytes is not None else math.inf
+    return (remote, behind, lag, rank, verdict.instance)
 
 
 def _ranked(topo: Topology, request: FailoverRequest) -> tuple[list[CandidateVerdict], list[CandidateVerdict]]:
@@ -218,7 +252,13 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
         step="promote",
     )
     lag_text = f"lag {_fmt(chosen.lag)}" if chosen.lag is not None else "lag unknown, forced"
-    why = "requested target" if request.target else "least lag among eligible replicas"
+    why = (
+        "requested target"
+        if request.target
+        else "most data among eligible replicas (SQL probe)"
+        if chosen.lag_bytes is not None
+        else "least lag among eligible replicas"
+    )
     # Say why each other replica lost: ineligible ones keep their reason, eligible ones lost the tie-break.
     explained = tuple(
         v if v.instance == chosen.instance or not v.eligible else replace(v, reason=f"{v.reason}, but {chosen.instance} is preferred") for v in verdicts

@@ -6,19 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..core.errors import InvalidEventError
 from ..observability import logger
 from . import runtime
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # A scheduled EventBridge event carries nothing we need; {"clusters": [...]} narrows the run.
-    if not isinstance(event, dict):
-        raise InvalidEventError(f"event must be a JSON object, got {type(event).__name__}")
-    names = event.get("clusters")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise InvalidEventError("'clusters' must be a list of cluster names")
+    names = runtime.cluster_names(event)
     svc = runtime.service()
     # No waiting: the schedule comes back in a minute, and a run must not overlap the next.
     results = svc.reconcile(names, runtime.deadline(svc, context, cap_seconds=0))

@@ -35,6 +35,16 @@ def reset() -> None:
     _service = None
 
 
+def cluster_names(event: Any) -> list[str] | None:
+    """A scheduled event carries nothing we need; {"clusters": [...]} narrows the run."""
+    if not isinstance(event, dict):
+        raise InvalidEventError(f"event must be a JSON object, got {type(event).__name__}")
+    names = event.get("clusters")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise InvalidEventError("'clusters' must be a list of cluster names")
+    return names
+
+
 def deadline(svc: Service, context: Any, cap_seconds: float | None = None) -> datetime:
     """When this invocation must stop waiting: the Lambda timeout less a margin, capped."""
     now = svc.clock.now()

@@ -60,13 +60,16 @@ def create_cluster(
     alarms: tuple[str, ...] = ("orders-primary-down",),
     alarm_state: str | None = None,
     region: str = REGION,
+    engine: str = "postgres",
 ) -> str:
     """Create the cluster; replicas are {id: (az, ReplicaLag seconds or None for no data)}. Returns the zone id."""
     rds = clients.client("rds", region)
     member = [{"Key": "rds-ha:cluster", "Value": "orders"}]
     rds.create_db_instance(
         DBInstanceIdentifier=primary,
-        Engine="postgres",
+        Engine=engine,
+        # moto has no default version for MariaDB (a KeyError): name one, as a real template would.
+        EngineVersion={"postgres": "16.4", "mysql": "8.0.39", "mariadb": "10.11.9"}.get(engine, "16.4"),
         DBInstanceClass="db.r6g.large",
         AllocatedStorage=100,
         MasterUsername="app",

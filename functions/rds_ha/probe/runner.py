@@ -1,0 +1,183 @@
+"""The SQL health probe: sample every probed cluster every `probe.interval_seconds`, judge, publish.
+
+Per invocation it reads the configs, one DescribeDBInstances sweep per region and each cluster's
+state (who the primary is), then loops: each tick checks every instance of every cluster in
+parallel, each check bounded by its timeouts (and by a deadline on top, should a driver ignore
+them), and publishes one PutMetricData per cluster. A cluster whose roles look changed (a primary
+in recovery, a replica that is not one) is described again before the next tick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..adapters.credentials import CredentialSource
+from ..core.config import ClusterConfig
+from ..core.errors import AwsError, ClusterNotFoundError
+from ..core.models import ClusterState, Instance
+from ..observability import logger
+from ..service import Service
+from ..snapshot import members
+from .engines import Engine, engine_for
+from .judge import judge
+from .model import Credentials, EngineError, Outcome, Sample
+
+# Checks run in parallel across clusters; a check never outlives its timeouts by much.
+MAX_WORKERS = 32
+
+
+@dataclass
+class Targets:
+    cfg: ClusterConfig
+    region: str
+    engine: Engine | None
+    primary: Instance | None
+    replicas: list[Instance] = field(default_factory=list)
+    stale: bool = False
+
+
+class HealthProbe:
+    def __init__(self, svc: Service, endpoints: Mapping[str, tuple[str, int]] | None = None, publish: bool = True) -> None:
+        """`endpoints` replaces RDS's endpoint of named instances (an SSH tunnel, a local test server)."""
+        self.svc = svc
+        self.credentials = CredentialSource(svc.clients)
+        self.endpoints = dict(endpoints or {})
+        self.publish = publish
+        self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="probe")
+
+    # -- what to probe ----------------------------------------------------------------------------
+    def configs(self, names: list[str] | None = None) -> list[ClusterConfig]:
+        configs = [c for c in self.svc.clusters() if c.probe is not None]
+        if names:
+            unknown = set(names) - {c.name for c in configs}
+            if unknown:
+                raise ClusterNotFoundError(f"not probed (no such cluster, or no probe section in its config): {', '.join(sorted(unknown))}")
+            configs = [c for c in configs if c.name in names]
+        return configs
+
+    def targets(self, configs: list[ClusterConfig]) -> list[Targets]:
+        sweeps = {region: self.svc.rds.describe_all(region) for region in sorted({r for c in configs for r in c.regions})}
+        return [self._targets(cfg, [i for r in cfg.regions for i in sweeps[r]]) for cfg in configs]
+
+    def _targets(self, cfg: ClusterConfig, described: list[Instance]) -> Targets:
+        state = self.svc.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
+        found = members(cfg, state, described)
+        primary = found.get(state.primary)
+        engine = engine_for(primary.engine) if primary is not None else None
+        replicas = sorted((i for i in found.values() if i.source == state.primary), key=lambda i: i.id)
+        return Targets(cfg, primary.region if primary is not None else cfg.region, engine, primary, replicas)
+
+    # -- one tick ------------------------------------------------------------------------------------
+    def _endpoint(self, inst: Instance) -> tuple[str, int] | None:
+        if inst.id in self.endpoints:
+            return self.endpoints[inst.id]
+        return (inst.endpoint, inst.port or 0) if inst.endpoint else None
+
+    def _check(self, t: Targets, inst: Instance, role: str, where: tuple[str, int], creds: Credentials) -> Outcome:
+        """One instance's check, in a worker thread: database I/O only (AWS calls stay on the caller's thread)."""
+        started = time.monotonic()
+        assert t.cfg.probe is not None and t.engine is not None
+        try:
+            check = t.engine.primary if role == "primary" else t.engine.replica
+            result = check(where[0], where[1], creds, t.cfg.probe)
+        except EngineError as exc:
+            return Outcome(inst.id, round(time.monotonic() - started, 3), error=str(exc), error_kind=exc.kind)
+        seconds = round(time.monotonic() - started, 3)
+        return Outcome(inst.id, seconds, primary=result) if role == "primary" else Outcome(inst.id, seconds, replica=result)
+
+    def _run_checks(self, work: list[tuple[Targets, Instance, str]], refresh: bool) -> dict[str, Outcome]:
+        """Check these instances at once, each within its budget; credentials are read here first."""
+        jobs: dict[str, Future[Outcome]] = {}
+        out: dict[str, Outcome] = {}
+        budget = 0.0
+        for t, inst, role in work:
+            assert t.cfg.probe is not None
+            where = self._endpoint(inst)
+            if where is None:
+                out[inst.id] = Outcome(inst.id, 0.0, error=f"no endpoint yet (status {inst.status})", error_kind="down")
+                continue
+            try:
+                creds = self.credentials.get(t.cfg.probe, inst.region, where[0], where[1], refresh=refresh)
+            except AwsError as exc:
+                out[inst.id] = Outcome(inst.id, 0.0, error=str(exc), error_kind="config")
+                continue
+            budget = max(budget, t.cfg.probe.budget_seconds)
+            jobs[inst.id] = self._pool.submit(self._check, t, inst, role, where, creds)
+        wait(jobs.values(), timeout=budget)
+        for iid, fut in jobs.items():
+            # A driver that ignored its timeouts: the sample does not wait for it (the thread ends on its own).
+            out[iid] = fut.result() if fut.done() else Outcome(iid, budget, error=f"no answer within {budget:g}s", error_kind="down")
+        return out
+
+    def sample(self, targets: list[Targets]) -> list[Sample]:
+        """Check every instance of every cluster at once; judge each cluster; publish its metrics."""
+        at = self.svc.clock.now()
+        work = [
+            (t, inst, role)
+            for t in targets
+            if t.engine and t.primary and t.cfg.probe
+            for inst, role in [(t.primary, "primary"), *((r, "replica") for r in t.replicas)]
+        ]
+        outcomes = self._run_checks(work, refresh=False)
+        # A rotated secret: read it again, and check again, the instances whose login failed.
+        again = [w for w in work if outcomes[w[1].id].error_kind == "auth" and w[0].cfg.probe and w[0].cfg.probe.secret_arn]
+        if again:
+            outcomes.update(self._run_checks(again, refresh=True))
+        samples = []
+        for t in targets:
+            if t.primary is None or t.engine is None:
+                why = f"primary {t.cfg.primary} not found" if t.primary is None else f"engine {t.primary.engine} is not probed"
+                logger.warning(f"probe {t.cfg.name}: {why}")
+                continue
+            sample = judge(t.cfg.name, at, t.engine.name, outcomes[t.primary.id], [outcomes[r.id] for r in t.replicas])
+            # A primary that answers read-only, or a replica that is no longer one: roles changed (a failover).
+            t.stale = sample.primary_healthy is False and sample.outcomes[0].answered
+            t.stale |= any(o.replica is not None and not o.replica.replicating for o in sample.outcomes)
+            self._report(t, sample)
+            samples.append(sample)
+        return samples
+
+    def _report(self, t: Targets, sample: Sample) -> None:
+        log = {"cluster": sample.cluster, "primary": sample.primary, "healthy": sample.primary_healthy, "reason": sample.primary_reason}
+        log["replicas"] = {v.instance: v.reason for v in sample.replicas}  # type: ignore[assignment]
+        if sample.probe_errors:
+            logger.error("probe cannot judge (its own credentials or settings)", extra={**log, "errors": list(sample.probe_errors)})
+        elif sample.primary_healthy is False:
+            logger.warning("primary unhealthy", extra=log)
+        else:
+            logger.info("probe sample", extra=log)
+        if self.publish:
+            try:
+                self.svc.cloudwatch.put_probe_sample(t.region, sample)
+            except AwsError as exc:  # the next sample tries again; an alarm sees a gap, not a false value
+                logger.error(f"probe {sample.cluster}: {exc}")
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, names: list[str] | None, until: datetime, on_sample: Callable[[list[Sample]], None] | None = None, max_samples: int | None = None) -> int:
+        """Sample until `until` (or `max_samples` ticks). Returns the number of ticks."""
+        configs = self.configs(names)
+        if not configs:
+            return 0
+        targets = self.targets(configs)
+        interval = min(c.probe.interval_seconds for c in configs if c.probe is not None)
+        ticks = 0
+        while True:
+            started = self.svc.clock.now()
+            samples = self.sample(targets)
+            ticks += 1
+            if on_sample is not None:
+                on_sample(samples)
+            if max_samples is not None and ticks >= max_samples:
+                return ticks
+            nxt = started + timedelta(seconds=interval)
+            if nxt + timedelta(seconds=max(t.cfg.probe.budget_seconds for t in targets if t.cfg.probe)) > until:
+                return ticks
+            stale = [t.cfg for t in targets if t.stale]
+            if stale:  # roles changed under us (a failover): look again before the next tick
+                fresh = {x.cfg.name: x for x in self.targets(stale)}
+                targets = [fresh.get(t.cfg.name, t) for t in targets]
+            self.svc.clock.sleep(max(0.0, (nxt - self.svc.clock.now()).total_seconds()))

@@ -122,7 +122,8 @@ class AlarmTrigger(BaseModel):
 
     @property
     def instance(self) -> str | None:
-        return self.dimensions.get("DBInstanceIdentifier")
+        # AWS/RDS metrics name it DBInstanceIdentifier; the health probe's (namespace rds-ha) "instance".
+        return self.dimensions.get("DBInstanceIdentifier") or self.dimensions.get("instance")
 
     @property
     def is_alarm_transition(self) -> bool:

@@ -20,7 +20,21 @@ def test_failover_alarms_are_named_and_tagged_for_the_cluster() -> None:
         props = resources[logical_id]["Properties"]
         assert props["AlarmName"] == {"Fn::Sub": name}
         assert {"Key": "rds-ha:cluster", "Value": {"Ref": "ClusterName"}} in props["Tags"]
-        assert props["TreatMissingData"] == "breaching"  # a dead instance publishes nothing
+    # A dead instance publishes nothing: RDS's silence is the failure.
+    assert resources["PrimaryDownAlarm"]["Properties"]["TreatMissingData"] == "breaching"
+
+
+def test_the_probe_alarm_follows_the_primary_and_a_silent_probe_never_fails_over() -> None:
+    from rds_ha.adapters.cloudwatch import PROBE_NAMESPACE
+
+    props = PROTECTION["Resources"]["PrimaryUnhealthyAlarm"]["Properties"]
+    # The probe's cluster-level series (tests/integration/test_probe.py shows it published): no instance
+    # dimension, so the alarm watches whichever instance is the primary after a failover.
+    assert (props["Namespace"], props["MetricName"]) == (PROBE_NAMESPACE, "PrimaryHealthy")
+    assert props["Dimensions"] == [{"Name": "cluster", "Value": {"Ref": "ClusterName"}}]
+    assert props["Period"] == 10  # high resolution
+    # The probe withholds its verdict when it reaches nothing (or its credentials fail): no data is no failover.
+    assert props["TreatMissingData"] == "notBreaching"
 
 
 def test_sample_database_members_carry_the_cluster_tag() -> None:

@@ -170,7 +170,13 @@ def test_alarms_render_gives_the_protection_stack_parameters(aws: Sandbox, capsy
     build_cluster(aws)
     assert run("alarms", "render", "orders") == 0
     out = capsys.readouterr().out.split()
-    assert out == ["ClusterName=orders", "PrimaryInstanceId=orders-db", "Replica1InstanceId=orders-db-r1", "Replica2InstanceId=orders-db-r2"]
+    assert out == [
+        "ClusterName=orders",
+        "PrimaryInstanceId=orders-db",
+        "UseHealthProbe=false",
+        "Replica1InstanceId=orders-db-r1",
+        "Replica2InstanceId=orders-db-r2",
+    ]
 
 
 # -- read capacity: replicas, Multi-AZ, the reader set in status ------------------------------------

@@ -82,17 +82,15 @@ def _wait_replayed(pair: Any, seconds: float = 20) -> None:
     raise AssertionError("replicas did not catch up")
 
 
-def _metrics(sb: Sandbox, name: str, instance: str) -> list[float]:
+def _metrics(sb: Sandbox, name: str, instance: str | None) -> list[float]:
+    """Datapoints of one probe metric, newest first (instance None: the cluster-level series)."""
+    dims = [{"Name": "cluster", "Value": "orders"}, *([{"Name": "instance", "Value": instance}] if instance else [])]
     resp = sb.cw().get_metric_data(
         MetricDataQueries=[
             {
                 "Id": "m",
                 "MetricStat": {
-                    "Metric": {
-                        "Namespace": "rds-ha",
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "Cluster", "Value": "orders"}, {"Name": "Instance", "Value": instance}],
-                    },
+                    "Metric": {"Namespace": "rds-ha", "MetricName": name, "Dimensions": dims},
                     "Period": 10,
                     "Stat": "Maximum",
                 },
@@ -127,11 +125,13 @@ def test_healthy_postgres_primary_and_caught_up_replicas_land_as_high_resolution
     # One PutMetricData for the cluster, every datapoint high-resolution, named and dimensioned as documented.
     assert len(sent) == 1 and sent[0]["Namespace"] == "rds-ha"
     assert {d["StorageResolution"] for d in sent[0]["MetricData"]} == {1}
-    assert {(d["MetricName"], d["Dimensions"][1]["Value"]) for d in sent[0]["MetricData"]} == {
-        ("PrimaryHealthy", "orders-db"),
-        *((m, r) for m in ("ReplicationBroken", "ReplicaLagSeconds", "ReplicaLagBytes") for r in ("orders-db-r1", "orders-db-r2")),
+    assert {(d["MetricName"], tuple(x["Value"] for x in d["Dimensions"])) for d in sent[0]["MetricData"]} == {
+        ("PrimaryHealthy", ("orders", "orders-db")),
+        ("PrimaryHealthy", ("orders",)),  # the cluster's primary, whichever it is: an alarm that survives failovers
+        *((m, ("orders", r)) for m in ("ReplicationBroken", "ReplicaLagSeconds", "ReplicaLagBytes") for r in ("orders-db-r1", "orders-db-r2")),
     }
     assert _metrics(aws, "PrimaryHealthy", "orders-db") == [1.0]
+    assert _metrics(aws, "PrimaryHealthy", None) == [1.0]
     assert _metrics(aws, "ReplicationBroken", "orders-db-r2") == [0.0]
 
 
@@ -346,6 +346,9 @@ def test_probe_command_shows_the_verdicts_and_exits_by_health(aws: Sandbox, pg: 
     finally:
         hole.close()
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["primary_healthy"] is False
+
+    assert run("alarms", "render", "orders") == 0  # the protection stack then alarms on PrimaryHealthy too
+    assert "UseHealthProbe=true" in capsys.readouterr().out.split()
 
     assert run("probe", "orders", "--endpoint=orders-db") == 2
     assert "expected INSTANCE=HOST:PORT" in capsys.readouterr().err

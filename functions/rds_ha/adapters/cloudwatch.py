@@ -26,7 +26,7 @@ def _rds_lag(iid: str) -> dict[str, Any]:
 
 
 def _probe_metric(name: str, cluster: str, iid: str) -> dict[str, Any]:
-    return {"Namespace": PROBE_NAMESPACE, "MetricName": name, "Dimensions": [{"Name": "Cluster", "Value": cluster}, {"Name": "Instance", "Value": iid}]}
+    return {"Namespace": PROBE_NAMESPACE, "MetricName": name, "Dimensions": [{"Name": "cluster", "Value": cluster}, {"Name": "instance", "Value": iid}]}
 
 
 class CloudWatchAdapter:
@@ -106,16 +106,20 @@ class CloudWatchAdapter:
         return seen
 
     def put_probe_sample(self, region: str, sample: Sample) -> int:
-        """One sample of the SQL probe as high-resolution metrics (namespace rds-ha, dimensions Cluster and
-        Instance): one PutMetricData per cluster per sample. Returns the number of datapoints."""
+        """One sample of the SQL probe as high-resolution metrics (namespace rds-ha, dimensions cluster and
+        instance): one PutMetricData per cluster per sample. Returns the number of datapoints.
 
-        def datum(name: str, instance: str, value: float, unit: str) -> dict[str, Any]:
-            dims = [{"Name": "Cluster", "Value": sample.cluster}, {"Name": "Instance", "Value": instance}]
+        PrimaryHealthy also goes out with the cluster alone as dimension: "whichever instance is the
+        primary now", so an alarm on it follows a failover without being redeployed."""
+
+        def datum(name: str, instance: str | None, value: float, unit: str) -> dict[str, Any]:
+            dims = [{"Name": "cluster", "Value": sample.cluster}, *([{"Name": "instance", "Value": instance}] if instance else [])]
             return {"MetricName": name, "Dimensions": dims, "Timestamp": sample.at, "Value": value, "Unit": unit, "StorageResolution": 1}
 
         data = []
         if sample.primary_healthy is not None:
-            data.append(datum("PrimaryHealthy", sample.primary, 1.0 if sample.primary_healthy else 0.0, "Count"))
+            healthy = 1.0 if sample.primary_healthy else 0.0
+            data += [datum("PrimaryHealthy", sample.primary, healthy, "Count"), datum("PrimaryHealthy", None, healthy, "Count")]
         for outcome in sample.outcomes:
             if outcome.error_kind in ("auth", "config"):
                 data.append(datum("ProbeError", outcome.instance, 1.0, "Count"))

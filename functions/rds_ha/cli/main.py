@@ -416,11 +416,12 @@ app.add_typer(alarms_app, name="alarms")
 def alarms_render(ctx: typer.Context, cluster: str) -> None:
     """Print infra/protection.yaml's parameters for CLUSTER (for `aws cloudformation deploy --parameter-overrides`)."""
     svc: Service = ctx.obj.service
-    st = svc.status(svc.cluster(cluster))
+    cfg = svc.cluster(cluster)
+    st = svc.status(cfg)
     replicas = [r["id"] for r in st["replicas"] if r["role"] == "replica"]
     if len(replicas) > 3:
         err.print(f"[yellow]note[/yellow]: the stack watches 3 replicas; {', '.join(replicas[3:])} left out")
-    params = {"ClusterName": cluster, "PrimaryInstanceId": st["primary"]}
+    params = {"ClusterName": cluster, "PrimaryInstanceId": st["primary"], "UseHealthProbe": "true" if cfg.probe else "false"}
     params.update({f"Replica{n}InstanceId": rid for n, rid in enumerate(replicas[:3], 1)})
     print(" ".join(f"{k}={v}" for k, v in params.items()))
 

@@ -57,6 +57,8 @@ infra-check: setup $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	@test -n "$(PY312)" || { echo "sam build needs python3.12 on PATH"; exit 1; }
 	PATH=$(dir $(PY312)):$$PATH $(TOOLS)/sam/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	@# The functions run on arm64: every native library in the probe's driver layer must be aarch64 (ELF e_machine 0xB7).
+	$(PY) -c "import pathlib,sys; so=list(pathlib.Path('.aws-sam/build/ProbeDriversLayer').rglob('*.so*')); bad=[p.name for p in so if p.read_bytes()[18:20]!=bytes([0xB7,0])]; sys.exit(f'not arm64: {bad[:5]}' if bad or not so else print(f'probe layer: {len(so)} native libraries, all aarch64'))"
 	$(PY) -c "import pathlib,shutil,sys; [print(f'artifact {d.name}: {pathlib.Path(shutil.make_archive(str(d), \"zip\", d)).stat().st_size/1e6:.1f} MB zipped') for d in sorted(pathlib.Path('.aws-sam/build').iterdir()) if d.is_dir()]"
 	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation $(addprefix -f ,$(INFRA_TEMPLATES))
 

@@ -52,6 +52,16 @@ class Settings:
         return cls(table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE, topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None)
 
 
+def _candidates(cfg: ClusterConfig, plan: Plan) -> list[dict[str, Any]]:
+    """The candidates' verdicts as results show them; where the SQL probe and CloudWatch disagree, a log line says so."""
+    out = []
+    for v in plan.candidates:
+        if v.disagreement is not None:
+            logger.warning(f"{v.instance}: {v.disagreement}; the probe's engine-side reading is used", extra={"cluster": cfg.name})
+        out.append({"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "lag_bytes": v.lag_bytes, "az": v.az})
+    return out
+
+
 class Service:
     def __init__(self, clients: AwsClients, settings: Settings, clock: Clock | None = None) -> None:
         self.clients = clients
@@ -148,10 +158,9 @@ class Service:
         give_up = min(deadline, self.clock.now() + timedelta(seconds=cfg.switchover.catch_up_seconds))
 
         def decide() -> tuple[Topology, Result, Plan]:
-            topo = self.snapshots.read(cfg)
+            topo = self.snapshots.read(cfg, engine_now=True)
             plan = decide_switchover(topo, request)
-            candidates = [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates]
-            result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions], candidates, plan.chosen)
+            result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions], _candidates(cfg, plan), plan.chosen)
             start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
             if start is not None and start.workflow is not None:
                 result.steps = outline(topo, start.workflow)
@@ -243,7 +252,7 @@ class Service:
             plan.outcome,
             plan.reason,
             [a.describe() for a in plan.actions],
-            [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason, "lag": v.lag, "az": v.az} for v in plan.candidates],
+            _candidates(cfg, plan),
             plan.chosen,
         )
         start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)

@@ -77,11 +77,13 @@ class Snapshotter:
         described: list[Instance] | None = None,
         recent_lag: Mapping[str, LagReading] | None = None,
         check_writer: bool = False,
+        engine_now: bool = False,
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
         `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made;
-        `check_writer` asks Route 53 about a workflow's writer move until it is verified."""
+        `check_writer` asks Route 53 about a workflow's writer move until it is verified; `engine_now` asks
+        for the SQL probe's latest readings (a switchover's decision) of a probed cluster."""
         state = self.state(cfg)
         instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state))
         writer = self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
@@ -98,6 +100,10 @@ class Snapshotter:
                 engine.update(found_engine)
         elif recent_lag is None and replicas:
             recent_lag = self.recent_lag(replicas)
+        if engine_now and cfg.probe is not None:
+            now = self.clock.now()
+            for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
+                engine.update(self.cloudwatch.failover_metrics(region, cfg.name, ids, now - timedelta(seconds=cfg.probe.max_age_seconds), now, now)[1])
         alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
         wf = state.workflow
         check = None

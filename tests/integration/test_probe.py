@@ -189,6 +189,24 @@ def test_failover_promotes_the_replica_with_the_most_data_by_the_probe_not_by_cl
     assert "SQL probe" in r1["reason"]
 
 
+def test_switchover_on_an_idle_postgres_source_goes_ahead_on_the_probes_word(aws: Sandbox, pg: Any, caplog: Any) -> None:
+    # An idle PostgreSQL source: CloudWatch's ReplicaLag reads minutes, the engine says nothing is pending.
+    _probe_cluster(aws, "postgres", _secret(aws))
+    assert aws.cfg is not None
+    aws.put_lag("orders-db-r1", 300.0)
+    aws.put_lag("orders-db-r2", 300.0)
+    refused = aws.service.switchover(aws.cfg, None, "test", aws.clock.now() + timedelta(minutes=5), dry_run=True)
+    assert refused.outcome == "refused" and "orders-db-r1: lag 300s > max 30s" in refused.reason  # CloudWatch alone never lets it go
+
+    _wait_replayed(pg)
+    _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    result = aws.service.switchover(aws.cfg, None, "test", aws.clock.now() + timedelta(minutes=30))
+
+    assert result.outcome == "complete", result.reason
+    assert "SQL probe" in next(c["reason"] for c in result.candidates if c["instance"] == result.chosen)
+    assert "disagrees with the SQL probe" in caplog.text
+
+
 def test_stopped_primary_is_unhealthy_within_the_timeout_and_its_replica_is_not_broken(aws: Sandbox) -> None:
     _require(have_postgres(), "PostgreSQL")
     with postgres_cluster(("orders-db-r1",)) as own:

@@ -6,7 +6,9 @@ drill measures exactly what a real failover does, on AWS or on the local simulat
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +18,7 @@ from .core.planner import FailoverRequest
 from .results import Result
 
 if TYPE_CHECKING:
+    from .probe.client import WriteProbe
     from .service import Service
 
 Mode = Literal["failover", "switchover"]
@@ -54,6 +57,8 @@ class DrillReport:
     total_seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What a client writing through the writer name saw (`--probe-dsn-secret`): downtime, lost writes.
+    client: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,11 +77,115 @@ def timeline(history: list[dict[str, Any]], since: datetime, mode: Mode) -> list
     return out
 
 
-def run_drill(svc: Service, cfg: ClusterConfig, mode: Mode, by: str, deadline: datetime, target: str | None = None) -> DrillReport:
+# Default ports when neither the secret nor RDS names one.
+_PORTS = {"postgres": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+def write_probe(svc: Service, cfg: ClusterConfig, secret_arn: str, endpoints: dict[str, tuple[str, int]] | None = None) -> WriteProbe:
+    """The drill's client from a database secret. It connects to the writer name as applications do;
+    with `endpoints` (INSTANCE -> HOST:PORT: SSH tunnels, local servers) it follows the writer record
+    in Route 53 to the instance it names and connects through that instance's endpoint instead."""
+    from .adapters.credentials import CredentialSource
+    from .core.config import ProbeConfig
+    from .core.errors import RdsHaError
+    from .probe.client import WriteProbe
+    from .probe.model import Credentials, EngineError
+
+    secret = CredentialSource(svc.clients).secret(secret_arn)
+    state = svc.snapshots.state(cfg)
+    region = state.primary_region or cfg.region
+    primary = next((i for i in svc.rds.describe_ids(region, [state.primary])), None)
+    engine = str(secret.get("engine") or (primary.engine if primary is not None else "postgres"))
+    if engine not in _PORTS:
+        raise RdsHaError(f"the drill's client speaks PostgreSQL, MySQL and MariaDB, not {engine}")
+    port = int(secret.get("port") or (primary.port if primary is not None and primary.port else _PORTS[engine]))
+    settings = cfg.probe or ProbeConfig(secret_arn=secret_arn)
+    database = secret.get("dbname") or settings.database
+    if not endpoints:
+        name = cfg.dns.writer
+
+        def by_name() -> tuple[str, int, str]:
+            return name, port, name
+
+        return WriteProbe(engine, Credentials(secret["username"], secret["password"]), settings, database, by_name)
+    tunnels = dict(endpoints)
+    by_endpoint: dict[str, str] = {}
+
+    def via_record() -> tuple[str, int, str]:
+        records = svc.route53.records(cfg.dns.zone_id, cfg.dns.writer)
+        value = records[0].value if records else None
+        if value is None:
+            raise EngineError("down", f"no writer record {cfg.dns.writer}")
+        if value not in by_endpoint:
+            by_endpoint.update({i.endpoint: i.id for r in cfg.regions for i in svc.rds.describe_all(r) if i.endpoint})
+        iid = by_endpoint.get(value)
+        if iid is None or iid not in tunnels:
+            raise EngineError("config", f"the writer record names {value}, which no --endpoint maps")
+        return tunnels[iid][0], tunnels[iid][1], iid
+
+    return WriteProbe(engine, Credentials(secret["username"], secret["password"]), settings, database, via_record)
+
+
+def _attach(clock: Any, client: WriteProbe, interval: float) -> Callable[[], None]:
+    """Run the client's writes while the drill runs: at every step of a simulated clock (tests, the
+    demo), or every `interval` seconds of real time in a thread. Returns the function that stops it."""
+    watch = getattr(clock, "watch", None)
+    if watch is not None:
+        stop: Callable[[], None] = watch(client.step)
+        return stop
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(interval):
+            client.step(clock.now())
+
+    thread = threading.Thread(target=loop, name="drill-client", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        done.set()
+        thread.join(timeout=interval + 30)
+
+    return finish
+
+
+def run_drill(
+    svc: Service,
+    cfg: ClusterConfig,
+    mode: Mode,
+    by: str,
+    deadline: datetime,
+    target: str | None = None,
+    client: WriteProbe | None = None,
+    client_interval: float = 1.0,
+) -> DrillReport:
     """Fail over (or switch over) now, keep driving until the workflow completes or the deadline
-    passes, and return the measured timeline."""
+    passes, and return the measured timeline; `client` writes through the writer name meanwhile."""
     started = svc.clock.now()
     old_primary = svc.snapshots.state(cfg).primary
+    detach: Callable[[], None] | None = None
+    if client is not None:
+        client.step(started)  # the baseline: the writer name takes writes before the drill
+        detach = _attach(svc.clock, client, client_interval)
+    try:
+        report = _run(svc, cfg, mode, by, deadline, target, started, old_primary)
+    finally:
+        if detach is not None:
+            detach()
+    if client is not None:
+        if svc.clock.now() < deadline:
+            client.step(svc.clock.now())  # one more after the end: an outage still open is measured, not guessed
+        seen = client.report()
+        report.client = asdict(seen)
+        lost = f"{seen.lost_writes} acknowledged write(s) lost" if seen.verified else f"lost writes not verified ({seen.verify_error})"
+        report.notes.append(
+            f"client through {cfg.dns.writer}: {seen.attempts} writes, {seen.failed} failed, "
+            f"write downtime {seen.write_downtime_seconds:g}s (longest {seen.longest_outage_seconds or 0:g}s); {lost}"
+        )
+    return report
+
+
+def _run(svc: Service, cfg: ClusterConfig, mode: Mode, by: str, deadline: datetime, target: str | None, started: datetime, old_primary: str) -> DrillReport:
     if mode == "switchover":
         result: Result = svc.switchover(cfg, target, f"drill by {by}", deadline)
     else:
@@ -106,6 +215,6 @@ def run_drill(svc: Service, cfg: ClusterConfig, mode: Mode, by: str, deadline: d
         report.notes.append("a drill fails over a healthy primary: it stays up, fenced; writes it accepted after the promotion are not on the new primary")
     report.notes.append(
         "write downtime here is from the trigger to the writer record's move; clients also wait out the record's TTL "
-        f"({cfg.dns.ttl}s) and their own reconnects (measure them with a client probe)"
+        f"({cfg.dns.ttl}s) and their own reconnects (--probe-dsn-secret measures what a client sees)"
     )
     return report

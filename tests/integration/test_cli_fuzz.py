@@ -11,9 +11,40 @@ from rds_ha.cli.main import main
 
 from ..builders import Sandbox, build_cluster
 
-COMMANDS = [["status"], ["history"], ["failover"], ["reconcile"], ["alarms", "render"], ["apply", "-f"], ["invoke"], ["pause"], ["resume"], ["ack"]]
+COMMANDS = [
+    ["status"],
+    ["history"],
+    ["failover"],
+    ["reconcile"],
+    ["alarms", "render"],
+    ["apply", "-f"],
+    ["invoke"],
+    ["pause"],
+    ["resume"],
+    ["ack"],
+    ["probe"],
+    ["drill"],
+]
 junk = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40).filter(lambda s: s not in {"orders", "--help", "-h"})
-flags = st.sampled_from(["--json", "--force", "--dry-run", "--to", "--wait", "--limit", "--event", "--reason", "-f", "--nope", "-x", "--template"])
+flags = st.sampled_from(
+    [
+        "--json",
+        "--force",
+        "--dry-run",
+        "--to",
+        "--wait",
+        "--limit",
+        "--event",
+        "--reason",
+        "-f",
+        "--nope",
+        "-x",
+        "--template",
+        "--endpoint",
+        "--samples",
+        "--probe-dsn-secret",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

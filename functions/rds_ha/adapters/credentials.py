@@ -37,14 +37,19 @@ class CredentialSource:
                 raise translate(exc, "generate an IAM database authentication token") from exc
             return Credentials(cfg.iam_user, str(token))
         assert cfg.secret_arn is not None
-        secret_region = cfg.secret_arn.split(":")[3]
+        value = self.secret(cfg.secret_arn, refresh)
+        return Credentials(value["username"], value["password"])
+
+    def secret(self, arn: str, refresh: bool = False) -> dict[str, Any]:
+        """A database secret: a JSON object with string username and password (host, port, dbname and
+        engine too when present, as RDS's own secrets have them)."""
         try:
-            value = self._provider(secret_region).get(cfg.secret_arn, max_age=SECRET_MAX_AGE_SECONDS, transform="json", force_fetch=refresh)
+            value = self._provider(arn.split(":")[3]).get(arn, max_age=SECRET_MAX_AGE_SECONDS, transform="json", force_fetch=refresh)
         except Exception as exc:  # noqa: BLE001 - Powertools wraps botocore's and JSON's errors; the message names no secret value
             cause = exc.__cause__ if isinstance(exc.__cause__, ClientError | BotoCoreError) else None
             if cause is not None:
-                raise translate(cause, f"read secret {cfg.secret_arn}") from exc
-            raise AwsError(f"read secret {cfg.secret_arn}: {type(exc).__name__} (the secret must be JSON with username and password)") from exc
+                raise translate(cause, f"read secret {arn}") from exc
+            raise AwsError(f"read secret {arn}: {type(exc).__name__} (the secret must be JSON with username and password)") from exc
         if not isinstance(value, dict) or not isinstance(value.get("username"), str) or not isinstance(value.get("password"), str):
-            raise AwsError(f"secret {cfg.secret_arn} must be a JSON object with string fields username and password")
-        return Credentials(value["username"], value["password"])
+            raise AwsError(f"secret {arn} must be a JSON object with string fields username and password")
+        return value

@@ -212,13 +212,24 @@ def drill(
     report_dir: Annotated[Path, typer.Option("--report-dir", help="Where the JSON and HTML reports go.")] = Path("."),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the drill would do; change nothing.")] = False,
     wait: Annotated[int, typer.Option(min=60, max=14400, help="Seconds to keep driving the workflow before reporting.")] = 3600,
+    probe_dsn_secret: Annotated[
+        str | None, typer.Option(help="Secrets Manager ARN of database credentials: a client writes and reads through the writer name during the drill.")
+    ] = None,
+    probe_interval: Annotated[float, typer.Option(min=0.1, max=60, help="Seconds between the client's writes.")] = 1.0,
+    endpoint: Annotated[
+        list[str] | None, typer.Option("--endpoint", help="INSTANCE=HOST:PORT: the client follows the writer record to INSTANCE through this (a tunnel).")
+    ] = None,
 ) -> None:
     """Game day: fail CLUSTER over (or switch it over) on purpose and measure the recovery. Exit 3 if refused."""
-    from ..drill import run_drill
+    from ..drill import run_drill, write_probe
+    from ..probe.model import EngineError
     from . import report as drill_report
 
     svc: Service = ctx.obj.service
     cfg = svc.cluster(cluster)
+    tunnels = dict(_endpoint(e) for e in endpoint or [])
+    if tunnels and probe_dsn_secret is None:
+        raise typer.BadParameter("--endpoint routes the drill's client: give --probe-dsn-secret too", param_hint="--endpoint")
     mode: Literal["failover", "switchover"] = "switchover" if switchover_mode else "failover"
     if dry_run:
         now = svc.clock.now()
@@ -232,13 +243,28 @@ def drill(
         if result.outcome in {"blocked", "refused"}:
             raise typer.Exit(3)
         return
-    report = run_drill(svc, cfg, mode, _user(), svc.clock.now() + timedelta(seconds=wait), target=to)
+    client = None
+    if probe_dsn_secret is not None:
+        client = write_probe(svc, cfg, probe_dsn_secret, tunnels)
+        try:
+            client.prepare()
+        except EngineError as exc:
+            raise RdsHaError(f"the drill's client cannot write through {cfg.dns.writer} before the drill ({exc}); nothing was changed") from exc
+    report = run_drill(svc, cfg, mode, _user(), svc.clock.now() + timedelta(seconds=wait), target=to, client=client, client_interval=probe_interval)
     json_path, html_path = drill_report.write(report, report_dir)
     colour = "green" if report.outcome == "complete" else "red"
     out.print(f"[bold]drill ({mode})[/bold] {cluster}: [{colour}]{report.outcome}[/{colour}] - {escape(report.reason)}")
     out.print(f"  {report.old_primary} -> {report.new_primary or '(unchanged)'}")
     for mark in report.milestones:
         out.print(f"  t+{mark.seconds:>8.1f}s  {escape(mark.label)}")
+    if report.client is not None:
+        seen = report.client
+        lost = seen["lost_writes"] if seen["verified"] else f"not verified ({seen['verify_error']})"
+        colour = "green" if seen["verified"] and not seen["lost_writes"] else "red"
+        out.print(
+            f"  client: {seen['attempts']} writes, {seen['failed']} failed; write downtime {seen['write_downtime_seconds']:g}s; "
+            f"[{colour}]lost acknowledged writes: {escape(str(lost))}[/{colour}]"
+        )
     for note in report.notes:
         out.print(f"  [dim]note: {escape(note)}[/dim]")
     out.print(f"  report: {escape(str(json_path))}, {escape(str(html_path))}")

@@ -49,6 +49,30 @@ def chart(report: DrillReport, width: int = 960) -> str:
     return "".join(parts)
 
 
+def _client(report: DrillReport) -> str:
+    """What the drill's client saw through the writer name: attempts, downtime, lost writes, outages."""
+    seen = report.client
+    if seen is None:
+        return ""
+    lost = str(seen["lost_writes"]) if seen["verified"] else f"not verified ({seen['verify_error']})"
+    colour = "#2e7d32" if seen["verified"] and not seen["lost_writes"] else "#c62828"
+    sample = f" (seq {', '.join(str(n) for n in seen['lost_sample'])})" if seen["lost_sample"] else ""
+    outages = "".join(
+        f"<tr><td>{escape(o['start'])}</td><td>{escape(o['end'] or 'not recovered')}</td><td>{_fmt(o['seconds'])}</td>"
+        f"<td>{o['failed_attempts']}</td><td>{escape(o['first_error'])}</td></tr>"
+        for o in seen["outages"]
+    )
+    return f"""<h2 style="font-size:16px">client through the writer name</h2>
+<table class="figures">
+<tr><td>writes attempted / acknowledged / failed</td><td>{seen["attempts"]} / {seen["acknowledged"]} / {seen["failed"]}</td></tr>
+<tr><td>client-observed write downtime</td><td>{_fmt(seen["write_downtime_seconds"])} (longest {_fmt(seen["longest_outage_seconds"])})</td></tr>
+<tr><td>acknowledged writes lost</td><td style="color:{colour};font-weight:bold">{escape(lost)}{escape(sample)}</td></tr>
+<tr><td>served by</td><td>{escape(", ".join(seen["targets"]))}</td></tr>
+</table>
+{f'<table class="history"><tr><th>from</th><th>to</th><th>down</th><th>failed writes</th><th>first error</th></tr>{outages}</table>' if outages else ""}
+"""
+
+
 def html(report: DrillReport) -> str:
     rows = "".join(f"<tr><td>{escape(h['at'])}</td><td>{escape(h['kind'])}</td><td>{escape(h['message'])}</td></tr>" for h in report.history)
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
@@ -72,6 +96,7 @@ table.history td {{ border-top: 1px solid #ddd; padding: 3px 8px; vertical-align
 </table>
 <h2 style="font-size:16px">timeline</h2>
 {chart(report)}
+{_client(report)}
 <ul>{notes}</ul>
 <table class="history"><tr><th>at</th><th>event</th><th>what and why</th></tr>{rows}</table>
 </body></html>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -10,6 +11,13 @@ class SimClock:
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime.now(UTC)
         self._lock = threading.Lock()
+        self._watchers: list[Callable[[datetime], None]] = []
+
+    def watch(self, fn: Callable[[datetime], None]) -> Callable[[], None]:
+        """Call `fn(now)` after every step of simulated time (a drill's client writes at each one);
+        returns the function that stops it."""
+        self._watchers.append(fn)
+        return lambda: self._watchers.remove(fn)
 
     def now(self) -> datetime:
         with self._lock:
@@ -21,3 +29,6 @@ class SimClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += timedelta(seconds=seconds)
+            now = self._now
+        for fn in list(self._watchers):
+            fn(now)

@@ -28,7 +28,7 @@ _PG_AUTH_TEXT = ("password authentication failed", "no pg_hba.conf entry", "pam 
 _PG_CONFIG_TEXT = ("does not exist", "server does not support ssl", "certificate", "sslmode")
 
 
-def _kind_pg(exc: Exception) -> ErrorKind:
+def kind_pg(exc: Exception) -> ErrorKind:
     state = getattr(exc, "sqlstate", None)
     if state in _PG_PROBE_SIDE:
         return _PG_PROBE_SIDE[state]  # type: ignore[return-value]
@@ -40,7 +40,7 @@ def _kind_pg(exc: Exception) -> ErrorKind:
     return "down"
 
 
-def _kind_my(exc: Exception) -> ErrorKind:
+def kind_my(exc: Exception) -> ErrorKind:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     return _MY_PROBE_SIDE.get(code, "down") if code is not None else "down"  # type: ignore[return-value]
 
@@ -51,7 +51,7 @@ def _first_line(exc: Exception) -> str:
 
 
 @contextmanager
-def _classified(kind_of: Callable[[Exception], ErrorKind]) -> Iterator[None]:
+def classified(kind_of: Callable[[Exception], ErrorKind]) -> Iterator[None]:
     """Every driver failure becomes a probe result: the database is down, or the probe is misconfigured."""
     try:
         yield
@@ -83,7 +83,7 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> Any:
+def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings, read_only: bool = True) -> Any:
     import psycopg  # the probe's own dependency: imported on first use
 
     statement_ms = max(1, int(settings.statement_timeout_seconds * 1000))
@@ -97,8 +97,9 @@ def _pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSetting
         connect_timeout=max(2, math.ceil(settings.connect_timeout_seconds)),
         sslmode=settings.pg_sslmode,
         sslrootcert=settings.ca_bundle,
-        application_name="rds-ha-probe",
-        options=f"-c statement_timeout={statement_ms} -c default_transaction_read_only=on",
+        application_name="rds-ha-probe" if read_only else "rds-ha-drill",
+        # The health probe never writes; the drill's client does (read_only=False).
+        options=f"-c statement_timeout={statement_ms}" + (" -c default_transaction_read_only=on" if read_only else ""),
         # A peer that stops answering mid-query is given up after this (kernel-level), not waited on forever.
         tcp_user_timeout=statement_ms + 1000,
         keepalives=1,
@@ -110,7 +111,7 @@ def _pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSetting
 
 
 def pg_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> PrimaryCheck:
-    with _classified(_kind_pg), _pg_connect(host, port, creds, settings) as conn:
+    with classified(kind_pg), pg_connect(host, port, creds, settings) as conn:
         row = conn.execute(_PG_PRIMARY).fetchone()
         in_recovery, position = bool(row[0]), _num(row[1])
         behind: dict[str, float] = {}
@@ -122,7 +123,7 @@ def pg_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings
 
 
 def pg_replica(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> ReplicaCheck:
-    with _classified(_kind_pg), _pg_connect(host, port, creds, settings) as conn:
+    with classified(kind_pg), pg_connect(host, port, creds, settings) as conn:
         row = conn.execute(_PG_REPLICA).fetchone()
     in_recovery, replayed, received, since_replay, paused, receiver = row
     if not in_recovery:
@@ -158,7 +159,7 @@ def _field(row: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def _my_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> Any:
+def my_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> Any:
     import pymysql  # the probe's own dependency: imported on first use
 
     ssl: dict[str, Any] | None = None
@@ -205,7 +206,7 @@ def _my_first(conn: Any, *queries: str) -> list[dict[str, Any]]:
 
 
 def my_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> PrimaryCheck:
-    with _classified(_kind_my), _my_connect(host, port, creds, settings) as conn:
+    with classified(kind_my), my_connect(host, port, creds, settings) as conn:
         read_only = _my_rows(conn, "SELECT @@global.read_only AS ro")[0]["ro"]
         position: float | None = None
         sizes: tuple[tuple[str, int], ...] = ()
@@ -221,7 +222,7 @@ def my_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings
 
 
 def my_replica(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> ReplicaCheck:
-    with _classified(_kind_my), _my_connect(host, port, creds, settings) as conn:
+    with classified(kind_my), my_connect(host, port, creds, settings) as conn:
         rows = _my_first(conn, "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
     if not rows:
         return ReplicaCheck(replicating=False, broken_reason="no replication configured (SHOW REPLICA STATUS is empty)")

@@ -32,7 +32,8 @@ bench: setup
 	$(PY) bench/failover_latency.py 20
 	$(PY) bench/failover_latency.py 5 300
 	$(PY) bench/cold_start.py 10
-	$(PY) bench/fleet_reconcile.py 10 100
+	$(PY) bench/fleet_reconcile.py 10 100 500
+	$(PY) bench/probe_checks.py 50
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -13,7 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = 'import boto3; boto3.client("rds", region_name="us-east-1")'
-HANDLERS = ["failover", "reconcile", "scaling", "multi_az", "dns_sync"]
+HANDLERS = ["failover", "reconcile", "scaling", "multi_az", "dns_sync", "health_probe"]
+# The probe loads its drivers on its first sample: its real start includes them.
+EXTRA = {"health_probe + drivers": "import rds_ha.handlers.health_probe, rds_ha.probe.runner, psycopg, pymysql"}
 
 
 def timed(code: str) -> float:
@@ -26,11 +28,13 @@ def timed(code: str) -> float:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    samples: dict[str, list[float]] = {"baseline": [], **{h: [] for h in HANDLERS}}
+    samples: dict[str, list[float]] = {"baseline": [], **{h: [] for h in HANDLERS}, **{k: [] for k in EXTRA}}
     for _ in range(runs):
         samples["baseline"].append(timed(BASELINE))
         for handler in HANDLERS:
             samples[handler].append(timed(f"import rds_ha.handlers.{handler}"))
+        for name, code in EXTRA.items():
+            samples[name].append(timed(code))
     base = statistics.median(samples["baseline"])
     print(f"median of {runs} fresh interpreters each; baseline = {BASELINE}")
     print("| module | median ms | ratio to baseline |")
@@ -39,6 +43,9 @@ def main() -> None:
     for handler in HANDLERS:
         median = statistics.median(samples[handler])
         print(f"| rds_ha.handlers.{handler} | {median:.0f} | {median / base:.2f} |")
+    for name in EXTRA:
+        median = statistics.median(samples[name])
+        print(f"| rds_ha.handlers.{name} | {median:.0f} | {median / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -485,7 +485,9 @@ class Service:
         for cfg in clusters:
             state = states[cfg.name]
             primary_id = state.primary if state else cfg.primary
-            instances = described.setdefault(cfg.region, self.rds.describe_all(cfg.region))
+            if cfg.region not in described:  # one sweep per region (setdefault would describe once per cluster)
+                described[cfg.region] = self.rds.describe_all(cfg.region)
+            instances = described[cfg.region]
             primary = next((i for i in instances if i.id == primary_id), None)
             if primary is None:
                 problems.append(f"cluster {cfg.name}: primary {primary_id} not found in {cfg.region}")

@@ -253,3 +253,16 @@ def test_status_shows_the_reader_set_and_why(cli_on_sim_clock: Sandbox, capsys: 
     output = capsys.readouterr().out
     assert "lag 1s <= reader_max_lag 30s" in output
     assert "lag 45s; rejoins at <= 15s" in output
+
+
+def test_apply_of_many_clusters_describes_each_region_once(aws: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RDS throttles its API per account: applying a fleet must not describe the region once per cluster.
+    from rds_ha.cli import main as cli
+    from rds_ha.local import sandbox
+
+    monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
+    text = sandbox.create_fleet(aws.clients, 12, aws.clock.now())
+    describes = aws.count_calls("rds", "DescribeDBInstances")
+    assert run("apply", "-f", write(tmp_path, "fleet.yaml", text)) == 0
+    assert describes[0] == 1
+    assert len(aws.service.clusters()) == 12

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.models import AlarmStatus, EngineReading, LagReading
-from ..probe.model import Sample
 from .aws import AwsClients, translate
+
+if TYPE_CHECKING:  # only the probe builds samples: other functions do not import its models
+    from ..probe.model import Sample
 
 _ERRORS = (ClientError, BotoCoreError)
 _MAX_QUERIES = 500  # GetMetricData's limit per call

@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from .core.actions import ChangeRecords, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, StateConflictError
-from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Topology
+from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Record, Topology
 from .core.planner import FailoverRequest, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
@@ -38,6 +39,8 @@ from .snapshot import Snapshotter, members
 DEFAULT_TABLE = "rds-ha"
 POLL_SECONDS = 10.0
 LEASE_WAIT_SECONDS = 30.0
+# Record sets per ListResourceRecordSets page when a reconcile lists a whole hosted zone.
+ZONE_PAGE = 300
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,7 @@ class Service:
         first: Topology | None = None,
         recent_lag: dict[str, LagReading] | None = None,
         dns_only: bool = False,
+        records: dict[str, tuple[Record, ...]] | None = None,
     ) -> Result:
         """Run the workflow's steps until it completes, must wait past the deadline, or fails a step.
 
@@ -319,8 +323,8 @@ class Service:
         done: list[str] = []
         last: tuple[str, ...] = ()
         while True:
-            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only)
-            sweep, first, recent_lag = None, None, None
+            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only, records=records)
+            sweep, first, recent_lag, records = None, None, None, None
             wf_now = topo.state.workflow
             if topo.state.paused is not None and (wf_now is None or not wf_now.manual):  # decide, say what would be done, change nothing
                 plan = plan_steady(topo) if topo.state.workflow is None else plan_workflow(topo)
@@ -366,6 +370,7 @@ class Service:
         sweeps = {region: self.rds.describe_all(region) for region in sorted({r for c in configs for r in c.regions})}
         lags = self._recent_lags(configs, sweeps)
         alarms = self._alarms_in_alarm(configs)
+        records = self._zone_records(configs)
         results = []
         for cfg in configs:
             try:
@@ -376,7 +381,9 @@ class Service:
                         results.append(decided)
                         continue
                     # Nothing (more) to decide: keep DNS, replicas and Multi-AZ as they should be.
-                    steady = self._drive(cfg, deadline, [i for r in cfg.regions for i in sweeps[r]], recent_lag=lags.get(cfg.name))
+                    steady = self._drive(
+                        cfg, deadline, [i for r in cfg.regions for i in sweeps[r]], recent_lag=lags.get(cfg.name), records=records.get(cfg.dns.zone_id)
+                    )
                     if decided is not None:
                         steady.reason = f"{decided.reason}; {steady.reason}"
                     if steady.outcome == "steady":
@@ -402,6 +409,28 @@ class Service:
             replicas[cfg.name] = [i for i in by_tag.values() if i.is_replica]
         readings = self.snapshots.recent_lag([i for found in replicas.values() for i in found])
         return {name: {i.id: readings[i.id] for i in found if i.id in readings} for name, found in replicas.items()}
+
+    def _zone_records(self, configs: list[ClusterConfig]) -> dict[str, dict[str, tuple[Record, ...]]]:
+        """Writer and reader record sets of every cluster, one listing per hosted zone where that is
+        cheaper than reading them name by name (Route 53 throttles per account: 5 requests/s). A zone's
+        size (GetHostedZone) says what its listing costs, so a large zone shared by few clusters is
+        still read by name, and nothing costs more than before."""
+        by_zone: dict[str, set[str]] = defaultdict(set)
+        for cfg in configs:
+            by_zone[cfg.dns.zone_id] |= {cfg.dns.writer, *([cfg.dns.reader] if cfg.dns.reader else [])}
+        out: dict[str, dict[str, tuple[Record, ...]]] = {}
+        for zone, names in by_zone.items():
+            if len(names) < 3:  # one GetHostedZone and a page already cost as much as two reads by name
+                continue
+            try:
+                pages = -(-self.route53.zone_size(zone) // ZONE_PAGE)
+                if pages + 1 < len(names):
+                    listed = self.route53.zone_cnames(zone, names, max_pages=pages + 1)
+                    if listed is not None:
+                        out[zone] = listed
+            except AwsError as exc:  # the clusters read their records by name, as without a listing
+                logger.warning(f"zone {zone} not listed: {exc}")
+        return out
 
     def _alarms_in_alarm(self, configs: list[ClusterConfig]) -> dict[str, AlarmStatus]:
         """Mapped alarms in ALARM now: one DescribeAlarms per region (and per 100 alarms)."""

@@ -12,7 +12,7 @@ from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .core.clock import Clock
 from .core.config import ClusterConfig
-from .core.models import ClusterState, EngineReading, Instance, LagReading, Topology, WriterCheck
+from .core.models import ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -78,16 +78,21 @@ class Snapshotter:
         recent_lag: Mapping[str, LagReading] | None = None,
         check_writer: bool = False,
         engine_now: bool = False,
+        records: Mapping[str, tuple[Record, ...]] | None = None,
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
         `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made;
         `check_writer` asks Route 53 about a workflow's writer move until it is verified; `engine_now` asks
-        for the SQL probe's latest readings (a switchover's decision) of a probed cluster."""
+        for the SQL probe's latest readings (a switchover's decision) of a probed cluster; `records` are
+        record sets by name from a listing of the zone already made (a reconcile sweep)."""
         state = self.state(cfg)
         instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state))
-        writer = self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
-        reader = self.route53.records(cfg.dns.zone_id, cfg.dns.reader) if cfg.dns.reader else ()
+        listed = records or {}
+        writer = listed[cfg.dns.writer] if cfg.dns.writer in listed else self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
+        reader: tuple[Record, ...] = ()
+        if cfg.dns.reader:
+            reader = listed[cfg.dns.reader] if cfg.dns.reader in listed else self.route53.records(cfg.dns.zone_id, cfg.dns.reader)
         lag: dict[str, float | None] = {}
         engine: dict[str, EngineReading] = {}
         replicas = [i for i in instances.values() if i.is_replica]

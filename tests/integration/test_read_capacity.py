@@ -487,3 +487,55 @@ def test_scale_in_call_that_keeps_failing_never_leaves_dns_naming_a_deleted_repl
     reconcile({}, context())
     assert len(replica_ids(aws)) == 2
     assert set(reader_ids(aws)) <= set(replica_ids(aws))
+
+
+def test_a_sweep_lists_a_shared_hosted_zone_once_and_still_repairs_each_clusters_records(aws: Sandbox) -> None:
+    from rds_ha.core.config import parse_config
+    from rds_ha.local import sandbox
+
+    configs = parse_config(sandbox.create_fleet(aws.clients, 6, aws.clock.now())).clusters
+    aws.service.apply(configs, "fleet.yaml", "test")
+    aws.service.reconcile(None, aws.clock.now())  # builds every reader set
+    zone = configs[0].dns.zone_id
+    aws.r53().change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": "writer.c2.example.internal.",
+                        "Type": "CNAME",
+                        "TTL": 5,
+                        "ResourceRecords": [{"Value": "elsewhere.example"}],
+                    },
+                }
+            ]
+        },
+    )
+    listings = aws.count_calls("route53", "ListResourceRecordSets")
+    aws.clock.advance(60)
+    results = aws.service.reconcile(None, aws.clock.now())
+
+    assert listings[0] == 1  # one page lists all 12 names of the six clusters (not 12 reads)
+    writer = aws.r53().list_resource_record_sets(HostedZoneId=zone, StartRecordName="writer.c2.example.internal.", StartRecordType="CNAME", MaxItems="1")
+    assert writer["ResourceRecordSets"][0]["ResourceRecords"][0]["Value"] == aws.endpoint("c2-db")
+    assert {r.cluster: r.reason for r in results} == {f"c{n}": "DNS drifted" if n == 2 else "in sync" for n in range(6)}
+
+
+def test_a_large_zone_shared_by_few_clusters_is_read_by_name(aws: Sandbox) -> None:
+    from rds_ha.core.config import parse_config
+    from rds_ha.local import sandbox
+
+    configs = parse_config(sandbox.create_fleet(aws.clients, 2, aws.clock.now())).clusters
+    aws.service.apply(configs, "fleet.yaml", "test")
+    zone = configs[0].dns.zone_id
+    other = [
+        {"Action": "CREATE", "ResourceRecordSet": {"Name": f"host{n}.example.internal.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "10.0.0.1"}]}}
+        for n in range(700)
+    ]
+    aws.r53().change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": other})
+    listings = aws.count_calls("route53", "ListResourceRecordSets")
+    aws.service.reconcile(None, aws.clock.now())
+    # 3 pages of the zone would cost more than the 4 names' own reads: read by name (4 calls; reader creation reads again).
+    assert 4 <= listings[0] <= 8

@@ -17,6 +17,11 @@ def _fqdn(name: str) -> str:
     return name.rstrip(".").lower() + "."
 
 
+def _record(name: str, rs: dict[str, Any]) -> Record:
+    values = [r["Value"] for r in rs.get("ResourceRecords", [])]
+    return Record(name=name, value=values[0].rstrip(".") if values else "", ttl=rs.get("TTL"), set_identifier=rs.get("SetIdentifier"), weight=rs.get("Weight"))
+
+
 class Route53Adapter:
     def __init__(self, clients: AwsClients) -> None:
         self._clients = clients
@@ -25,6 +30,44 @@ class Route53Adapter:
     @property
     def _r53(self) -> Any:
         return self._clients.client("route53", "us-east-1")
+
+    def zone_size(self, zone_id: str) -> int:
+        """How many record sets the zone holds (GetHostedZone): what listing it whole costs, in pages."""
+        try:
+            return int(self._r53.get_hosted_zone(Id=zone_id)["HostedZone"].get("ResourceRecordSetCount", 0))
+        except _ERRORS as exc:
+            raise translate(exc, f"get hosted zone {zone_id}") from exc
+
+    def zone_cnames(self, zone_id: str, names: set[str], max_pages: int) -> dict[str, tuple[Record, ...]] | None:
+        """The CNAME record sets under each of `names`, from one listing of the whole zone (300 sets per
+        page), or None when that takes more than `max_pages` (the caller reads name by name instead)."""
+        want = {_fqdn(n): n.rstrip(".").lower() for n in names}
+        found: dict[str, list[Record]] = {short: [] for short in want.values()}
+        seen: set[tuple[str, str, str | None]] = set()
+        kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "MaxItems": "300"}
+        try:
+            for _ in range(max_pages):
+                page = self._r53.list_resource_record_sets(**kwargs)
+                new = 0
+                for rs in page.get("ResourceRecordSets", []):
+                    key = (_fqdn(rs["Name"]), rs["Type"], rs.get("SetIdentifier"))
+                    if key in seen:  # a hand-paged listing may repeat the boundary set
+                        continue
+                    seen.add(key)
+                    new += 1
+                    if rs["Type"] == "CNAME" and key[0] in want:
+                        found[want[key[0]]].append(_record(want[key[0]], rs))
+                if not page.get("IsTruncated"):
+                    return {name: tuple(recs) for name, recs in found.items()}
+                if not new:
+                    return None  # the paging makes no progress (moto on weighted sets): read name by name
+                kwargs.update(StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"])
+                kwargs.pop("StartRecordIdentifier", None)
+                if page.get("NextRecordIdentifier"):
+                    kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+        except _ERRORS as exc:
+            raise translate(exc, f"list records in zone {zone_id}") from exc
+        return None
 
     def records(self, zone_id: str, name: str) -> tuple[Record, ...]:
         """CNAME record sets named `name`. Paged by hand: moto's paginator loops on weighted sets."""
@@ -39,16 +82,7 @@ class Route53Adapter:
                     if _fqdn(rs["Name"]) != _fqdn(name) or rs["Type"] != "CNAME":
                         stop = True
                         break
-                    values = [r["Value"] for r in rs.get("ResourceRecords", [])]
-                    out.append(
-                        Record(
-                            name=name.rstrip(".").lower(),
-                            value=values[0].rstrip(".") if values else "",
-                            ttl=rs.get("TTL"),
-                            set_identifier=rs.get("SetIdentifier"),
-                            weight=rs.get("Weight"),
-                        )
-                    )
+                    out.append(_record(name.rstrip(".").lower(), rs))
                 if stop or not page.get("IsTruncated") or not page.get("NextRecordIdentifier"):
                     break
                 kwargs.update(

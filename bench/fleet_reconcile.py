@@ -1,9 +1,9 @@
 """Benchmark: one reconcile sweep over a fleet of healthy clusters (3 instances each), on moto in-process.
 
-Reports, per fleet size, the AWS calls of one sweep by API and the sweep's wall time. RDS and
-CloudWatch calls should grow with pages of results (100 instances per DescribeDBInstances page, 500
-replicas per GetMetricData, 100 alarms per DescribeAlarms), not with clusters; the per-cluster calls
-(state, lease, Route 53 records) are listed as such.
+Reports, per fleet size, the AWS calls of one sweep by API and the sweep's wall time. RDS, CloudWatch
+and Route 53 calls should grow with pages of results (100 instances per DescribeDBInstances page, 500
+replicas per GetMetricData, 100 alarms per DescribeAlarms, 300 record sets per zone listing), not with
+clusters; the per-cluster calls (the state item, the lease) are listed as such.
 
 Run: .venv/bin/python bench/fleet_reconcile.py [sizes...]   (default 10 100 500)
 """
@@ -38,7 +38,8 @@ from rds_ha.local.clock import SimClock  # noqa: E402
 from rds_ha.service import Service, Settings  # noqa: E402
 from tests.builders import create_table_from_template  # noqa: E402
 
-PER_PAGE = {"DescribeDBInstances", "GetMetricData", "DescribeAlarms", "Query"}
+# Calls per page of results (or per hosted zone), not per cluster.
+PER_PAGE = {"DescribeDBInstances", "GetMetricData", "DescribeAlarms", "Query", "GetHostedZone", "ListResourceRecordSets"}
 
 
 def sweep(clusters: int) -> tuple[float, Counter[str]]:
@@ -69,7 +70,7 @@ def sweep(clusters: int) -> tuple[float, Counter[str]]:
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [10, 100, 500]
     print(f"moto {__import__('moto').__version__}, in-process; one reconcile sweep of healthy clusters (3 instances each)")
-    print("| clusters | wall (s) | AWS calls | per cluster | RDS + CloudWatch (per page) | DynamoDB + Route 53 (per cluster) |")
+    print("| clusters | wall (s) | AWS calls | per cluster | RDS, CloudWatch, Route 53 (per page or zone) | DynamoDB state and lease (per cluster) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for n in sizes:
         took, calls = sweep(n)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from rds_ha.core.config import ProbeConfig  # noqa: E402
 from rds_ha.probe import engines  # noqa: E402
 from rds_ha.probe.model import Credentials, EngineError  # noqa: E402
-from tests.servers import PROBE_PASSWORD, PROBE_USER, BlackHole, free_port, mariadb_cluster, postgres_cluster  # noqa: E402
+from tests.servers import PROBE_PASSWORD, PROBE_USER, BlackHole, free_port, have_mariadb, have_postgres, mariadb_cluster, postgres_cluster  # noqa: E402
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-ha/bench"
 CREDS = Credentials(PROBE_USER, PROBE_PASSWORD)
@@ -55,6 +55,9 @@ def series(name: str, check: Callable[[], Any], n: int) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    if not (have_postgres() and have_mariadb()):
+        print("probe checks skipped: PostgreSQL and MariaDB servers are not installed (Debian: postgresql, mariadb-server)")
+        return
     s = settings()
     print("| check (fresh connection each) | runs | median ms | p95 ms | outcome |")
     print("| --- | --- | --- | --- | --- |")

@@ -24,7 +24,7 @@ from .adapters.rds import RdsAdapter
 from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .capacity import Capacity
-from .core.actions import ChangeRecords, Plan, StartWorkflow
+from .core.actions import ChangeRecords, CreateReplica, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, StateConflictError
@@ -322,9 +322,11 @@ class Service:
         """
         done: list[str] = []
         last: tuple[str, ...] = ()
+        seen: set[str] = set()
         while True:
-            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only, records=records)
+            topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only, records=records, hint=seen)
             sweep, first, recent_lag, records = None, None, None, None
+            seen = set(topo.instances)
             wf_now = topo.state.workflow
             if topo.state.paused is not None and (wf_now is None or not wf_now.manual):  # decide, say what would be done, change nothing
                 plan = plan_steady(topo) if topo.state.workflow is None else plan_workflow(topo)
@@ -342,6 +344,7 @@ class Service:
             plan = plan_workflow(topo)
             out = self.executor.execute(topo, plan)
             done += out.done
+            seen |= {a.instance for a in plan.actions if isinstance(a, CreateReplica)}  # described with the rest next time
             if out.error:
                 return Result(cfg.name, "retrying", f"a step failed and will be retried: {out.error}", done, error=out.error)
             if plan.outcome in {"complete", "blocked"}:

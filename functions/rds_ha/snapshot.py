@@ -46,10 +46,12 @@ class Snapshotter:
     def __init__(self, rds: RdsAdapter, route53: Route53Adapter, cloudwatch: CloudWatchAdapter, table: StateTable, clock: Clock) -> None:
         self.rds, self.route53, self.cloudwatch, self.table, self.clock = rds, route53, cloudwatch, table, clock
 
-    def _describe_members(self, cfg: ClusterConfig, state: ClusterState) -> list[Instance]:
+    def _describe_members(self, cfg: ClusterConfig, state: ClusterState, hint: Iterable[str] = ()) -> list[Instance]:
         """Filtered calls (known instances, then their replicas) per region of the cluster, not a listing
-        of the account: in an AZ outage fifty clusters fail over at once under RDS's 12 requests/s quota."""
-        known = [i for region in cfg.regions for i in self.rds.describe_ids(region, known_ids(state))]
+        of the account: in an AZ outage fifty clusters fail over at once under RDS's 12 requests/s quota.
+        `hint` names instances seen in this cluster a moment ago: described in the first call, their
+        replicas need no second one unless a new replica appeared."""
+        known = [i for region in cfg.regions for i in self.rds.describe_ids(region, known_ids(state) | set(hint))]
         have = {(i.region, i.id) for i in known}
         more: dict[str, set[str]] = defaultdict(set)
         for region, iid in {r for i in known for r in i.replicas} - have:
@@ -79,6 +81,7 @@ class Snapshotter:
         check_writer: bool = False,
         engine_now: bool = False,
         records: Mapping[str, tuple[Record, ...]] | None = None,
+        hint: Iterable[str] = (),
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
@@ -87,7 +90,7 @@ class Snapshotter:
         for the SQL probe's latest readings (a switchover's decision) of a probed cluster; `records` are
         record sets by name from a listing of the zone already made (a reconcile sweep)."""
         state = self.state(cfg)
-        instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state))
+        instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state, hint))
         listed = records or {}
         writer = listed[cfg.dns.writer] if cfg.dns.writer in listed else self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
         reader: tuple[Record, ...] = ()

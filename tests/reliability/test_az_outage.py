@@ -64,3 +64,39 @@ def test_every_cluster_fails_over_exactly_once(aws: Sandbox, capsys: Any) -> Non
         print(
             f"at RDS's default quota (burst 300, then 12/s per account and region) {rds_calls} RDS calls need at least {max(0.0, (rds_calls - 300) / 12):.0f}s"
         )
+
+
+@pytest.mark.parametrize("burst", [300, 50])
+def test_under_rds_throttling_every_cluster_still_fails_over_once(aws: Sandbox, capsys: Any, burst: int) -> None:
+    """The same outage with RDS refusing calls beyond a rate, as AWS does: its documented quota (burst
+    300, then 12 per second), and a burst of 50 (what is left when other tools share the account's
+    quota). botocore's adaptive retries absorb the refusals, reconcile finishes whatever a run
+    leaves, and no cluster is promoted twice."""
+    _build(aws)
+    limit = moto_fidelity.RateLimit(burst=burst, per_second=12)
+    aws.fidelity.rds_rate = limit
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    events = [alarm_event("eventbridge", aws.clock.now(), alarm=f"c{n}-primary-down", instance=f"c{n}-db") for n in range(CLUSTERS)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=CLUSTERS) as pool:
+        results = list(pool.map(lambda e: handler(e, context()), events))
+    first = Counter(r["outcome"] for r in results)
+    sweeps = 0
+    while any((s := aws.service.table.get_state(f"c{n}")) is None or s.workflow is not None for n in range(CLUSTERS)) and sweeps < 20:
+        aws.clock.advance(60)
+        aws.service.reconcile(None, aws.clock.now())
+        sweeps += 1
+    wall = time.perf_counter() - start
+
+    assert promotes[0] == CLUSTERS  # each promoted once: a throttled promotion is retried, never doubled
+    for n in range(CLUSTERS):
+        state = aws.service.table.get_state(f"c{n}")
+        assert state is not None and state.primary == f"c{n}-db-r1" and state.workflow is None, (n, state)
+    if burst == 50:
+        assert limit.throttled > 0  # the outage exceeded this rate: the retries were exercised
+    with capsys.disabled():
+        print(
+            f"\nAZ outage under RDS throttling (burst {burst}, 12/s): {limit.throttled} calls refused with Throttling and retried, "
+            f"{limit.allowed} RDS calls accepted; first runs {dict(first)}; {sweeps} reconcile sweep(s) after; "
+            f"all {CLUSTERS} failed over once in {wall:.1f}s wall"
+        )

@@ -11,6 +11,7 @@ Optional durations put operations on a clock (a SimClock in tests and the demo):
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,34 @@ class InvalidDBInstanceStateError(RDSClientError):
         super().__init__("InvalidDBInstanceState", message)
 
 
+class ThrottlingError(RDSClientError):
+    def __init__(self) -> None:
+        super().__init__("Throttling", "Rate exceeded")
+
+
+class RateLimit:
+    """AWS's API throttling as a token bucket, in real time: `burst` calls at once, then `per_second`.
+    RDS documents a burst of 300 and 12 per second per account and region (refill)."""
+
+    def __init__(self, burst: float, per_second: float) -> None:
+        self.burst, self.per_second = burst, per_second
+        self.tokens, self.at = burst, time.monotonic()
+        self.allowed = self.throttled = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                self.allowed += 1
+                return True
+            self.throttled += 1
+            return False
+
+
 @dataclass
 class Fidelity:
     """Which durations to simulate (seconds; 0 = instant, as moto does) and on which clock."""
@@ -38,6 +67,8 @@ class Fidelity:
     promote_seconds: float = 0
     create_replica_seconds: float = 0
     multi_az_seconds: float = 0
+    # RDS API throttling (None = none, as moto): every RDS call takes a token or is refused with Throttling.
+    rds_rate: RateLimit | None = None
     pending: list[tuple[datetime, Callable[[], None]]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -168,7 +199,8 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     _serialize(DynamoDBBackend, ("put_item", "update_item", "delete_item"))
     _serialize(
         RDSBackend,
-        (
+        throttled=True,
+        names=(
             "describe_db_instances",
             "create_db_instance_read_replica",
             "promote_read_replica",
@@ -182,15 +214,27 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     return _active
 
 
-def _serialize(cls: type, names: tuple[str, ...]) -> None:
+_depth = threading.local()
+
+
+def _serialize(cls: type, names: tuple[str, ...], throttled: bool = False) -> None:
     lock = threading.RLock()
     for name in names:
         original = getattr(cls, name)
         _originals[f"{cls.__name__}.{name}"] = original
 
         def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
+            # AWS refuses a call over the account's rate before doing anything (botocore retries it);
+            # only the API call itself counts, not moto's own calls between backend methods.
+            outermost = not getattr(_depth, "n", 0)
+            if throttled and outermost and _active.rds_rate is not None and not _active.rds_rate.take():
+                raise ThrottlingError()
+            _depth.n = getattr(_depth, "n", 0) + 1
+            try:
+                with lock:
+                    return _original(self, *args, **kwargs)
+            finally:
+                _depth.n -= 1
 
         setattr(cls, name, atomic)
 

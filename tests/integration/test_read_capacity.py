@@ -539,3 +539,17 @@ def test_a_large_zone_shared_by_few_clusters_is_read_by_name(aws: Sandbox) -> No
     aws.service.reconcile(None, aws.clock.now())
     # 3 pages of the zone would cost more than the 4 names' own reads: read by name (4 calls; reader creation reads again).
     assert 4 <= listings[0] <= 8
+
+
+@pytest.mark.parametrize("crash_after", [1, 2])  # the ModifyDBInstance call, then recording the choice
+def test_crash_after_any_multi_az_step_changes_the_primary_once(aws: Sandbox, crash_after: int) -> None:
+    capacity_cluster(aws)
+    event = alarm(aws, "orders-multi-az-on")
+    modifies = aws.count_calls("rds", "ModifyDBInstance")
+    aws.crash_after(crash_after, lambda: multi_az(event, context()))
+    aws.clock.advance(400)  # the lease expires; EventBridge redelivers the same event
+    again = multi_az(event, context())
+    reconcile({}, context())
+    assert again["outcome"] in {"duplicate", "refused", "done", "steady"}, again
+    assert primary_multi_az(aws) and aws.state().multi_az is not None and aws.state().multi_az.enabled
+    assert modifies[0] == 1, f"ModifyDBInstance called {modifies[0]} times"

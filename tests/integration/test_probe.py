@@ -226,6 +226,27 @@ def test_stopped_primary_is_unhealthy_within_the_timeout_and_its_replica_is_not_
     assert _metrics(aws, "PrimaryHealthy", "orders-db") == [0.0]
 
 
+def test_the_probe_follows_a_failover_within_one_tick(aws: Sandbox) -> None:
+    _require(have_postgres(), "PostgreSQL")
+    with postgres_cluster(("orders-db-r1",)) as own:
+        _probe_cluster(aws, "postgres", _secret(aws), replicas=("orders-db-r1",))
+        probe = HealthProbe(aws.service, endpoints=_pg_endpoints(own))
+        own.primary.stop("immediate")
+        seen: list[Sample] = []
+
+        def fail_over_after_the_first(samples: list[Sample]) -> None:
+            seen.extend(samples)
+            if len(seen) == 1:  # the alarm fires; rds-ha promotes the replica (and so does RDS, for real)
+                own.replicas["orders-db-r1"].sql("SELECT pg_promote(true, 30)")
+                failover_handler.handler(alarm_event("eventbridge", aws.clock.now()), context())
+
+        probe.run(None, aws.clock.now() + timedelta(minutes=1), on_sample=fail_over_after_the_first, max_samples=2)
+
+    assert (seen[0].primary, seen[0].primary_healthy) == ("orders-db", False)
+    # The next tick probes the new primary (re-described because the old one was unhealthy), not the dead one.
+    assert (seen[1].primary, seen[1].primary_healthy) == ("orders-db-r1", True), seen[1].primary_reason
+
+
 def test_black_holed_primary_does_not_hang_the_probe(aws: Sandbox, pg: Any) -> None:
     _probe_cluster(aws, "postgres", _secret(aws))
     hole = BlackHole()

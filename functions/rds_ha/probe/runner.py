@@ -3,8 +3,8 @@
 Per invocation it reads the configs, one DescribeDBInstances sweep per region and each cluster's
 state (who the primary is), then loops: each tick checks every instance of every cluster in
 parallel, each check bounded by its timeouts (and by a deadline on top, should a driver ignore
-them), and publishes one PutMetricData per cluster. A cluster whose roles look changed (a primary
-in recovery, a replica that is not one) is described again before the next tick.
+them), and publishes one PutMetricData per cluster. A cluster whose primary is not healthy, or whose
+replica is no longer one, is described again before the next tick (a failover changes its roles).
 """
 
 from __future__ import annotations
@@ -134,8 +134,10 @@ class HealthProbe:
                 logger.warning(f"probe {t.cfg.name}: {why}")
                 continue
             sample = judge(t.cfg.name, at, t.engine.name, outcomes[t.primary.id], [outcomes[r.id] for r in t.replicas])
-            # A primary that answers read-only, or a replica that is no longer one: roles changed (a failover).
-            t.stale = sample.primary_healthy is False and sample.outcomes[0].answered
+            # An unhealthy primary (a failover may be under way) or a replica that is no longer one: look
+            # again before the next tick (one describe per region for all such clusters), so the probe
+            # follows a new primary within a tick instead of reporting the old one until the next minute.
+            t.stale = sample.primary_healthy is not True
             t.stale |= any(o.replica is not None and not o.replica.replicating for o in sample.outcomes)
             self._report(t, sample)
             samples.append(sample)

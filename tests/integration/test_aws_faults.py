@@ -67,7 +67,8 @@ class Fault:
     """
 
     def __init__(self, aws: Sandbox, service: str, operation: str, code: str, times: int, retried: bool = False) -> None:
-        self.client = aws.clients.client(service, REGION)
+        # The state table's client has no region of its own (the session's, as in Lambda).
+        self.client = aws.clients.client(service, None if service == "dynamodb" else REGION)
         model = self.client.meta.service_model
         self.event = f"before-send.{model.endpoint_prefix}.{operation}" if retried else f"before-call.{model.service_id.hyphenize()}.{operation}"
         self.code, self.times, self.injected, self.retried = code, times, 0, retried

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..core.errors import InvalidEventError, LeaseBusyError
@@ -68,6 +68,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             reason = f"{trigger.describe()}: another delivery of this transition is being handled"
             logger.info(reason)
             results.append({"outcome": "duplicate", "reason": reason})
+        except IdempotencyPersistenceLayerError as exc:
+            # The idempotency store (the state table) is failing: decide without it. The cluster's lease
+            # and its handled-trigger record still keep a second delivery from acting twice; if the table
+            # refuses those too, nothing is changed and reconcile acts on the alarm once the table is back.
+            logger.warning(f"idempotency store unavailable ({exc}); deciding under the lease alone")
+            try:
+                results.append(runtime.service().handle_alarm(trigger, runtime.deadline(runtime.service(), context)).as_dict())
+            except LeaseBusyError as busy:
+                results.append({"outcome": "busy", "reason": str(busy)})
         except LeaseBusyError as exc:
             logger.warning(str(exc))
             results.append({"outcome": "busy", "reason": str(exc)})

@@ -410,7 +410,10 @@ class Service:
             # important, as a replica without a reading is judged on its status and its place in the reader set.
             by_tag = members(cfg, ClusterState(cluster=cfg.name, primary=cfg.primary), [i for r in cfg.regions for i in sweeps[r]])
             replicas[cfg.name] = [i for i in by_tag.values() if i.is_replica]
-        readings = self.snapshots.recent_lag([i for found in replicas.values() for i in found])
+        by_name = {cfg.name: cfg for cfg in configs}
+        readings = self.snapshots.recent_lag(
+            [i for found in replicas.values() for i in found], {i.id: by_name[name] for name, found in replicas.items() for i in found}
+        )
         return {name: {i.id: readings[i.id] for i in found if i.id in readings} for name, found in replicas.items()}
 
     def _zone_records(self, configs: list[ClusterConfig]) -> dict[str, dict[str, tuple[Record, ...]]]:
@@ -573,7 +576,8 @@ class Service:
 
     def status(self, cfg: ClusterConfig) -> dict[str, Any]:
         topo = self.snapshots.read(cfg, failure_time=self.clock.now())
-        topo = replace(topo, recent_lag=self.snapshots.recent_lag(i for i in topo.instances.values() if i.is_replica))
+        of_cluster = [i for i in topo.instances.values() if i.is_replica]
+        topo = replace(topo, recent_lag=self.snapshots.recent_lag(of_cluster, {i.id: cfg for i in of_cluster}))
         state = topo.state
         wf = state.workflow
         orphans = set(wf.orphans) if wf else set()

@@ -62,13 +62,15 @@ class Snapshotter:
     def state(self, cfg: ClusterConfig) -> ClusterState:
         return self.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
 
-    def recent_lag(self, replicas: Iterable[Instance]) -> dict[str, LagReading]:
-        """Latest ReplicaLag of each replica: one batched GetMetricData per region."""
+    def recent_lag(self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig] | None = None) -> dict[str, LagReading]:
+        """Latest lag of each replica: one batched GetMetricData per region. Replicas of probed clusters
+        (`probed`: instance id -> its cluster's config) are judged by the SQL probe's recent reading."""
         end = self.clock.now()
         start = end - timedelta(seconds=RECENT_LAG_SECONDS)
+        probes = {iid: (cfg.name, float(cfg.probe.max_age_seconds)) for iid, cfg in (probed or {}).items() if cfg.probe is not None}
         out: dict[str, LagReading] = {}
         for region, ids in sorted(by_region(replicas).items()):
-            out.update(self.cloudwatch.recent_lag(region, ids, start, end))
+            out.update(self.cloudwatch.recent_lag(region, ids, start, end, probes))
         return out
 
     def read(
@@ -107,7 +109,7 @@ class Snapshotter:
                 lag.update(found_lag)
                 engine.update(found_engine)
         elif recent_lag is None and replicas:
-            recent_lag = self.recent_lag(replicas)
+            recent_lag = self.recent_lag(replicas, {i.id: cfg for i in replicas})
         if engine_now and cfg.probe is not None:
             now = self.clock.now()
             for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):

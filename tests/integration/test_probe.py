@@ -189,7 +189,7 @@ def test_failover_promotes_the_replica_with_the_most_data_by_the_probe_not_by_cl
     assert "SQL probe" in r1["reason"]
 
 
-def test_switchover_on_an_idle_postgres_source_goes_ahead_on_the_probes_word(aws: Sandbox, pg: Any, caplog: Any) -> None:
+def test_switchover_on_an_idle_postgres_source_goes_ahead_on_the_probes_word(aws: Sandbox, pg: Any) -> None:
     # An idle PostgreSQL source: CloudWatch's ReplicaLag reads minutes, the engine says nothing is pending.
     _probe_cluster(aws, "postgres", _secret(aws))
     assert aws.cfg is not None
@@ -204,7 +204,29 @@ def test_switchover_on_an_idle_postgres_source_goes_ahead_on_the_probes_word(aws
 
     assert result.outcome == "complete", result.reason
     assert "SQL probe" in next(c["reason"] for c in result.candidates if c["instance"] == result.chosen)
-    assert "disagrees with the SQL probe" in caplog.text
+
+
+def test_an_idle_postgres_source_keeps_its_replicas_in_the_reader_set_on_the_probes_word(aws: Sandbox, pg: Any) -> None:
+    from rds_ha.handlers.reconcile import handler as reconcile_handler
+
+    _probe_cluster(aws, "postgres", _secret(aws))
+    aws.set_alarm("OK")
+    reconcile_handler({}, context())  # both replicas caught up (CloudWatch 0 s): both serve reads
+    assert sorted(aws.reader_targets()) == sorted([aws.endpoint("orders-db-r1"), aws.endpoint("orders-db-r2")])
+    # The source goes idle: CloudWatch reads 300 s, over reader_max_lag_seconds (30); the engine says 0.
+    aws.clock.advance(60)
+    aws.put_lag("orders-db-r1", 300.0)
+    aws.put_lag("orders-db-r2", 300.0)
+    _wait_replayed(pg)
+    _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    reconcile_handler({}, context())
+    assert sorted(aws.reader_targets()) == sorted([aws.endpoint("orders-db-r1"), aws.endpoint("orders-db-r2")])
+    # Without a recent probe reading (the probe stopped), CloudWatch's word holds again: they leave.
+    aws.clock.advance(120)
+    aws.put_lag("orders-db-r1", 300.0)
+    aws.put_lag("orders-db-r2", 300.0)
+    reconcile_handler({}, context())
+    assert aws.reader_targets() == [aws.endpoint("orders-db")]
 
 
 def test_stopped_primary_is_unhealthy_within_the_timeout_and_its_replica_is_not_broken(aws: Sandbox) -> None:

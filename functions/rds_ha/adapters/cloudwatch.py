@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,24 @@ PROBE_NAMESPACE = "rds-ha"
 # The probe's replica metrics a failover reads (ReplicationBroken comes with every answered check).
 PROBE_REPLICA_METRICS = ("ReplicationBroken", "ReplicaLagSeconds", "ReplicaLagBytes")
 PROBE_PERIOD = 10  # high-resolution metrics are kept at 10 s or finer for 3 hours
+
+
+def _engine_readings(seen: Mapping[Any, list[tuple[datetime, float]]], ids: Iterable[str]) -> dict[str, EngineReading]:
+    """The SQL probe's latest sample of each instance, from its three metrics' datapoints."""
+    out: dict[str, EngineReading] = {}
+    for iid in ids:
+        latest = {name: max(seen.get((name, iid), []), default=None, key=lambda p: p[0]) for name in PROBE_REPLICA_METRICS}
+        broken = latest["ReplicationBroken"]
+        if broken is None:  # published with every answered check: no reading without it
+            continue
+        seconds, lag_bytes = latest["ReplicaLagSeconds"], latest["ReplicaLagBytes"]
+        out[iid] = EngineReading(
+            at=broken[0],
+            broken=broken[1] >= 1,
+            lag_seconds=seconds[1] if seconds is not None and seconds[0] == broken[0] else None,
+            lag_bytes=lag_bytes[1] if lag_bytes is not None and lag_bytes[0] == broken[0] else None,
+        )
+    return out
 
 
 def _rds_lag(iid: str) -> dict[str, Any]:
@@ -56,27 +74,31 @@ class CloudWatchAdapter:
             vals = [v for at, v in seen[("lag", iid)] if at <= failure]
             # -1 means "replication not active": it wins over any real reading in the window.
             lag[iid] = None if not vals else -1.0 if any(v == -1.0 for v in vals) else max(vals)
-        engine: dict[str, EngineReading] = {}
-        for iid in ids:
-            latest = {name: max(seen.get((name, iid), []), default=None, key=lambda p: p[0]) for name in PROBE_REPLICA_METRICS}
-            broken = latest["ReplicationBroken"]
-            if broken is None:  # published with every answered check: no reading without it
-                continue
-            seconds, lag_bytes = latest["ReplicaLagSeconds"], latest["ReplicaLagBytes"]
-            engine[iid] = EngineReading(
-                at=broken[0],
-                broken=broken[1] >= 1,
-                lag_seconds=seconds[1] if seconds is not None and seconds[0] == broken[0] else None,
-                lag_bytes=lag_bytes[1] if lag_bytes is not None and lag_bytes[0] == broken[0] else None,
-            )
-        return lag, engine
+        return lag, _engine_readings(seen, ids)
 
-    def recent_lag(self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, LagReading]:
-        """The latest ReplicaLag datapoint in [start, end] per instance that has one: one batched call
-        (500 instances per GetMetricData) however many clusters the instances belong to."""
+    def recent_lag(
+        self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime, probes: Mapping[str, tuple[str, float]] | None = None
+    ) -> dict[str, LagReading]:
+        """The latest lag per instance that has one, in one batched call (500 queries per GetMetricData)
+        however many clusters the instances belong to: CloudWatch's ReplicaLag, or for instances in
+        `probes` (id -> (cluster, max age in seconds)) the SQL probe's reading when it is that recent."""
         ids = list(dict.fromkeys(instance_ids))
-        seen = self._series(region, [(iid, _rds_lag(iid), 60) for iid in ids], start, end, "get ReplicaLag metrics")
-        return {iid: LagReading(seconds=v, at=at) for iid, vals in seen.items() if vals for at, v in [max(vals, key=lambda p: p[0])]}
+        probes = probes or {}
+        queries = [(("lag", iid), _rds_lag(iid), 60) for iid in ids]
+        queries += [((name, iid), _probe_metric(name, probes[iid][0], iid), PROBE_PERIOD) for iid in ids if iid in probes for name in PROBE_REPLICA_METRICS]
+        seen = self._series(region, queries, start, end + timedelta(seconds=PROBE_PERIOD), "get ReplicaLag metrics")
+        engine = _engine_readings(seen, [iid for iid in ids if iid in probes])
+        out: dict[str, LagReading] = {}
+        for iid in ids:
+            reading = engine.get(iid)
+            if reading is not None and (end - reading.at).total_seconds() <= probes[iid][1] and (reading.broken or reading.lag_seconds is not None):
+                out[iid] = LagReading(seconds=-1.0 if reading.broken else float(reading.lag_seconds or 0.0), at=reading.at, source="SQL probe")
+                continue
+            vals = [p for p in seen[("lag", iid)] if p[0] <= end]
+            if vals:
+                at, value = max(vals, key=lambda p: p[0])
+                out[iid] = LagReading(seconds=value, at=at)
+        return out
 
     def _series(
         self, region: str, wanted: Sequence[tuple[Hashable, dict[str, Any], int]], start: datetime, end: datetime, what: str

@@ -77,10 +77,12 @@ class Instance:
 
 @dataclass(frozen=True)
 class LagReading:
-    """The latest ReplicaLag datapoint (1-minute Maximum) of a replica."""
+    """The latest lag of a replica: CloudWatch's ReplicaLag (1-minute Maximum), or the SQL probe's
+    engine-side reading when the cluster is probed and it is recent (-1: replication broken)."""
 
     seconds: float
     at: datetime
+    source: str = "ReplicaLag"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from .actions import (
     VerifyWriter,
     Wait,
 )
-from .models import AVAILABLE, TERMINAL_STATUSES, Instance, Record, Topology, Workflow
+from .models import AVAILABLE, TERMINAL_STATUSES, Instance, LagReading, Record, Topology, Workflow
 
 # Statuses of a promoted instance in which it accepts writes.
 WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
@@ -340,6 +340,10 @@ def writer_changes(topo: Topology, primary: Instance) -> tuple[RecordChange, ...
     return diff_records(topo.writer, [Record(dns.writer, primary.endpoint, dns.ttl)])
 
 
+def _by(reading: LagReading) -> str:
+    return "" if reading.source == "ReplicaLag" else f" ({reading.source})"
+
+
 def reader_verdicts(topo: Topology, primary: Instance, exclude: frozenset[str]) -> list[ReaderVerdict]:
     """For each replica of `primary`: does it serve reads, and why (or why not).
 
@@ -372,13 +376,14 @@ def reader_verdicts(topo: Topology, primary: Instance, exclude: frozenset[str]) 
             serving = replica.id in members
             reason = "no recent ReplicaLag data; kept in" if serving else "no ReplicaLag data yet"
         elif reading.seconds < 0:
-            reason = "replication not active (ReplicaLag -1)"
+            reason = "replication broken (SQL probe)" if reading.source == "SQL probe" else "replication not active (ReplicaLag -1)"
         elif replica.id in members:
             serving = reading.seconds <= high
-            reason = f"lag {_fmt(reading.seconds)} {'<=' if serving else '>'} reader_max_lag {_fmt(high)}"
+            reason = f"lag {_fmt(reading.seconds)}{_by(reading)} {'<=' if serving else '>'} reader_max_lag {_fmt(high)}"
         else:
             serving = reading.seconds <= low
-            reason = f"caught up: lag {_fmt(reading.seconds)} <= rejoin {_fmt(low)}" if serving else f"lag {_fmt(reading.seconds)}; rejoins at <= {_fmt(low)}"
+            lag = f"lag {_fmt(reading.seconds)}{_by(reading)}"
+            reason = f"caught up: {lag} <= rejoin {_fmt(low)}" if serving else f"{lag}; rejoins at <= {_fmt(low)}"
         out.append(ReaderVerdict(replica.id, serving, reason))
     return out
 

@@ -161,7 +161,7 @@ class Service:
         give_up = min(deadline, self.clock.now() + timedelta(seconds=cfg.switchover.catch_up_seconds))
 
         def decide() -> tuple[Topology, Result, Plan]:
-            topo = self.snapshots.read(cfg, engine_now=True)
+            topo = self.snapshots.read(cfg)
             plan = decide_switchover(topo, request)
             result = Result(cfg.name, plan.outcome, plan.reason, [a.describe() for a in plan.actions], _candidates(cfg, plan), plan.chosen)
             start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)

@@ -65,13 +65,19 @@ class Snapshotter:
     def recent_lag(self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig] | None = None) -> dict[str, LagReading]:
         """Latest lag of each replica: one batched GetMetricData per region. Replicas of probed clusters
         (`probed`: instance id -> its cluster's config) are judged by the SQL probe's recent reading."""
+        return self._recent(replicas, probed)[0]
+
+    def _recent(self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig] | None) -> tuple[dict[str, LagReading], dict[str, EngineReading]]:
         end = self.clock.now()
         start = end - timedelta(seconds=RECENT_LAG_SECONDS)
         probes = {iid: (cfg.name, float(cfg.probe.max_age_seconds)) for iid, cfg in (probed or {}).items() if cfg.probe is not None}
-        out: dict[str, LagReading] = {}
+        lags: dict[str, LagReading] = {}
+        engine: dict[str, EngineReading] = {}
         for region, ids in sorted(by_region(replicas).items()):
-            out.update(self.cloudwatch.recent_lag(region, ids, start, end, probes))
-        return out
+            found_lag, found_engine = self.cloudwatch.recent_lag(region, ids, start, end, probes)
+            lags.update(found_lag)
+            engine.update(found_engine)
+        return lags, engine
 
     def read(
         self,
@@ -81,15 +87,13 @@ class Snapshotter:
         described: list[Instance] | None = None,
         recent_lag: Mapping[str, LagReading] | None = None,
         check_writer: bool = False,
-        engine_now: bool = False,
         records: Mapping[str, tuple[Record, ...]] | None = None,
         hint: Iterable[str] = (),
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
         `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made;
-        `check_writer` asks Route 53 about a workflow's writer move until it is verified; `engine_now` asks
-        for the SQL probe's latest readings (a switchover's decision) of a probed cluster; `records` are
+        `check_writer` asks Route 53 about a workflow's writer move until it is verified; `records` are
         record sets by name from a listing of the zone already made (a reconcile sweep)."""
         state = self.state(cfg)
         instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state, hint))
@@ -109,11 +113,8 @@ class Snapshotter:
                 lag.update(found_lag)
                 engine.update(found_engine)
         elif recent_lag is None and replicas:
-            recent_lag = self.recent_lag(replicas, {i.id: cfg for i in replicas})
-        if engine_now and cfg.probe is not None:
-            now = self.clock.now()
-            for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
-                engine.update(self.cloudwatch.failover_metrics(region, cfg.name, ids, now - timedelta(seconds=cfg.probe.max_age_seconds), now, now)[1])
+            # The same call brings the SQL probe's readings of a probed cluster (a switchover ranks by them).
+            recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas})
         alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
         wf = state.workflow
         check = None

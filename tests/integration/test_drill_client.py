@@ -8,7 +8,6 @@ The client follows the writer record to the instance it names (the tunnels of `-
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -113,9 +112,7 @@ def test_client_sees_the_outage_of_a_stopped_primary_until_the_writer_record_mov
     client.step(aws.clock.now())
     _wait_replayed(pg)
     pg.primary.stop("immediate")  # the primary dies; its replica has every acknowledged write
-    started = time.monotonic()
     report = run_drill(aws.service, aws.cfg, "failover", "test", aws.clock.now() + timedelta(hours=1), client=client)
-    assert time.monotonic() - started < 120
 
     seen = report.client
     assert seen is not None and report.outcome == "complete", report.reason

@@ -53,10 +53,6 @@ class CloudWatchAdapter:
     def __init__(self, clients: AwsClients) -> None:
         self._clients = clients
 
-    def replica_lag(self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, float | None]:
-        """Max of AWS/RDS ReplicaLag (Maximum, 1-minute) per instance in [start, end]; None = no data."""
-        return self.failover_metrics(region, None, instance_ids, start, end, end)[0]
-
     def failover_metrics(
         self, region: str, probe_cluster: str | None, instance_ids: Iterable[str], start: datetime, failure: datetime, end: datetime
     ) -> tuple[dict[str, float | None], dict[str, EngineReading]]:
@@ -78,10 +74,11 @@ class CloudWatchAdapter:
 
     def recent_lag(
         self, region: str, instance_ids: Iterable[str], start: datetime, end: datetime, probes: Mapping[str, tuple[str, float]] | None = None
-    ) -> dict[str, LagReading]:
+    ) -> tuple[dict[str, LagReading], dict[str, EngineReading]]:
         """The latest lag per instance that has one, in one batched call (500 queries per GetMetricData)
         however many clusters the instances belong to: CloudWatch's ReplicaLag, or for instances in
-        `probes` (id -> (cluster, max age in seconds)) the SQL probe's reading when it is that recent."""
+        `probes` (id -> (cluster, max age in seconds)) the SQL probe's reading when it is that recent.
+        Also the probe's readings themselves (a switchover ranks by their bytes behind)."""
         ids = list(dict.fromkeys(instance_ids))
         probes = probes or {}
         queries = [(("lag", iid), _rds_lag(iid), 60) for iid in ids]
@@ -98,7 +95,7 @@ class CloudWatchAdapter:
             if vals:
                 at, value = max(vals, key=lambda p: p[0])
                 out[iid] = LagReading(seconds=value, at=at)
-        return out
+        return out, engine
 
     def _series(
         self, region: str, wanted: Sequence[tuple[Hashable, dict[str, Any], int]], start: datetime, end: datetime, what: str

@@ -224,10 +224,6 @@ class ProbeConfig(_Strict):
         return self
 
     @property
-    def pg_sslmode(self) -> str:
-        return self.tls
-
-    @property
     def budget_seconds(self) -> float:
         """The most one instance's check may take: connect, then at most two statements."""
         return self.connect_timeout_seconds + 2 * self.statement_timeout_seconds + 1

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..core.config import ProbeConfig
 from .engines import classified, kind_my, kind_pg, my_connect, pg_connect
-from .model import Credentials, EngineError, ProbeSettings
+from .model import Credentials, EngineError
 
 _DDL = {
     "postgres": "CREATE TABLE IF NOT EXISTS rds_ha_drill (drill text NOT NULL, seq bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), "
@@ -67,7 +68,7 @@ class ClientReport:
 
 
 class WriteProbe:
-    def __init__(self, engine: str, creds: Credentials, settings: ProbeSettings, database: str | None, target: Target) -> None:
+    def __init__(self, engine: str, creds: Credentials, settings: ProbeConfig, database: str | None, target: Target) -> None:
         self.family = "postgres" if engine == "postgres" else "mysql"
         self.creds, self.settings, self.target = creds, settings, target
         self.database = database or ("postgres" if self.family == "postgres" else None)

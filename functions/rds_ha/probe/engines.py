@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.config import ProbeConfig
 from ..observability import logger
-from .model import Credentials, EngineError, ErrorKind, PrimaryCheck, ProbeSettings, ReplicaCheck
+from .model import Credentials, EngineError, ErrorKind, PrimaryCheck, ReplicaCheck
 
 # PostgreSQL SQLSTATEs and MySQL error numbers that say the probe, not the database, is wrong: a wrong
 # password after a rotation must not look like a dead primary (it would trigger a failover).
@@ -83,7 +84,7 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings, read_only: bool = True) -> Any:
+def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig, read_only: bool = True) -> Any:
     import psycopg  # the probe's own dependency: imported on first use
 
     statement_ms = max(1, int(settings.statement_timeout_seconds * 1000))
@@ -95,7 +96,7 @@ def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings
         dbname=settings.database or "postgres",
         # libpq counts connect_timeout in whole seconds (at least 2) over the whole startup, greeting included.
         connect_timeout=max(2, math.ceil(settings.connect_timeout_seconds)),
-        sslmode=settings.pg_sslmode,
+        sslmode=settings.tls,  # libpq's own names: require, verify-full, disable
         sslrootcert=settings.ca_bundle,
         application_name="rds-ha-probe" if read_only else "rds-ha-drill",
         # The health probe never writes; the drill's client does (read_only=False).
@@ -110,7 +111,7 @@ def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings
     )
 
 
-def pg_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> PrimaryCheck:
+def pg_primary(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> PrimaryCheck:
     with classified(kind_pg), pg_connect(host, port, creds, settings) as conn:
         row = conn.execute(_PG_PRIMARY).fetchone()
         in_recovery, position = bool(row[0]), _num(row[1])
@@ -122,7 +123,7 @@ def pg_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings
     return PrimaryCheck(writable=not in_recovery, position=position, replica_bytes=behind)
 
 
-def pg_replica(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> ReplicaCheck:
+def pg_replica(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> ReplicaCheck:
     with classified(kind_pg), pg_connect(host, port, creds, settings) as conn:
         row = conn.execute(_PG_REPLICA).fetchone()
     in_recovery, replayed, received, since_replay, paused, receiver = row
@@ -159,7 +160,7 @@ def _field(row: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def my_connect(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> Any:
+def my_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> Any:
     import pymysql  # the probe's own dependency: imported on first use
 
     ssl: dict[str, Any] | None = None
@@ -205,7 +206,7 @@ def _my_first(conn: Any, *queries: str) -> list[dict[str, Any]]:
     raise last
 
 
-def my_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> PrimaryCheck:
+def my_primary(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> PrimaryCheck:
     with classified(kind_my), my_connect(host, port, creds, settings) as conn:
         read_only = _my_rows(conn, "SELECT @@global.read_only AS ro")[0]["ro"]
         position: float | None = None
@@ -221,7 +222,7 @@ def my_primary(host: str, port: int, creds: Credentials, settings: ProbeSettings
     return PrimaryCheck(writable=int(read_only) == 0, position=position, binlogs=sizes)
 
 
-def my_replica(host: str, port: int, creds: Credentials, settings: ProbeSettings) -> ReplicaCheck:
+def my_replica(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> ReplicaCheck:
     with classified(kind_my), my_connect(host, port, creds, settings) as conn:
         rows = _my_first(conn, "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
     if not rows:

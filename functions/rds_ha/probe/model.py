@@ -6,9 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from ..core.config import ProbeConfig
-
-ProbeSettings = ProbeConfig
 # "down": the database did not answer (refused, timed out, closed, too many connections): its health.
 # "auth"/"config": the probe's credentials or settings are wrong: says nothing about the database.
 ErrorKind = Literal["down", "auth", "config"]

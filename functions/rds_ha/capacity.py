@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import TAG_CLUSTER
 from .core.actions import Plan, RecordHandled, Scaling
 from .core.config import ClusterConfig
-from .core.errors import AwsError, InstanceNotFoundError, StateConflictError
+from .core.errors import AwsError, InstanceNotFoundError, LeaseLostError, StateConflictError
 from .core.models import AVAILABLE, AlarmStatus, ClusterState, Instance, MultiAzChoice, Topology
 from .core.planner import plan_add_replica, plan_multi_az, plan_remove_replica, plan_scale, reader_verdicts
 from .events import AlarmTrigger, RdsEvent
@@ -149,6 +149,8 @@ class Capacity:
                 return Result(cfg.name, "done", plan.reason, out.done)
         except StateConflictError as exc:
             return Result(cfg.name, "busy", f"state changed concurrently; try again ({exc})")
+        except LeaseLostError as exc:
+            return svc._lease_lost(cfg, trigger, exc)
         except AwsError as exc:
             return svc._aws_failed(cfg, trigger, exc)
 
@@ -225,6 +227,8 @@ class Capacity:
                 result = svc._drive(cfg, deadline, dns_only=True)
                 result.reason = f"{event.describe()}; {result.reason}"
                 return result
+        except LeaseLostError as exc:
+            return svc._lease_lost(cfg, event.describe(), exc)
         except AwsError as exc:
             return svc._aws_failed(cfg, event.describe(), exc)
         except StateConflictError as exc:

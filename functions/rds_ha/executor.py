@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -38,9 +38,15 @@ from .core.actions import (
     Wait,
 )
 from .core.clock import Clock
-from .core.errors import AwsError, HookError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
+from .core.errors import AwsError, HookError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError, StateConflictError, StepRefusedError
 from .core.models import Blocked, ClusterState, HandledTrigger, Topology
 from .observability import emit, logger
+
+if TYPE_CHECKING:
+    from .lease import Leases
+
+# A state write that lost its version race is redone on the fresh item this many times.
+SAVE_ATTEMPTS = 5
 
 
 class CrashPoint(Exception):  # noqa: N818 - a test hook, not an error users see
@@ -69,6 +75,8 @@ class Executor:
         self.topic_arn = topic_arn
         # Tests set this to raise CrashPoint after the Nth AWS mutation (crash-at-every-step proofs).
         self.after_step: Any = None
+        # The run's leases (set by the service): every step is taken under a held, renewed lease.
+        self.leases: Leases | None = None
 
     # -- recording ----------------------------------------------------------------------------
     def history(self, cluster: str, kind: str, message: str, **details: Any) -> None:
@@ -86,7 +94,21 @@ class Executor:
             logger.warning(f"notification failed: {exc}", extra={"cluster": topo.cluster.name})
 
     def _save(self, state: ClusterState, **update: Any) -> ClusterState:
-        return self.table.put_state(state.model_copy(update=update))
+        """Write this run's `update` of the state. If the item changed since it was read, the writer
+        was one that holds no lease (an operator's pause or ack, an apply, an OK alarm clearing
+        `blocked`) and touches only its own fields: while this run still holds the lease, nothing
+        it owns (workflow, primary, fencing) changed, so the update is redone on the fresh item."""
+        for _ in range(SAVE_ATTEMPTS):
+            try:
+                return self.table.put_state(state.model_copy(update=update))
+            except StateConflictError:
+                if self.leases is not None:
+                    self.leases.ensure(state.cluster)
+                fresh = self.table.get_state(state.cluster)
+                if fresh is None:
+                    raise
+                state = fresh
+        raise StateConflictError(f"state of {state.cluster} kept changing during {', '.join(update)}; the next run goes on")
 
     def _step(self, name: str) -> None:
         if self.after_step is not None:
@@ -138,6 +160,8 @@ class Executor:
                     out.state = self._save(out.state, workflow=out.state.workflow.model_copy(update={"step": action.reason}))
                 continue
             try:
+                if self.leases is not None:
+                    self.leases.ensure(topo.cluster.name)  # LeaseLostError: this run stalled; it stops here
                 out.state = self._apply(topo, out.state, action)
                 out.done.append(action.describe())
             except AwsError as exc:
@@ -165,11 +189,41 @@ class Executor:
         except InstanceAlreadyExistsError:
             logger.info(f"replica {action.instance} exists already: created by an earlier run")
 
-    def _delete(self, region: str, instance: str) -> None:
+    def _delete(self, region: str, instance: str, state: ClusterState) -> None:
+        """Delete a replica, re-read right before the call: a plan made a while ago may name an instance
+        that a promotion (or an operator) has since made standalone, or that the state now calls primary."""
+        try:
+            current = self.rds.describe(region, instance)
+        except InstanceNotFoundError:
+            logger.info(f"{instance} is gone already")
+            return
+        wf = state.workflow
+        why = (
+            "it is the cluster's primary"
+            if instance == state.primary or (wf is not None and instance == wf.new_primary)
+            else "it is no longer a read replica"
+            if not current.is_replica
+            else "it has deletion protection"
+            if current.deletion_protection
+            else None
+        )
+        if why is not None:
+            raise StepRefusedError(f"refused to delete {instance}: re-read just before the call, {why}")
         try:
             self.rds.delete_replica(region, instance)
         except InstanceNotFoundError:
             logger.info(f"{instance} is gone already")
+
+    def _protect(self, topo: Topology, region: str, instance: str) -> None:
+        """Deletion protection on a new primary: a stale delete of it (a run that planned while it was
+        a replica) then fails at RDS. Best effort: recovery never waits for it."""
+        current = topo.instances.get(instance)
+        if current is not None and current.deletion_protection:
+            return
+        try:
+            self.rds.set_deletion_protection(region, instance, True)
+        except AwsError as exc:
+            self.history(topo.cluster.name, "step_failed", f"deletion protection on {instance} failed: {exc}", transient=exc.transient)
 
     def _scaling_step(self, state: ClusterState, field: str, now: datetime, call: Any) -> ClusterState:
         """A scaling call with its cooldown recorded first (a crash after the call must not let a
@@ -246,6 +300,7 @@ class Executor:
             self.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
             return state
         if isinstance(action, RecordPrimary):
+            self._protect(topo, region, action.instance)
             update = {"primary": action.instance, "primary_region": None if region == cfg.region else region}
             if wf is not None:
                 update["workflow"] = wf.model_copy(update={"promoted_at": wf.promoted_at or now})
@@ -262,9 +317,9 @@ class Executor:
             return state
         if isinstance(action, DeleteInstance):
             if action.scaling is not None:
-                state = self._scaling_step(state, "last_scale_in_at", now, lambda: self._delete(region, action.instance))
+                state = self._scaling_step(state, "last_scale_in_at", now, lambda: self._delete(region, action.instance, state))
             else:
-                self._delete(region, action.instance)
+                self._delete(region, action.instance, state)
             self.history(name, "replica_removed" if action.scaling else "orphan_deleted", f"{action.describe()}: {action.reason}", instance=action.instance)
             emit("ReplicaRemoved", name)
             return state

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -27,11 +26,12 @@ from .capacity import Capacity
 from .core.actions import ChangeRecords, CreateReplica, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
-from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, StateConflictError
+from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, LeaseLostError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Record, Topology
 from .core.planner import FailoverRequest, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
+from .lease import Lease, Leases
 from .observability import logger
 from .results import Result
 from .snapshot import Snapshotter, members
@@ -79,7 +79,9 @@ class Service:
         self.executor = Executor(self.rds, self.route53, self.table, Notifier(clients), self.clock, settings.topic_arn, hooks=self.hooks)
         self.poll_seconds = POLL_SECONDS
         self.lease_wait_seconds = LEASE_WAIT_SECONDS
-        self._held = threading.local()
+        self.leases = Leases(self.table, self.clock)
+        clients.send_guard = self.leases.before_send
+        self.executor.leases = self.leases
         self.capacity = Capacity(self)
 
     # -- lookups ------------------------------------------------------------------------------
@@ -97,28 +99,21 @@ class Service:
 
     # -- the lease ----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lease(self, cluster: str, deadline: datetime, wait: float) -> Iterator[str]:
-        """The cluster's lease for this block; re-entrant within one thread (reconcile holds it while
-        it scales or syncs the cluster)."""
-        held: dict[str, str] = self._held.__dict__.setdefault("leases", {})
-        if cluster in held:
-            yield held[cluster]
-            return
-        owner = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'cli')}:{uuid.uuid4().hex[:12]}"
-        seconds = max(60, int((deadline - self.clock.now()).total_seconds()) + 30)
-        give_up = self.clock.now() + timedelta(seconds=wait)
-        while not self.table.acquire_lease(cluster, owner, self.clock.now(), seconds):
-            if self.clock.now() >= give_up:
-                holder = self.table.lease_holder(cluster)
-                who = f"{holder[0]} until {datetime.fromtimestamp(holder[1], UTC).isoformat()}" if holder else "another run"
-                raise LeaseBusyError(f"cluster {cluster} is being acted on by {who}")
-            self.clock.sleep(1.0)
-        held[cluster] = owner
+    def lease(self, cluster: str, deadline: datetime, wait: float) -> Iterator[Lease]:
+        """The cluster's lease for this block (rds_ha.lease: renewed as the run goes, checked before
+        every attempt of a mutating AWS call); re-entrant within one thread."""
+        with self.leases.hold(cluster, wait) as held:
+            yield held
+
+    def _lease_lost(self, cfg: ClusterConfig, trigger: str, exc: LeaseLostError) -> Result:
+        """This run stalled past its lease: it stops, records why (best effort), and leaves the cluster
+        to the run that holds it now (or to the next reconcile)."""
+        logger.warning(str(exc), extra={"cluster": cfg.name})
         try:
-            yield owner
-        finally:
-            del held[cluster]
-            self.table.release_lease(cluster, owner)
+            self.table.add_history(cfg.name, self.clock.now(), "lease_lost", str(exc), {"trigger": trigger})
+        except AwsError:
+            logger.error("could not record the lost lease in the state table either", extra={"cluster": cfg.name})
+        return Result(cfg.name, "lease_lost", str(exc), error=str(exc))
 
     # -- failover -----------------------------------------------------------------------------
     def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
@@ -149,6 +144,8 @@ class Service:
         try:
             with self.lease(cfg.name, deadline, self.lease_wait_seconds):
                 return self._decide(cfg, request, deadline)
+        except LeaseLostError as exc:
+            return self._lease_lost(cfg, request.trigger, exc)
         except AwsError as exc:
             return self._aws_failed(cfg, request.trigger, exc)
 
@@ -191,6 +188,8 @@ class Service:
                     return Result(cfg.name, "vetoed", veto, candidates=result.candidates, chosen=result.chosen)
                 state = self.executor.execute(topo, plan).state
                 progress = self._drive(cfg, deadline, first=replace(topo, state=state))
+        except LeaseLostError as exc:
+            return self._lease_lost(cfg, request.trigger, exc)
         except AwsError as exc:
             return self._aws_failed(cfg, request.trigger, exc)
         result.actions += progress.actions
@@ -324,6 +323,7 @@ class Service:
         last: tuple[str, ...] = ()
         seen: set[str] = set()
         while True:
+            self.leases.ensure(cfg.name)  # a run waiting on AWS keeps its lease; one that lost it stops here
             topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only, records=records, hint=seen)
             sweep, first, recent_lag, records = None, None, None, None
             seen = set(topo.instances)
@@ -397,6 +397,8 @@ class Service:
                     results.append(steady)
             except LeaseBusyError as exc:
                 results.append(Result(cfg.name, "skipped", str(exc)))
+            except LeaseLostError as exc:
+                results.append(self._lease_lost(cfg, "reconcile", exc))
             except AwsError as exc:  # one cluster's trouble must not stop the others' reconcile
                 results.append(self._aws_failed(cfg, "reconcile", exc))
         return results

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rds_ha.handlers.failover import handler
@@ -55,9 +53,10 @@ def test_ack_lifts_the_cooldown_for_the_next_automatic_failover(aws: Sandbox, ca
     build_cluster(aws, {"orders-db-r1": ("us-east-1b", 3.0), "orders-db-r2": ("us-east-1c", 2.0)})
     handler(alarm_event("eventbridge", aws.clock.now()), context())
     new_replicas = [r["DBInstanceIdentifier"] for r in aws.replicas_of("orders-db-r2")]
-    for rid in new_replicas:  # CloudWatch's clock is the real one: lag just before the next alarm
-        aws.put_lag(rid, 1.0, at=datetime.now(UTC) - timedelta(seconds=30))
+    for rid in new_replicas:  # lag just before the next alarm
+        aws.put_lag(rid, 1.0)
     put_alarm(aws.clients, "orders-primary-down", "orders-db-r2")  # the alarm now watches the new primary
+    aws.clock.advance(1)  # a new transition, a new timestamp (alarm states are stamped on the simulated clock)
     aws.set_alarm("OK")
     aws.set_alarm("ALARM")
     assert handler(_alarm_now(aws, "orders-db-r2"), context())["outcome"] == "refused"  # within cooldown
@@ -66,8 +65,9 @@ def test_ack_lifts_the_cooldown_for_the_next_automatic_failover(aws: Sandbox, ca
     capsys.readouterr()
     assert run("status", "orders", "--json") == 0
     assert '"acknowledged": {"by"' in capsys.readouterr().out
-    time.sleep(0.01)  # a new transition, a new timestamp
+    aws.clock.advance(1)  # a new transition, a new timestamp
     aws.set_alarm("OK")
     aws.set_alarm("ALARM")
-    assert handler(_alarm_now(aws, "orders-db-r2"), context())["outcome"] == "complete"
+    r = handler(_alarm_now(aws, "orders-db-r2"), context())
+    assert r["outcome"] == "complete", r["reason"]
     assert aws.state().primary in new_replicas

@@ -154,7 +154,9 @@ def test_after_promotion_writer_moves_and_replicas_are_created() -> None:
     plan = plan_workflow(t)
     assert kinds(plan) == ["ChangeRecords", "ChangeRecords", "RecordPrimary", "CreateReplica", "CreateReplica"]
     writer = plan.actions[0]
-    assert isinstance(writer, ChangeRecords) and writer.role == "writer" and writer.changes[0].record.value == "r2.rds"
+    assert isinstance(writer, ChangeRecords) and writer.role == "writer"
+    # A compare-and-swap: the record as read is deleted and the new one created, in one batch.
+    assert [(c.action, c.record.value) for c in writer.changes] == [("DELETE", "db.rds"), ("CREATE", "r2.rds")]
     creates = [a for a in plan.actions if isinstance(a, CreateReplica)]
     assert {c.instance for c in creates} == {"orders-abc123-1", "orders-abc123-2"}
     assert {c.az for c in creates} == {"us-east-1b", "us-east-1c"}
@@ -191,7 +193,7 @@ def test_steady_state_repairs_a_drifted_writer_and_builds_the_reader_set() -> No
     t = topo(inst("db"), inst("r1", "db"), inst("r2", "db", status="creating"), writer="elsewhere.rds")
     plan = plan_steady(t)
     writer, reader = plan.actions
-    assert isinstance(writer, ChangeRecords) and writer.changes[0].record.value == "db.rds"
+    assert isinstance(writer, ChangeRecords) and writer.changes[-1].record.value == "db.rds"
     assert isinstance(reader, ChangeRecords) and [c.record.set_identifier for c in reader.changes] == ["r1"]
 
 

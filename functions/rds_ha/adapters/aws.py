@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -13,12 +14,35 @@ from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFound
 
 # Adaptive mode adds client-side rate limiting on throttling to the standard retry policy, which
 # already retries throttling, 5xx and Route 53's PriorRequestNotComplete with backoff.
+CONNECT_TIMEOUT = 4
+READ_TIMEOUT = 15
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 6},
-    connect_timeout=5,
-    read_timeout=20,
+    connect_timeout=CONNECT_TIMEOUT,
+    read_timeout=READ_TIMEOUT,
     user_agent_extra="rds-ha",
 )
+# The longest one HTTP attempt takes to reach AWS: the connection (connect timeout) and the request's
+# bytes on the socket (read timeout, which botocore applies to every socket operation), plus a second.
+# The lease guard (rds_ha.lease) sends an attempt only while the lease outlasts this.
+ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT + 1
+
+# The calls that change something: each attempt of one passes the send guard first.
+MUTATING = {
+    "rds": frozenset(
+        {
+            "PromoteReadReplica",
+            "CreateDBInstanceReadReplica",
+            "DeleteDBInstance",
+            "StopDBInstance",
+            "ModifyDBInstance",
+            "AddTagsToResource",
+            "RebootDBInstance",
+        }
+    ),
+    "route53": frozenset({"ChangeResourceRecordSets"}),
+    "cloudwatch": frozenset({"PutMetricAlarm"}),
+}
 
 TRANSIENT_CODES = frozenset(
     {
@@ -42,6 +66,9 @@ class AwsClients:
         self._endpoint_url = endpoint_url
         self._clients: dict[tuple[str, str | None, str], Any] = {}
         self._lock = threading.Lock()
+        # Called with (service, operation) before every HTTP attempt of a MUTATING call; it raises to
+        # keep the attempt from being sent (the lease guard).
+        self.send_guard: Callable[[str, str], None] | None = None
 
     @property
     def session(self) -> boto3.session.Session:
@@ -64,8 +91,20 @@ class AwsClients:
                     if self._endpoint_url:
                         kwargs["endpoint_url"] = self._endpoint_url
                     client = self.session.client(service, **kwargs)
+                    if service in MUTATING:
+                        # request-created fires once per attempt (retries included), before signing and sending.
+                        client.meta.events.register("request-created", self._before_attempt(service))
                     self._clients[key] = client
         return client
+
+    def _before_attempt(self, service: str) -> Callable[..., None]:
+        mutating = MUTATING[service]
+
+        def check(operation_name: str = "", **_: Any) -> None:
+            if self.send_guard is not None and operation_name in mutating:
+                self.send_guard(service, operation_name)
+
+        return check
 
     @property
     def default_region(self) -> str | None:

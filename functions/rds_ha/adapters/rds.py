@@ -44,6 +44,7 @@ def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
         tags={t["Key"]: t.get("Value", "") for t in raw.get("TagList", [])},
         multi_az=bool(raw.get("MultiAZ", False)),
         backup_retention=int(raw.get("BackupRetentionPeriod", 0) or 0),
+        deletion_protection=bool(raw.get("DeletionProtection", False)),
         arn=raw.get("DBInstanceArn", ""),
         created=raw.get("InstanceCreateTime"),
     )
@@ -138,6 +139,13 @@ class RdsAdapter:
             self._rds(region).modify_db_instance(DBInstanceIdentifier=instance_id, MultiAZ=enabled, ApplyImmediately=True)
         except _ERRORS as exc:
             raise translate(exc, f"set Multi-AZ {'on' if enabled else 'off'} on {instance_id}") from exc
+
+    def set_deletion_protection(self, region: str, instance_id: str, enabled: bool) -> None:
+        try:
+            # DeletionProtection takes effect at once (it is not a pending modification).
+            self._rds(region).modify_db_instance(DBInstanceIdentifier=instance_id, DeletionProtection=enabled, ApplyImmediately=True)
+        except _ERRORS as exc:
+            raise translate(exc, f"set deletion protection on {instance_id}") from exc
 
     def stop(self, region: str, instance_id: str) -> None:
         try:

@@ -7,10 +7,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.actions import RecordChange
+from ..core.errors import RecordConflictError
 from ..core.models import Record
 from .aws import AwsClients, translate
 
 _ERRORS = (ClientError, BotoCoreError)
+# Route 53's words when a batch's DELETE or CREATE does not match the zone (InvalidChangeBatch).
+_CONFLICTS = ("but it was not found", "but the values provided do not match", "but it already exists")
 
 
 def _fqdn(name: str) -> str:
@@ -107,7 +110,13 @@ class Route53Adapter:
             batch.append({"Action": change.action, "ResourceRecordSet": rrs})
         try:
             resp = self._r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Comment": comment[:256], "Changes": batch})
-        except _ERRORS as exc:
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            message = str(err.get("Message", ""))
+            if err.get("Code") == "InvalidChangeBatch" and any(m in message for m in _CONFLICTS):
+                raise RecordConflictError(f"change records in zone {zone_id}: a record changed since it was read ({message.strip()})") from exc
+            raise translate(exc, f"change records in zone {zone_id}") from exc
+        except BotoCoreError as exc:
             raise translate(exc, f"change records in zone {zone_id}") from exc
         return str(resp["ChangeInfo"]["Id"]).split("/")[-1]
 

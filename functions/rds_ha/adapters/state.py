@@ -142,6 +142,27 @@ class StateTable:
                 return False
             raise translate(exc, f"take lease on {cluster}") from exc
 
+    def renew_lease(self, cluster: str, owner: str, now: datetime, seconds: int) -> bool:
+        """Extend `owner`'s lease to now + seconds, only while it is still theirs and not expired."""
+        try:
+            self._ddb.update_item(
+                TableName=self.name,
+                Key=_item(pk=f"CLUSTER#{cluster}", sk="LEASE"),
+                UpdateExpression="SET expires_at = :until",
+                ConditionExpression="#o = :me AND expires_at >= :now",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":me": {"S": owner},
+                    ":now": {"N": str(int(now.timestamp()))},
+                    ":until": {"N": str(int(now.timestamp()) + seconds)},
+                },
+            )
+            return True
+        except _ERRORS as exc:
+            if _conditional_failed(exc):
+                return False
+            raise translate(exc, f"renew lease on {cluster}") from exc
+
     def lease_holder(self, cluster: str) -> tuple[str, int] | None:
         try:
             raw = self._ddb.get_item(TableName=self.name, Key=_item(pk=f"CLUSTER#{cluster}", sk="LEASE"), ConsistentRead=True).get("Item")

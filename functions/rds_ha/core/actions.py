@@ -62,7 +62,7 @@ class Promote(Action):
 
 @dataclass(frozen=True)
 class RecordChange:
-    action: Literal["UPSERT", "DELETE"]
+    action: Literal["CREATE", "DELETE", "UPSERT"]
     record: Record
 
 

@@ -31,6 +31,10 @@ class LeaseBusyError(RdsHaError):
     """Another rds-ha run holds the cluster's lease."""
 
 
+class LeaseLostError(RdsHaError):
+    """This run's lease on the cluster expired or is another run's now: it must change nothing more."""
+
+
 class StateConflictError(RdsHaError):
     """The cluster's state item changed under us (optimistic lock lost)."""
 
@@ -63,6 +67,21 @@ class InstanceAlreadyExistsError(AwsError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="DBInstanceAlreadyExists", transient=False)
+
+
+class StepRefusedError(AwsError):
+    """rds-ha refused a destructive step itself: re-read right before it, the instance is not what the plan saw."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="RefusedByRdsHa", transient=False)
+
+
+class RecordConflictError(AwsError):
+    """Route 53 refused a change batch because a record it replaces is not as this run read it (a
+    stale run lost a compare-and-swap): the next run reads the record again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="InvalidChangeBatch", transient=True)
 
 
 class HookError(RdsHaError):

@@ -55,6 +55,7 @@ class Instance:
     tags: Mapping[str, str] = field(default_factory=dict)
     multi_az: bool = False
     backup_retention: int = 0
+    deletion_protection: bool = False
     arn: str = ""
     created: datetime | None = None
 

@@ -324,13 +324,19 @@ def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
 
 
 def diff_records(existing: tuple[Record, ...], desired: list[Record]) -> tuple[RecordChange, ...]:
-    """Route 53 changes turning `existing` into `desired` (same name). Deletes come first."""
-    want = {(r.set_identifier, r.value, r.ttl, r.weight) for r in desired}
-    have = {(r.set_identifier, r.value, r.ttl, r.weight) for r in existing}
-    desired_ids = {r.set_identifier for r in desired}
-    deletes = [RecordChange("DELETE", r) for r in existing if (r.set_identifier, r.value, r.ttl, r.weight) not in want and r.set_identifier not in desired_ids]
-    upserts = [RecordChange("UPSERT", r) for r in desired if (r.set_identifier, r.value, r.ttl, r.weight) not in have]
-    return tuple(deletes + upserts)
+    """Route 53 changes turning `existing` into `desired` (same name): a DELETE of each record set as it
+    was read, then a CREATE of each new one. One batch is a transaction, and a DELETE must match the
+    current record exactly: if another run moved a record since it was read, the batch fails whole
+    (a compare-and-swap) instead of overwriting it."""
+
+    def key(r: Record) -> tuple[str | None, str, int | None, int | None]:
+        return (r.set_identifier, r.value, r.ttl, r.weight)
+
+    want = {key(r) for r in desired}
+    have = {key(r) for r in existing}
+    deletes = [RecordChange("DELETE", r) for r in existing if key(r) not in want]
+    creates = [RecordChange("CREATE", r) for r in desired if key(r) not in have]
+    return tuple(deletes + creates)
 
 
 def writer_changes(topo: Topology, primary: Instance) -> tuple[RecordChange, ...]:

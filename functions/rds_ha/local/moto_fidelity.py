@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+from moto.cloudwatch.models import Alarm as FakeAlarm
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, RDSClientError
 from moto.rds.models import RDSBackend
+from moto.route53.exceptions import Route53ClientError
+from moto.route53.models import Route53Backend
 
 
 class _Clock(Protocol):
@@ -29,6 +33,11 @@ class _Clock(Protocol):
 class InvalidDBInstanceStateError(RDSClientError):
     def __init__(self, message: str) -> None:
         super().__init__("InvalidDBInstanceState", message)
+
+
+class InvalidChangeBatchError(Route53ClientError):
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidChangeBatch", message)
 
 
 class ThrottlingError(RDSClientError):
@@ -154,8 +163,10 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         if source.status not in {"available", "backing-up"}:
             raise InvalidDBInstanceStateError(f"Source {source.db_instance_identifier} is {source.status}.")
         replica = _originals["create"](self, db_kwargs)
-        # moto copies the source's tags and status into the replica; AWS starts from the request.
+        # moto copies the source's tags, status and deletion protection into the replica; AWS starts from
+        # the request (CreateDBInstanceReadReplica's DeletionProtection defaults to false).
         replica.tags = list(db_kwargs.get("tags") or [])
+        replica.deletion_protection = bool(db_kwargs.get("deletion_protection") or False)
         replica.status = "creating" if _active.create_replica_seconds > 0 and _active.clock else "available"
 
         def done() -> None:
@@ -188,6 +199,9 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         _active.settle()
         return _originals["describe"](self, *args, **kwargs)
 
+    _install_route53_transactions()
+    _install_alarm_times()
+
     RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
     RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]
     RDSBackend.describe_db_instances = describe_db_instances  # type: ignore[method-assign]
@@ -214,6 +228,96 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     return _active
 
 
+def _install_route53_transactions() -> None:
+    """AWS (Route 53 API reference, ChangeResourceRecordSets): a change batch is a transaction, validated
+    as a whole and applied all or none; "To delete a resource record set, you must specify all the same
+    values that you specified when you created it" (name, type, set identifier, TTL, weight, values), and a
+    CREATE of a record set that exists fails. So DELETE of the value read + CREATE of the new one is a
+    compare-and-swap that fails when the record moved. moto checks DELETE against its change journal only
+    (not the current values), accepts a CREATE of an existing weighted set, and applies changes one by one."""
+    original = Route53Backend.change_resource_record_sets
+    _originals["route53.change"] = original
+
+    def describe(key: tuple[str, str, str | None]) -> str:
+        ident = f", identifier='{key[2]}'" if key[2] is not None else ""
+        return f"[name='{key[0]}', type='{key[1]}'{ident}]"
+
+    def values(rrs: Any) -> tuple[Any, ...]:
+        if isinstance(rrs, dict):
+            vals = sorted(r["Value"] if isinstance(r, dict) else r for r in rrs.get("ResourceRecords", []))
+            ttl, weight = rrs.get("TTL"), rrs.get("Weight")
+        else:
+            vals, ttl, weight = sorted(rrs.records), rrs.ttl, rrs.weight
+        return (tuple(vals), None if ttl is None else int(ttl), None if weight is None else int(weight))
+
+    def change(self: Route53Backend, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        zone = self.get_hosted_zone(zoneid)
+        current: dict[tuple[str, str, str | None], Any] = {
+            (rs.name.rstrip(".").lower() + ".", rs.type, rs.set_identifier): rs for rs in zone.rrsets
+        }
+        for item in change_list:
+            rrs = item["ResourceRecordSet"]
+            key = (rrs["Name"].rstrip(".").lower() + ".", rrs["Type"], rrs.get("SetIdentifier"))
+            if item["Action"] == "DELETE":
+                found = current.pop(key, None)
+                if found is None:
+                    raise InvalidChangeBatchError(f"[Tried to delete resource record set {describe(key)} but it was not found]")
+                if values(found) != values(rrs):
+                    raise InvalidChangeBatchError(f"[Tried to delete resource record set {describe(key)} but the values provided do not match the current values]")
+            elif item["Action"] == "CREATE":
+                if key in current:
+                    raise InvalidChangeBatchError(f"[Tried to create resource record set {describe(key)} but it already exists]")
+                current[key] = rrs
+            else:
+                current[key] = rrs
+        # Validated as AWS does: moto applies it (its own CREATE check, against its journal, misreads
+        # weighted sets, so a CREATE found valid above goes in as the equivalent UPSERT).
+        applied = [{**item, "Action": "UPSERT"} if item["Action"] == "CREATE" else item for item in change_list]
+        with _route53_lock:
+            return original(self, zoneid, applied)
+
+    Route53Backend.change_resource_record_sets = change  # type: ignore[method-assign]
+
+
+def _install_alarm_times() -> None:
+    """AWS (CloudWatch API reference, MetricAlarm): DescribeAlarms returns StateTransitionedTimestamp, when the
+    state last changed value, besides StateUpdatedTimestamp, which also moves on evaluation updates; and
+    PutMetricAlarm on an existing alarm "completely overwrites the previous configuration" but leaves its
+    state unchanged. moto has no StateTransitionedTimestamp, stamps states with the wall clock (not the
+    simulated one), and resets a re-put alarm to OK."""
+    update_state = FakeAlarm.update_state
+    put_alarm = CloudWatchBackend.put_metric_alarm
+    _originals.update({"alarm.update_state": update_state, "alarm.put": put_alarm})
+
+    def stamp() -> datetime | None:
+        return _active.clock.now() if _active.clock is not None else None
+
+    def new_state(self: FakeAlarm, reason: str, reason_data: str, state_value: str) -> None:
+        changed = state_value != self.state_value
+        update_state(self, reason, reason_data, state_value)
+        at = stamp()
+        if at is not None:
+            self.state_updated_timestamp = at
+        if changed or not hasattr(self, "state_transitioned_timestamp"):
+            self.state_transitioned_timestamp = self.state_updated_timestamp
+
+    def put(self: CloudWatchBackend, name: str, *args: Any, **kwargs: Any) -> Any:
+        before = self.alarms.get(name)
+        alarm = put_alarm(self, name, *args, **kwargs)
+        if before is not None:
+            alarm.state_value, alarm.state_reason, alarm.state_reason_data = before.state_value, before.state_reason, before.state_reason_data
+            alarm.state_updated_timestamp = before.state_updated_timestamp
+            alarm.state_transitioned_timestamp = getattr(before, "state_transitioned_timestamp", before.state_updated_timestamp)
+        else:
+            alarm.state_updated_timestamp = stamp() or alarm.state_updated_timestamp
+            alarm.state_transitioned_timestamp = alarm.state_updated_timestamp
+        return alarm
+
+    FakeAlarm.update_state = new_state  # type: ignore[method-assign]
+    CloudWatchBackend.put_metric_alarm = put  # type: ignore[method-assign]
+
+
+_route53_lock = threading.RLock()
 _depth = threading.local()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -128,6 +129,40 @@ class Sandbox:
         )
         return calls
 
+    def slow_attempt(self, service: str, operation: str, seconds: float, meanwhile: Callable[[], Any] | None = None, fail: bool = True) -> list[int]:
+        """The first HTTP attempt of `operation` takes `seconds` of simulated time, during which
+        `meanwhile` runs in another thread (another Lambda, an operator). With `fail`, that attempt ends
+        in Throttling and botocore retries it, as after a read timeout; otherwise it then goes through.
+        Returns a live count of the attempts seen."""
+        client = self.clients.client(service, REGION)
+        attempts = [0]
+
+        def slow(request: Any = None, **_: Any) -> Any:
+            attempts[0] += 1
+            if attempts[0] > 1:
+                return None
+            self.clock.advance(seconds)
+            if meanwhile is not None:
+                errors: list[BaseException] = []
+
+                def run() -> None:
+                    try:
+                        meanwhile()
+                    except BaseException as exc:  # noqa: BLE001 - reported in the test's thread
+                        errors.append(exc)
+
+                other = threading.Thread(target=run)
+                other.start()
+                other.join()
+                if errors:
+                    raise errors[0]
+            if not fail:
+                return None
+            return _throttled(request.url, client.meta.service_model.protocol)
+
+        client.meta.events.register(f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}", slow)
+        return attempts
+
     def replicas_of(self, source: str) -> list[dict[str, Any]]:
         return [i for i in self.rds().describe_db_instances()["DBInstances"] if i.get("ReadReplicaSourceDBInstanceIdentifier") == source]
 
@@ -144,6 +179,27 @@ class Sandbox:
     def history_kinds(self) -> list[str]:
         assert self.cfg is not None
         return [h["kind"] for h in self.service.table.history(self.cfg.name)]
+
+
+def _throttled(url: str, protocol: str) -> Any:
+    """A Throttling answer in the service's protocol (botocore retries it)."""
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def stream(self, **_: Any) -> Any:
+            yield self.data
+
+    if protocol == "json":
+        body, kind = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}', "application/x-amz-json-1.0"
+    else:
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+        )
+        kind = "text/xml"
+    return AWSResponse(url, 400, {"content-type": kind}, Raw(body))
 
 
 CONFIG = """\

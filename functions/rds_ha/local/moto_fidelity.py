@@ -252,9 +252,7 @@ def _install_route53_transactions() -> None:
 
     def change(self: Route53Backend, zoneid: str, change_list: list[dict[str, Any]]) -> None:
         zone = self.get_hosted_zone(zoneid)
-        current: dict[tuple[str, str, str | None], Any] = {
-            (rs.name.rstrip(".").lower() + ".", rs.type, rs.set_identifier): rs for rs in zone.rrsets
-        }
+        current: dict[tuple[str, str, str | None], Any] = {(rs.name.rstrip(".").lower() + ".", rs.type, rs.set_identifier): rs for rs in zone.rrsets}
         for item in change_list:
             rrs = item["ResourceRecordSet"]
             key = (rrs["Name"].rstrip(".").lower() + ".", rrs["Type"], rrs.get("SetIdentifier"))
@@ -263,7 +261,9 @@ def _install_route53_transactions() -> None:
                 if found is None:
                     raise InvalidChangeBatchError(f"[Tried to delete resource record set {describe(key)} but it was not found]")
                 if values(found) != values(rrs):
-                    raise InvalidChangeBatchError(f"[Tried to delete resource record set {describe(key)} but the values provided do not match the current values]")
+                    raise InvalidChangeBatchError(
+                        f"[Tried to delete resource record set {describe(key)} but the values provided do not match the current values]"
+                    )
             elif item["Action"] == "CREATE":
                 if key in current:
                     raise InvalidChangeBatchError(f"[Tried to create resource record set {describe(key)} but it already exists]")

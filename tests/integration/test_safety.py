@@ -1,0 +1,137 @@
+"""One primary, always: runs that stall past their lease, operators acting at the same moment.
+
+Each stall is a real slow AWS call on the simulated clock (its first attempt takes longer than the
+lease, then is retried or goes through), while another run acts in another thread meanwhile. What is
+asserted is what a user would check afterwards: RDS, Route 53 and the state table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rds_ha.handlers.dns_sync import handler as dns_sync
+from rds_ha.handlers.failover import handler as failover
+from rds_ha.handlers.multi_az import handler as multi_az
+from rds_ha.handlers.reconcile import handler as reconcile
+from rds_ha.handlers.scaling import handler as scaling
+from rds_ha.lease import LEASE_SECONDS
+from rds_ha.local import moto_fidelity, samples
+
+from ..builders import Sandbox, alarm_event, build_cluster, context
+from .test_cli import run
+from .test_read_capacity import alarm, capacity_cluster, reader_ids
+
+
+def _primary_fails_and_fails_over(aws: Sandbox, lags: dict[str, float] | None = None, expect: str = "orders-db-r2") -> None:
+    for rid, seconds in (lags or {"orders-db-r1": 12.0, "orders-db-r2": 2.0}).items():
+        aws.put_lag(rid, seconds)
+    moto_fidelity.set_status("orders-db", "failed")
+    aws.clock.advance(1)
+    aws.set_alarm("ALARM")
+    result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+    assert result["outcome"] == "complete" and result["chosen"] == expect, result
+
+
+def test_a_reconcile_stalled_past_its_lease_never_points_the_writer_back_at_the_old_primary(aws: Sandbox) -> None:
+    build_cluster(aws)
+    aws.set_alarm("OK")
+    # Someone edited the writer record by hand: reconcile's next sweep repairs that drift.
+    aws.r53().change_resource_record_sets(
+        HostedZoneId=aws.zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": "x.example"}]},
+                }
+            ]
+        },
+    )
+    # Its read of the writer record takes two minutes; meanwhile the primary dies and fails over.
+    aws.slow_attempt("route53", "ListResourceRecordSets", LEASE_SECONDS + 30, lambda: _primary_fails_and_fails_over(aws), fail=False)
+
+    result = reconcile({}, context())["results"][0]
+
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    assert aws.instance("orders-db-r1") is None  # the orphan the failover deleted...
+    assert "orders-db-r1" not in reader_ids(aws)  # ...is not put back into the reader set
+    assert aws.state().primary == "orders-db-r2"
+    assert result["outcome"] == "lease_lost", result
+    assert "lease_lost" in aws.history_kinds()
+
+
+def test_a_scale_in_delayed_past_its_lease_never_deletes_the_replica_a_failover_promoted(aws: Sandbox) -> None:
+    replicas = {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 12.0), "orders-db-r3": ("us-east-1a", 3.0)}
+    capacity_cluster(aws, replicas, min_replicas=1)
+    reconcile({}, context())
+
+    def primary_fails() -> None:
+        # By the failure r1 and r3 fell behind: the failover promotes r2, the replica scale-in chose.
+        _primary_fails_and_fails_over(aws, {"orders-db-r1": 50.0, "orders-db-r2": 12.0, "orders-db-r3": 50.0})
+
+    # Scale-in picks r2 (most lagging); its DeleteDBInstance times out after two minutes and is retried.
+    aws.slow_attempt("rds", "DeleteDBInstance", LEASE_SECONDS + 30, primary_fails)
+
+    result = scaling(alarm(aws, "orders-replicas-cpu-low"), context())
+
+    new = aws.instance("orders-db-r2")
+    assert new is not None and new["DBInstanceStatus"] == "available" and not new.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert new["DeletionProtection"] is True  # a stale delete would fail at RDS too
+    assert aws.state().primary == "orders-db-r2"
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    assert result["outcome"] == "lease_lost", result
+
+
+def test_an_operators_ack_during_a_failover_does_not_break_it(aws: Sandbox, capsys: Any) -> None:
+    build_cluster(aws)
+    # The operator acknowledges while the promotion call is on its way.
+    aws.slow_attempt("rds", "PromoteReadReplica", 1, lambda: run("ack", "orders"), fail=False)
+
+    result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+
+    assert result["outcome"] == "complete", result
+    state = aws.state()
+    assert state.primary == "orders-db-r2" and state.workflow is None
+    assert state.acknowledged is not None  # the operator's write is kept, not overwritten
+
+
+def _slow(aws: Sandbox, service: str, operation: str) -> list[int]:
+    # Longer than the lease has left before a renewal is needed, shorter than the lease.
+    return aws.slow_attempt(service, operation, LEASE_SECONDS - 20)
+
+
+@pytest.mark.parametrize("function", ["failover", "reconcile"])
+def test_a_failover_slowed_by_aws_renews_its_lease_and_finishes(aws: Sandbox, function: str) -> None:
+    build_cluster(aws)
+    attempts = _slow(aws, "rds", "PromoteReadReplica")
+    if function == "failover":
+        result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+    else:
+        result = reconcile({}, context())["results"][0]  # the alarm's delivery was lost: reconcile acts on it
+    assert result["outcome"] == "complete", result
+    assert attempts[0] == 2 and aws.state().primary == "orders-db-r2"
+
+
+def test_a_scaling_run_slowed_by_aws_renews_its_lease_and_finishes(aws: Sandbox) -> None:
+    capacity_cluster(aws)
+    attempts = _slow(aws, "rds", "CreateDBInstanceReadReplica")
+    assert scaling(alarm(aws, "orders-replicas-cpu-high"), context())["outcome"] == "done"
+    assert attempts[0] == 2 and len(aws.replicas_of("orders-db")) == 3
+
+
+def test_a_multi_az_run_slowed_by_aws_renews_its_lease_and_finishes(aws: Sandbox) -> None:
+    capacity_cluster(aws)
+    attempts = _slow(aws, "rds", "ModifyDBInstance")
+    assert multi_az(alarm(aws, "orders-multi-az-on"), context())["outcome"] in {"done", "waiting"}
+    assert attempts[0] == 2 and aws.instance("orders-db")["MultiAZ"] is True
+
+
+def test_an_rds_event_sync_slowed_by_aws_renews_its_lease_and_finishes(aws: Sandbox) -> None:
+    capacity_cluster(aws)
+    reconcile({}, context())
+    moto_fidelity.set_status("orders-db-r2", "stopped")
+    attempts = _slow(aws, "route53", "ChangeResourceRecordSets")
+    dns_sync(samples.rds_event("RDS-EVENT-0087", "orders-db-r2", aws.clock.now()), context())
+    assert attempts[0] == 2 and reader_ids(aws) == ["orders-db-r1"]

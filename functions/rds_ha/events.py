@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, cast
 
 from aws_lambda_powertools.utilities.parser import envelopes, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .core.config import format_validation_error
 from .core.errors import InvalidEventError
@@ -31,7 +31,15 @@ def _aws_time(value: Any) -> Any:
     return value
 
 
-AwsTime = Annotated[datetime, BeforeValidator(_aws_time)]
+def _with_offset(value: datetime) -> datetime:
+    # AWS always writes an offset ("+0000", "Z"); a time without one is not AWS's, and comparing it with
+    # the alarm's own time would fail. Refused like any other malformed field.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp has no UTC offset (AWS writes e.g. 2019-10-02T17:04:40.989+0000)")
+    return value
+
+
+AwsTime = Annotated[datetime, BeforeValidator(_aws_time), AfterValidator(_with_offset)]
 
 
 class _Lenient(BaseModel):

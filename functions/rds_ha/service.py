@@ -28,7 +28,7 @@ from .core.clock import Clock, SystemClock
 from .core.config import ClusterConfig
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, LeaseLostError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Record, Topology
-from .core.planner import FailoverRequest, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
+from .core.planner import FailoverRequest, current_transition, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
 from .events import AlarmTrigger
 from .executor import Executor
 from .lease import Lease, Leases
@@ -247,7 +247,10 @@ class Service:
 
     def _decide(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         """Decide on a failover request and act on it. The caller holds the lease (unless dry run)."""
-        topo = self.snapshots.read(cfg, failure_time=request.failure_time, alarms=request.alarm_name is not None)
+        alarms = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if request.alarm_name is not None and cfg.alarms.failover else None
+        # The lag window ends at the alarm's current transition, whatever time the delivery carried.
+        request = current_transition(request, alarms or {})
+        topo = self.snapshots.read(cfg, failure_time=request.failure_time, alarms=alarms)
         plan = decide_failover(topo, request)
         result = Result(
             cfg.name,

@@ -12,7 +12,7 @@ from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .core.clock import Clock
 from .core.config import ClusterConfig
-from .core.models import ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
+from .core.models import AlarmStatus, ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -83,7 +83,7 @@ class Snapshotter:
         self,
         cfg: ClusterConfig,
         failure_time: datetime | None = None,
-        alarms: bool = False,
+        alarms: Mapping[str, AlarmStatus] | None = None,
         described: list[Instance] | None = None,
         recent_lag: Mapping[str, LagReading] | None = None,
         check_writer: bool = False,
@@ -92,7 +92,7 @@ class Snapshotter:
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
-        `alarms` asks for alarm states; `described` is a DescribeDBInstances sweep already made;
+        `alarms` are the failover alarms as just described (a failover decision); `described` is a DescribeDBInstances sweep already made;
         `check_writer` asks Route 53 about a workflow's writer move until it is verified; `records` are
         record sets by name from a listing of the zone already made (a reconcile sweep)."""
         state = self.state(cfg)
@@ -115,7 +115,6 @@ class Snapshotter:
         elif recent_lag is None and replicas:
             # The same call brings the SQL probe's readings of a probed cluster (a switchover ranks by them).
             recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas})
-        alarm_status = self.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if alarms and cfg.alarms.failover else {}
         wf = state.workflow
         check = None
         new = instances.get(wf.new_primary) if wf is not None else None
@@ -132,7 +131,7 @@ class Snapshotter:
             writer=writer,
             reader=reader,
             lag=lag,
-            alarms=alarm_status,
+            alarms=dict(alarms or {}),
             recent_lag=dict(recent_lag) if recent_lag is not None else ({} if failure_time is None else None),
             writer_check=check,
             engine=engine,

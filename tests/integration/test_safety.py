@@ -7,10 +7,13 @@ asserted is what a user would check afterwards: RDS, Route 53 and the state tabl
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from rds_ha.core.errors import InvalidEventError
 from rds_ha.handlers.dns_sync import handler as dns_sync
 from rds_ha.handlers.failover import handler as failover
 from rds_ha.handlers.multi_az import handler as multi_az
@@ -135,3 +138,47 @@ def test_an_rds_event_sync_slowed_by_aws_renews_its_lease_and_finishes(aws: Sand
     attempts = _slow(aws, "route53", "ChangeResourceRecordSets")
     dns_sync(samples.rds_event("RDS-EVENT-0087", "orders-db-r2", aws.clock.now()), context())
     assert attempts[0] == 2 and reader_ids(aws) == ["orders-db-r1"]
+
+
+# -- stale and malformed deliveries ------------------------------------------------------------------
+
+
+def test_a_stale_delivery_is_decided_on_the_alarms_current_transition(aws: Sandbox) -> None:
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", None), "orders-db-r2": ("us-east-1c", None)})
+    failed_at = aws.clock.now()  # the alarm went into ALARM now (build_cluster set it)
+    old = failed_at - timedelta(hours=1)  # an earlier transition: a late retry or a redrive carries its time
+    # An hour ago r2 was the better replica; at the real failure r1 is 2 s behind and r2 25 s.
+    aws.put_lag("orders-db-r1", 40.0, at=old - timedelta(seconds=30))
+    aws.put_lag("orders-db-r2", 2.0, at=old - timedelta(seconds=30))
+    aws.put_lag("orders-db-r1", 2.0, at=failed_at - timedelta(seconds=30))
+    aws.put_lag("orders-db-r2", 25.0, at=failed_at - timedelta(seconds=30))
+
+    result = failover(alarm_event("sns", old), context())
+
+    assert result["outcome"] == "complete" and result["chosen"] == "orders-db-r1", result
+    assert aws.state().primary == "orders-db-r1"
+    started = [h["message"] for h in aws.service.table.history("orders") if h["kind"] == "failover_started"]
+    assert len(started) == 1 and f"the event said {old.isoformat(timespec='milliseconds')}" in started[0]
+
+
+def test_an_evaluation_update_within_alarm_is_not_a_second_transition(aws: Sandbox) -> None:
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 45.0), "orders-db-r2": ("us-east-1c", None)})
+    topic, inbox = aws.subscribe()
+    assert failover(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "blocked"
+    aws.clock.advance(60)
+    aws.cw().set_alarm_state(AlarmName="orders-primary-down", StateValue="ALARM", StateReason="re-evaluated, still breaching")
+    reconcile({}, context())
+    aws.clock.advance(60)
+    reconcile({}, context())
+    assert aws.history_kinds().count("failover_blocked") == 1
+    assert [m["type"] for m in aws.messages(inbox)].count("failover_blocked") == 1
+
+
+@pytest.mark.parametrize("shape", ["eventbridge", "sns", "lambda-action"])
+def test_a_timestamp_without_utc_offset_is_refused_in_one_line_and_changes_nothing(aws: Sandbox, shape: str) -> None:
+    build_cluster(aws)
+    event = json.loads(json.dumps(alarm_event(shape, aws.clock.now())).replace("+0000", ""))
+    with pytest.raises(InvalidEventError, match="no UTC offset") as raised:
+        failover(event, context())
+    assert "\n" not in str(raised.value)
+    assert aws.promotions() == ["orders-db"] and aws.writer_targets() == [aws.endpoint("orders-db")]

@@ -170,7 +170,10 @@ class CloudWatchAdapter:
                 resp = cw.describe_alarms(AlarmNames=names[offset : offset + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 for alarm in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
                     dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
-                    out[alarm["AlarmName"]] = AlarmStatus(alarm["AlarmName"], alarm["StateValue"], alarm.get("StateUpdatedTimestamp"), dims)
+                    # StateTransitionedTimestamp: when the state last changed value. StateUpdatedTimestamp also
+                    # moves on evaluation updates within the same state: one transition would look like two.
+                    at = alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")
+                    out[alarm["AlarmName"]] = AlarmStatus(alarm["AlarmName"], alarm["StateValue"], at, dims)
         except _ERRORS as exc:
             raise translate(exc, "describe alarms") from exc
         return out

@@ -112,6 +112,7 @@ class AlarmStatus:
 
     name: str
     state: str
+    # When the alarm entered its current state (DescribeAlarms' StateTransitionedTimestamp).
     updated_at: datetime | None = None
     dimensions: Mapping[str, str] = field(default_factory=dict)
 

@@ -9,6 +9,7 @@ any point: a step already done is simply not planned again.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -34,7 +35,7 @@ from .actions import (
     VerifyWriter,
     Wait,
 )
-from .models import AVAILABLE, TERMINAL_STATUSES, Instance, LagReading, Record, Topology, Workflow
+from .models import AVAILABLE, TERMINAL_STATUSES, AlarmStatus, Instance, LagReading, Record, Topology, Workflow
 
 # Statuses of a promoted instance in which it accepts writes.
 WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
@@ -57,6 +58,22 @@ class FailoverRequest:
     planned: bool = False
     # A game day (`rds-ha drill`): fail over a healthy primary on purpose; the lag guard still holds.
     drill: bool = False
+
+
+def current_transition(request: FailoverRequest, alarms: Mapping[str, AlarmStatus]) -> FailoverRequest:
+    """The request about the alarm's current transition into ALARM, as DescribeAlarms shows it.
+
+    A delivery names an alarm, but the time it carries is the sender's word: asynchronous retries
+    arrive up to 6 h late, a failure-queue redrive replays old events, and anyone who may publish to
+    the alarm's topic picks the time. The lag window and the handled-transition record are about the
+    failure the alarm reports now."""
+    alarm = alarms.get(request.alarm_name) if request.alarm_name is not None else None
+    if alarm is None or alarm.state != "ALARM" or alarm.updated_at is None:
+        return request
+    if abs((alarm.updated_at - request.failure_time).total_seconds()) < 0.001:
+        return request
+    said, at = request.failure_time.isoformat(timespec="milliseconds"), alarm.updated_at.isoformat(timespec="milliseconds")
+    return replace(request, failure_time=alarm.updated_at, trigger=f"{request.trigger}: its current transition, at {at} (the event said {said})")
 
 
 def _fmt(seconds: float) -> str:

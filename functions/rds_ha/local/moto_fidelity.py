@@ -238,7 +238,7 @@ def _install_route53_transactions() -> None:
     original = Route53Backend.change_resource_record_sets
     _originals["route53.change"] = original
 
-    def describe(key: tuple[str, str, str | None]) -> str:
+    def describe(key: tuple[str, Any, Any]) -> str:
         ident = f", identifier='{key[2]}'" if key[2] is not None else ""
         return f"[name='{key[0]}', type='{key[1]}'{ident}]"
 
@@ -252,7 +252,7 @@ def _install_route53_transactions() -> None:
 
     def change(self: Route53Backend, zoneid: str, change_list: list[dict[str, Any]]) -> None:
         zone = self.get_hosted_zone(zoneid)
-        current: dict[tuple[str, str, str | None], Any] = {(rs.name.rstrip(".").lower() + ".", rs.type, rs.set_identifier): rs for rs in zone.rrsets}
+        current: dict[tuple[str, Any, Any], Any] = {(rs.name.rstrip(".").lower() + ".", rs.type, rs.set_identifier): rs for rs in zone.rrsets}
         for item in change_list:
             rrs = item["ResourceRecordSet"]
             key = (rrs["Name"].rstrip(".").lower() + ".", rrs["Type"], rrs.get("SetIdentifier"))
@@ -299,7 +299,7 @@ def _install_alarm_times() -> None:
         if at is not None:
             self.state_updated_timestamp = at
         if changed or not hasattr(self, "state_transitioned_timestamp"):
-            self.state_transitioned_timestamp = self.state_updated_timestamp
+            self.state_transitioned_timestamp = self.state_updated_timestamp  # type: ignore[attr-defined]
 
     def put(self: CloudWatchBackend, name: str, *args: Any, **kwargs: Any) -> Any:
         before = self.alarms.get(name)
@@ -307,10 +307,10 @@ def _install_alarm_times() -> None:
         if before is not None:
             alarm.state_value, alarm.state_reason, alarm.state_reason_data = before.state_value, before.state_reason, before.state_reason_data
             alarm.state_updated_timestamp = before.state_updated_timestamp
-            alarm.state_transitioned_timestamp = getattr(before, "state_transitioned_timestamp", before.state_updated_timestamp)
+            alarm.state_transitioned_timestamp = getattr(before, "state_transitioned_timestamp", before.state_updated_timestamp)  # type: ignore[attr-defined]
         else:
             alarm.state_updated_timestamp = stamp() or alarm.state_updated_timestamp
-            alarm.state_transitioned_timestamp = alarm.state_updated_timestamp
+            alarm.state_transitioned_timestamp = alarm.state_updated_timestamp  # type: ignore[attr-defined]
         return alarm
 
     FakeAlarm.update_state = new_state  # type: ignore[method-assign]

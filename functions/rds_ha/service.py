@@ -34,7 +34,7 @@ from .executor import Executor
 from .lease import Lease, Leases
 from .observability import logger
 from .results import Result
-from .snapshot import Snapshotter, members
+from .snapshot import Snapshotter, Sweep, members
 
 DEFAULT_TABLE = "rds-ha"
 POLL_SECONDS = 10.0
@@ -311,7 +311,7 @@ class Service:
         self,
         cfg: ClusterConfig,
         deadline: datetime,
-        sweep: list[Instance] | None = None,
+        sweep: Sweep | None = None,
         first: Topology | None = None,
         recent_lag: dict[str, LagReading] | None = None,
         dns_only: bool = False,
@@ -372,8 +372,14 @@ class Service:
                 if name not in known:
                     raise ClusterNotFoundError(f"no cluster named {name!r} is configured in table {self.table.name}")
             configs = [c for c in configs if c.name in names]
-        # One DescribeDBInstances sweep per region serves every cluster's first look.
-        sweeps = {region: self.rds.describe_all(region) for region in sorted({r for c in configs for r in c.regions})}
+        # One DescribeDBInstances sweep per region serves every cluster's first look. A region whose API
+        # fails stops no other: its clusters read what they can themselves (the snapshot contains it).
+        sweeps: dict[str, list[Instance]] = {}
+        for region in sorted({r for c in configs for r in c.regions}):
+            try:
+                sweeps[region] = self.rds.describe_all(region)
+            except AwsError as exc:
+                logger.error(f"reconcile: DBInstances of {region} not read: {exc}")
         lags = self._recent_lags(configs, sweeps)
         alarms = self._alarms_in_alarm(configs)
         records = self._zone_records(configs)
@@ -387,9 +393,8 @@ class Service:
                         results.append(decided)
                         continue
                     # Nothing (more) to decide: keep DNS, replicas and Multi-AZ as they should be.
-                    steady = self._drive(
-                        cfg, deadline, [i for r in cfg.regions for i in sweeps[r]], recent_lag=lags.get(cfg.name), records=records.get(cfg.dns.zone_id)
-                    )
+                    swept = Sweep([i for r in cfg.regions for i in sweeps[r]]) if all(r in sweeps for r in cfg.regions) else None
+                    steady = self._drive(cfg, deadline, swept, recent_lag=lags.get(cfg.name), records=records.get(cfg.dns.zone_id))
                     if decided is not None:
                         steady.reason = f"{decided.reason}; {steady.reason}"
                     if steady.outcome == "steady":
@@ -413,7 +418,7 @@ class Service:
         for cfg in configs:
             # Members by tag and by the config's primary (no state read): what the snapshot finds misses nothing
             # important, as a replica without a reading is judged on its status and its place in the reader set.
-            by_tag = members(cfg, ClusterState(cluster=cfg.name, primary=cfg.primary), [i for r in cfg.regions for i in sweeps[r]])
+            by_tag = members(cfg, ClusterState(cluster=cfg.name, primary=cfg.primary), [i for r in cfg.regions for i in sweeps.get(r, [])])
             replicas[cfg.name] = [i for i in by_tag.values() if i.is_replica]
         by_name = {cfg.name: cfg for cfg in configs}
         readings = self.snapshots.recent_lag(
@@ -448,8 +453,12 @@ class Service:
         out: dict[str, AlarmStatus] = {}
         for region in sorted({c.region for c in configs}):
             names = [a for c in configs if c.region == region for a, _ in c.alarms.roles()]
-            if names:
+            if not names:
+                continue
+            try:
                 out.update({n: a for n, a in self.cloudwatch.alarms(region, names).items() if a.state == "ALARM"})
+            except AwsError as exc:  # those clusters' alarms are looked at again next minute; the rest go on
+                logger.error(f"reconcile: alarms of {region} not read: {exc}")
         return out
 
     def _missed_trigger(self, cfg: ClusterConfig, alarms: dict[str, AlarmStatus]) -> AlarmTrigger | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .adapters.cloudwatch import CloudWatchAdapter
@@ -12,7 +13,9 @@ from .adapters.route53 import Route53Adapter
 from .adapters.state import StateTable
 from .core.clock import Clock
 from .core.config import ClusterConfig
+from .core.errors import AwsError
 from .core.models import AlarmStatus, ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
+from .observability import logger
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -35,6 +38,15 @@ def members(cfg: ClusterConfig, state: ClusterState, instances: list[Instance]) 
     return {iid: by_id[iid] for iid in sorted(wanted) if iid in by_id}
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """Instances as DescribeDBInstances showed them, and the regions that could not be read (region ->
+    the error): what is not seen there is unknown, not gone."""
+
+    instances: list[Instance]
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+
 def by_region(instances: Iterable[Instance]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
     for inst in instances:
@@ -46,18 +58,34 @@ class Snapshotter:
     def __init__(self, rds: RdsAdapter, route53: Route53Adapter, cloudwatch: CloudWatchAdapter, table: StateTable, clock: Clock) -> None:
         self.rds, self.route53, self.cloudwatch, self.table, self.clock = rds, route53, cloudwatch, table, clock
 
-    def _describe_members(self, cfg: ClusterConfig, state: ClusterState, hint: Iterable[str] = ()) -> list[Instance]:
+    def _describe_members(self, cfg: ClusterConfig, state: ClusterState, hint: Iterable[str] = ()) -> Sweep:
         """Filtered calls (known instances, then their replicas) per region of the cluster, not a listing
         of the account: in an AZ outage fifty clusters fail over at once under RDS's 12 requests/s quota.
         `hint` names instances seen in this cluster a moment ago: described in the first call, their
-        replicas need no second one unless a new replica appeared."""
-        known = [i for region in cfg.regions for i in self.rds.describe_ids(region, known_ids(state) | set(hint))]
+        replicas need no second one unless a new replica appeared. A region other than the primary's
+        that cannot be read is left out and named (its trouble must not stop the decision)."""
+        home = state.primary_region or cfg.region
+        unreadable: dict[str, str] = {}
+
+        def describe(region: str, ids: Iterable[str]) -> list[Instance]:
+            if region in unreadable:
+                return []
+            try:
+                return self.rds.describe_ids(region, ids)
+            except AwsError as exc:
+                if region == home:
+                    raise
+                unreadable[region] = str(exc)
+                return []
+
+        known = [i for region in cfg.regions for i in describe(region, known_ids(state) | set(hint))]
         have = {(i.region, i.id) for i in known}
         more: dict[str, set[str]] = defaultdict(set)
         for region, iid in {r for i in known for r in i.replicas} - have:
             if region in cfg.regions:
                 more[region].add(iid)
-        return known + [i for region, ids in sorted(more.items()) for i in self.rds.describe_ids(region, ids)]
+        found = known + [i for region, ids in sorted(more.items()) for i in describe(region, ids)]
+        return Sweep(found, unreadable)
 
     def state(self, cfg: ClusterConfig) -> ClusterState:
         return self.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
@@ -74,7 +102,11 @@ class Snapshotter:
         lags: dict[str, LagReading] = {}
         engine: dict[str, EngineReading] = {}
         for region, ids in sorted(by_region(replicas).items()):
-            found_lag, found_engine = self.cloudwatch.recent_lag(region, ids, start, end, probes)
+            try:
+                found_lag, found_engine = self.cloudwatch.recent_lag(region, ids, start, end, probes)
+            except AwsError as exc:  # that region's replicas have no reading: judged as without data
+                logger.warning(f"no recent lag for {len(ids)} replica(s) in {region}: {exc}")
+                continue
             lags.update(found_lag)
             engine.update(found_engine)
         return lags, engine
@@ -84,7 +116,7 @@ class Snapshotter:
         cfg: ClusterConfig,
         failure_time: datetime | None = None,
         alarms: Mapping[str, AlarmStatus] | None = None,
-        described: list[Instance] | None = None,
+        described: Sweep | None = None,
         recent_lag: Mapping[str, LagReading] | None = None,
         check_writer: bool = False,
         records: Mapping[str, tuple[Record, ...]] | None = None,
@@ -96,7 +128,8 @@ class Snapshotter:
         `check_writer` asks Route 53 about a workflow's writer move until it is verified; `records` are
         record sets by name from a listing of the zone already made (a reconcile sweep)."""
         state = self.state(cfg)
-        instances = members(cfg, state, described if described is not None else self._describe_members(cfg, state, hint))
+        sweep = described if described is not None else self._describe_members(cfg, state, hint)
+        instances = members(cfg, state, sweep.instances)
         listed = records or {}
         writer = listed[cfg.dns.writer] if cfg.dns.writer in listed else self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
         reader: tuple[Record, ...] = ()
@@ -108,8 +141,16 @@ class Snapshotter:
         if failure_time is not None:
             start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
             probed = cfg.name if cfg.probe is not None else None
+            home = state.primary_region or cfg.region
             for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
-                found_lag, found_engine = self.cloudwatch.failover_metrics(region, probed, ids, start, failure_time, self.clock.now())
+                try:
+                    found_lag, found_engine = self.cloudwatch.failover_metrics(region, probed, ids, start, failure_time, self.clock.now())
+                except AwsError as exc:
+                    if region == home:
+                        raise
+                    # Another region's replicas then have no lag data: not candidates, the local ones still are.
+                    logger.warning(f"no lag for the replicas in {region}: {exc}")
+                    continue
                 lag.update(found_lag)
                 engine.update(found_engine)
         elif recent_lag is None and replicas:
@@ -135,4 +176,5 @@ class Snapshotter:
             recent_lag=dict(recent_lag) if recent_lag is not None else ({} if failure_time is None else None),
             writer_check=check,
             engine=engine,
+            unreadable=dict(sweep.unreadable),
         )

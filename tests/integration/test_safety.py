@@ -24,7 +24,7 @@ from rds_ha.local import moto_fidelity, samples
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
 from .test_cli import run
-from .test_read_capacity import alarm, capacity_cluster, reader_ids
+from .test_read_capacity import WEST, _fail, alarm, capacity_cluster, reader_ids, west_replicas, with_cross_region
 
 
 def _primary_fails_and_fails_over(aws: Sandbox, lags: dict[str, float] | None = None, expect: str = "orders-db-r2") -> None:
@@ -182,3 +182,53 @@ def test_a_timestamp_without_utc_offset_is_refused_in_one_line_and_changes_nothi
         failover(event, context())
     assert "\n" not in str(raised.value)
     assert aws.promotions() == ["orders-db"] and aws.writer_targets() == [aws.endpoint("orders-db")]
+
+
+# -- one region's trouble stays in that region -------------------------------------------------------
+
+
+def _dr_region_down(aws: Sandbox) -> None:
+    """A cluster with a replica in us-west-2, then us-west-2's RDS API failing every DescribeDBInstances."""
+    build_cluster(aws)
+    aws.set_alarm("OK")
+    with_cross_region(aws)
+    reconcile({}, context())  # creates the us-west-2 replica
+    assert len(west_replicas(aws)) == 1
+    _fail(aws, "DescribeDBInstances", "ServiceUnavailable", region=WEST)
+    moto_fidelity.set_status("orders-db", "failed")
+    aws.clock.advance(1)
+    aws.set_alarm("ALARM")
+
+
+@pytest.mark.parametrize("path", ["failover", "reconcile"])
+def test_a_dr_regions_outage_does_not_stop_a_local_failover_from_completing(aws: Sandbox, path: str) -> None:
+    _dr_region_down(aws)
+    if path == "failover":
+        result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+    else:  # the alarm's delivery was lost: reconcile finds it, and must not fail on the other region first
+        result = reconcile({}, context())["results"][0]
+    assert result["outcome"] == "complete", result
+    assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    # What could not be seen is not recreated blind: no second replica in us-west-2.
+    west = moto_fidelity.backend(WEST).databases
+    assert len(west) == 1
+
+
+def test_reconcile_goes_on_with_every_other_cluster_when_one_region_fails(aws: Sandbox) -> None:
+    _dr_region_down(aws)
+    aws.set_alarm("OK")
+    moto_fidelity.set_status("orders-db", "available")
+    aws.r53().change_resource_record_sets(
+        HostedZoneId=aws.zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": "x.example"}]},
+                }
+            ]
+        },
+    )
+    (result,) = reconcile({}, context())["results"]
+    assert result["outcome"] == "steady", result
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]  # the drift in the readable region is repaired

@@ -239,6 +239,8 @@ class Topology:
     writer_check: WriterCheck | None = None
     # The SQL probe's latest reading of each replica (clusters with `probe`); read when deciding a failover.
     engine: Mapping[str, EngineReading] = field(default_factory=dict)
+    # Regions of the cluster whose instances could not be read (region -> the error): unknown, not gone.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
     def engine_reading(self, instance: str) -> EngineReading | None:
         """The probe's reading of `instance` if it is recent enough to decide on (probe.max_age_seconds)."""

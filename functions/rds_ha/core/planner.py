@@ -477,8 +477,8 @@ def _redundancy(
             )
         )
     for other in cfg.replicas.cross_region if remote else ():
-        if other.region == primary.region:
-            continue
+        if other.region == primary.region or other.region in topo.unreadable:
+            continue  # (a region that could not be read may hold its replicas: none is created blind)
         have = live_replicas(topo, primary, other.region)
         for _ in range(other.count - len(have)):
             name = replica_name(topo, suffix, taken)

@@ -421,10 +421,13 @@ class Service:
             by_tag = members(cfg, ClusterState(cluster=cfg.name, primary=cfg.primary), [i for r in cfg.regions for i in sweeps.get(r, [])])
             replicas[cfg.name] = [i for i in by_tag.values() if i.is_replica]
         by_name = {cfg.name: cfg for cfg in configs}
-        readings = self.snapshots.recent_lag(
-            [i for found in replicas.values() for i in found], {i.id: by_name[name] for name, found in replicas.items() for i in found}
-        )
-        return {name: {i.id: readings[i.id] for i in found if i.id in readings} for name, found in replicas.items()}
+        every = [i for found in replicas.values() for i in found]
+        readings, failed = self.snapshots.recent_lag_by_region(every, {i.id: by_name[name] for name, found in replicas.items() for i in found})
+        # A cluster with a replica in a region whose metrics could not be read reads them itself (and
+        # reports that region's trouble as its own), rather than deciding as if those replicas had no data.
+        return {
+            name: {i.id: readings[i.id] for i in found if i.id in readings} for name, found in replicas.items() if not any(i.region in failed for i in found)
+        }
 
     def _zone_records(self, configs: list[ClusterConfig]) -> dict[str, dict[str, tuple[Record, ...]]]:
         """Writer and reader record sets of every cluster, one listing per hosted zone where that is

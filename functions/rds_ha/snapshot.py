@@ -95,17 +95,31 @@ class Snapshotter:
         (`probed`: instance id -> its cluster's config) are judged by the SQL probe's recent reading."""
         return self._recent(replicas, probed)[0]
 
-    def _recent(self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig] | None) -> tuple[dict[str, LagReading], dict[str, EngineReading]]:
+    def recent_lag_by_region(self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig]) -> tuple[dict[str, LagReading], set[str]]:
+        """The same, region by region: the readings, and the regions whose metrics could not be read."""
+        failed: set[str] = set()
+        return self._recent(replicas, probed, must=(), failed=failed)[0], failed
+
+    def _recent(
+        self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig] | None, must: Iterable[str] | None = None, failed: set[str] | None = None
+    ) -> tuple[dict[str, LagReading], dict[str, EngineReading]]:
+        """A region in `must` (default: every region) whose metrics cannot be read raises; another is left
+        out (its replicas have no reading) and added to `failed`."""
         end = self.clock.now()
         start = end - timedelta(seconds=RECENT_LAG_SECONDS)
         probes = {iid: (cfg.name, float(cfg.probe.max_age_seconds)) for iid, cfg in (probed or {}).items() if cfg.probe is not None}
+        strict = None if must is None else set(must)
         lags: dict[str, LagReading] = {}
         engine: dict[str, EngineReading] = {}
         for region, ids in sorted(by_region(replicas).items()):
             try:
                 found_lag, found_engine = self.cloudwatch.recent_lag(region, ids, start, end, probes)
-            except AwsError as exc:  # that region's replicas have no reading: judged as without data
+            except AwsError as exc:
+                if strict is None or region in strict:
+                    raise
                 logger.warning(f"no recent lag for {len(ids)} replica(s) in {region}: {exc}")
+                if failed is not None:
+                    failed.add(region)
                 continue
             lags.update(found_lag)
             engine.update(found_engine)
@@ -155,7 +169,7 @@ class Snapshotter:
                 engine.update(found_engine)
         elif recent_lag is None and replicas:
             # The same call brings the SQL probe's readings of a probed cluster (a switchover ranks by them).
-            recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas})
+            recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas}, must={state.primary_region or cfg.region})
         wf = state.workflow
         check = None
         new = instances.get(wf.new_primary) if wf is not None else None

@@ -125,6 +125,22 @@ class Snapshotter:
             engine.update(found_engine)
         return lags, engine
 
+    def _check_writer(self, cfg: ClusterConfig, change_id: str | None) -> WriterCheck:
+        """Route 53's view of the writer move. Each check is a read about a step already taken: one that
+        cannot run (throttled, refused) is noted and the planner falls back to what could be read."""
+        status, answer, unchecked = None, None, []
+        if change_id:
+            try:
+                status = self.route53.change_status(change_id)
+            except AwsError as exc:
+                unchecked.append(f"GetChange failed ({exc})")
+        try:
+            if not self.route53.is_private(cfg.dns.zone_id):
+                answer = self.route53.answer(cfg.dns.zone_id, cfg.dns.writer)
+        except AwsError as exc:
+            unchecked.append(f"TestDNSAnswer failed ({exc})")
+        return WriterCheck(status, answer, "; ".join(unchecked) or None, status_known=status is not None or not change_id)
+
     def read(
         self,
         cfg: ClusterConfig,
@@ -175,9 +191,7 @@ class Snapshotter:
         new = instances.get(wf.new_primary) if wf is not None else None
         moved = wf is not None and (wf.writer_moved_at is not None or (new is not None and any(r.value == new.endpoint for r in writer)))
         if check_writer and wf is not None and moved and wf.verified_at is None:
-            status = self.route53.change_status(wf.writer_change_id) if wf.writer_change_id else None
-            answer = None if self.route53.is_private(cfg.dns.zone_id) else self.route53.answer(cfg.dns.zone_id, cfg.dns.writer)
-            check = WriterCheck(status, answer)
+            check = self._check_writer(cfg, wf.writer_change_id)
         return Topology(
             cluster=cfg,
             state=state,

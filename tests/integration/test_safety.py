@@ -232,3 +232,36 @@ def test_reconcile_goes_on_with_every_other_cluster_when_one_region_fails(aws: S
     (result,) = reconcile({}, context())["results"]
     assert result["outcome"] == "steady", result
     assert aws.writer_targets() == [aws.endpoint("orders-db")]  # the drift in the readable region is repaired
+
+
+# -- a check that cannot run holds nothing up --------------------------------------------------------
+
+
+def _route53_refuses(aws: Sandbox, operation: str) -> None:
+    from botocore.exceptions import ClientError
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded (injected)"}}, operation)
+
+    aws.clients.client("route53", "us-east-1").meta.events.register(f"before-call.route53.{operation}", refuse)
+
+
+def test_a_failing_testdnsanswer_falls_back_to_the_record_and_the_failover_completes(aws: Sandbox) -> None:
+    build_cluster(aws)  # a public zone: TestDNSAnswer is the check
+    _route53_refuses(aws, "TestDNSAnswer")
+    result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+    assert result["outcome"] == "complete", result
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")] and aws.state().workflow is None
+    (verified,) = [h["message"] for h in aws.service.table.history("orders") if h["kind"] == "writer_verified"]
+    assert "TestDNSAnswer failed" in verified and "verified from the record as Route 53 holds it" in verified
+
+
+def test_with_getchange_failing_too_the_record_decides_after_route_53s_propagation_time(aws: Sandbox) -> None:
+    build_cluster(aws)
+    _route53_refuses(aws, "TestDNSAnswer")
+    _route53_refuses(aws, "GetChange")
+    first = failover(alarm_event("eventbridge", aws.clock.now()), context(timeout=40))
+    assert first["outcome"] == "waiting" and "waiting 60s after the writer change" in first["reason"], first
+    aws.clock.advance(61)
+    assert reconcile({}, context())["results"][0]["outcome"] == "complete"
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]

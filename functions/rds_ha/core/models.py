@@ -104,6 +104,10 @@ class WriterCheck:
 
     change_status: str | None
     answer: tuple[str, ...] | None
+    # Why a check could not run (Route 53 throttled or refused it): the planner falls back to the record.
+    unchecked: str | None = None
+    # False when the change's status could not be read (GetChange failed).
+    status_known: bool = True
 
 
 @dataclass(frozen=True)

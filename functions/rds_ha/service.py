@@ -169,29 +169,35 @@ class Service:
         if dry_run:
             return decide()[1]
         try:
-            with self.lease(cfg.name, deadline, self.lease_wait_seconds):
-                topo, result, plan = decide()
-                while plan.outcome == "waiting" and self.clock.now() + timedelta(seconds=self.poll_seconds) <= give_up:
-                    self.clock.sleep(self.poll_seconds)
+            while True:
+                # The catch-up wait holds no lease between looks: a failure of the primary meanwhile is
+                # failed over at once (the next look finds that failover, or the primary down, and refuses).
+                with self.lease(cfg.name, deadline, self.lease_wait_seconds):
                     topo, result, plan = decide()
-                if plan.outcome != "start":
-                    if plan.outcome == "waiting":
-                        result.outcome = "refused"
-                        result.reason = f"{plan.reason}; gave up after {cfg.switchover.catch_up_seconds}s (switchover.catch_up_seconds)"
-                    self.executor.history(cfg.name, "switchover_refused", result.reason, trigger=request.trigger)
-                    self.executor.notify(topo, "switchover_refused", result.reason, unplanned=False, primary=topo.state.primary)
-                    return result
-                veto = self._pre_hook(topo, plan, request.trigger, planned=True)
-                if veto is not None:
-                    self.executor.history(cfg.name, "switchover_vetoed", veto, trigger=request.trigger)
-                    self.executor.notify(topo, "switchover_vetoed", veto, unplanned=False, primary=topo.state.primary)
-                    return Result(cfg.name, "vetoed", veto, candidates=result.candidates, chosen=result.chosen)
-                state = self.executor.execute(topo, plan).state
-                progress = self._drive(cfg, deadline, first=replace(topo, state=state))
+                    if plan.outcome != "waiting" or self.clock.now() + timedelta(seconds=self.poll_seconds) > give_up:
+                        return self._switch(cfg, request, deadline, topo, result, plan)
+                self.clock.sleep(self.poll_seconds)
         except LeaseLostError as exc:
             return self._lease_lost(cfg, request.trigger, exc)
         except AwsError as exc:
             return self._aws_failed(cfg, request.trigger, exc)
+
+    def _switch(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, topo: Topology, result: Result, plan: Plan) -> Result:
+        """A switchover's decision, under the lease: refuse (recorded, notified), or ask the hook and run the workflow."""
+        if plan.outcome != "start":
+            if plan.outcome == "waiting":
+                result.outcome = "refused"
+                result.reason = f"{plan.reason}; gave up after {cfg.switchover.catch_up_seconds}s (switchover.catch_up_seconds)"
+            self.executor.history(cfg.name, "switchover_refused", result.reason, trigger=request.trigger)
+            self.executor.notify(topo, "switchover_refused", result.reason, unplanned=False, primary=topo.state.primary)
+            return result
+        veto = self._pre_hook(topo, plan, request.trigger, planned=True)
+        if veto is not None:
+            self.executor.history(cfg.name, "switchover_vetoed", veto, trigger=request.trigger)
+            self.executor.notify(topo, "switchover_vetoed", veto, unplanned=False, primary=topo.state.primary)
+            return Result(cfg.name, "vetoed", veto, candidates=result.candidates, chosen=result.chosen)
+        state = self.executor.execute(topo, plan).state
+        progress = self._drive(cfg, deadline, first=replace(topo, state=state))
         result.actions += progress.actions
         result.outcome, result.error = progress.outcome, progress.error
         if progress.outcome != "complete":

@@ -265,3 +265,41 @@ def test_with_getchange_failing_too_the_record_decides_after_route_53s_propagati
     aws.clock.advance(61)
     assert reconcile({}, context())["results"][0]["outcome"] == "complete"
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+# -- a failure preempts a planned operation ----------------------------------------------------------
+
+
+def test_a_primary_failing_while_a_switchover_waits_is_failed_over_at_once(aws: Sandbox, monkeypatch: Any, capsys: Any) -> None:
+    import threading
+
+    from rds_ha.cli import main as cli
+
+    build_cluster(aws, extra_failover="", extra="    switchover: {catch_up_seconds: 3600}\n")  # r2 lags 2 s > max 1 s: it waits
+    aws.set_alarm("OK")
+    monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
+    outcome: list[dict[str, Any]] = []
+    started = aws.clock.now()
+
+    def primary_fails_during_the_wait(now: Any) -> None:
+        if outcome or (now - started).total_seconds() < 30:
+            return
+        outcome.append({})
+
+        def fail_over() -> None:
+            _primary_fails_and_fails_over(aws)
+            outcome[0] = {"at": aws.clock.now()}
+
+        other = threading.Thread(target=fail_over)
+        other.start()
+        other.join()
+
+    stop = aws.clock.watch(primary_fails_during_the_wait)
+    try:
+        code = run("switchover", "orders")
+    finally:
+        stop()
+    assert outcome and "at" in outcome[0], "the failover did not complete during the switchover's wait"
+    assert (outcome[0]["at"] - started).total_seconds() < 60  # not after the catch-up wait (up to an hour)
+    assert code == 3  # the switchover then refuses: a failover moved the primary
+    assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]

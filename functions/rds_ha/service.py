@@ -25,7 +25,7 @@ from .adapters.state import StateTable
 from .capacity import Capacity
 from .core.actions import ChangeRecords, CreateReplica, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
-from .core.config import ClusterConfig
+from .core.config import ClusterConfig, claim_conflicts, outside_zone
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, LeaseLostError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Record, Topology
 from .core.planner import FailoverRequest, current_transition, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
@@ -535,11 +535,12 @@ class Service:
         rds-ha's IAM policy lets it act only on instances tagged `rds-ha:cluster`: the primary and
         its replicas must carry the tag (`tag_members` adds it where it is missing).
         """
-        problems: list[str] = []
         untagged: list[tuple[ClusterConfig, Instance]] = []
         described: dict[str, list[Instance]] = {}
         states = {cfg.name: self.table.get_state(cfg.name) for cfg in clusters}
         applied = {c.name: c for c in self.clusters()}
+        problems = claim_conflicts(clusters, applied.values())
+        member_of: dict[tuple[str, str], str] = {}  # (region, instance) -> the cluster it belongs to
         for cfg in clusters:
             state = states[cfg.name]
             primary_id = state.primary if state else cfg.primary
@@ -553,12 +554,19 @@ class Service:
                 problems.append(f"cluster {cfg.name}: primary {primary_id} is a read replica of {primary.source}")
             else:
                 for inst in [primary, *(i for i in instances if i.source == primary.id)]:
+                    other = member_of.setdefault((cfg.region, inst.id), cfg.name)
+                    if other != cfg.name:
+                        problems.append(f"cluster {cfg.name}: {inst.id} is already a member of cluster {other}")
                     if inst.cluster_tag is None:
                         untagged.append((cfg, inst))
                     elif inst.cluster_tag != cfg.name:
                         problems.append(f"cluster {cfg.name}: {inst.id} is tagged {TAG_CLUSTER}={inst.cluster_tag}, a member of another cluster")
-            if not self.route53.zone_exists(cfg.dns.zone_id):
+            zone = self.route53.zone_name(cfg.dns.zone_id)
+            if zone is None:
                 problems.append(f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found")
+            else:
+                problems += outside_zone(cfg, zone)
+        problems += self._members_elsewhere(clusters, applied, described, member_of)
         if untagged and not tag_members:
             names = ", ".join(i.id for _, i in untagged)
             problems.append(f"{names} lack the tag {TAG_CLUSTER} (rds-ha may act only on tagged instances); add it, or apply with --tag-members")
@@ -590,6 +598,26 @@ class Service:
             self.table.put_config(cfg, applied_by, now)
             self.table.add_history(cfg.name, now, "config_applied", f"configuration applied from {source} by {applied_by}", {})
         return notes
+
+    def _members_elsewhere(
+        self, clusters: list[ClusterConfig], applied: dict[str, ClusterConfig], described: dict[str, list[Instance]], member_of: dict[tuple[str, str], str]
+    ) -> list[str]:
+        """Instances of the file's clusters that already belong to a cluster applied before (its primary
+        or one of its replicas): an instance has one cluster."""
+        problems = []
+        replaced = {c.name for c in clusters}
+        for other in applied.values():
+            if other.name in replaced or other.region not in described:
+                continue
+            state = self.table.get_state(other.name)
+            primary = state.primary if state else other.primary
+            for inst in described[other.region]:
+                if inst.id != primary and inst.source != primary:
+                    continue
+                mine = member_of.get((other.region, inst.id))
+                if mine is not None:
+                    problems.append(f"cluster {mine}: {inst.id} is already a member of cluster {other.name}")
+        return problems
 
     # -- status -------------------------------------------------------------------------------
     def status_region(self, cfg: ClusterConfig) -> str:

@@ -303,3 +303,79 @@ def test_a_primary_failing_while_a_switchover_waits_is_failed_over_at_once(aws: 
     assert (outcome[0]["at"] - started).total_seconds() < 60  # not after the catch-up wait (up to an hour)
     assert code == 3  # the switchover then refuses: a failover moved the primary
     assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+# -- conflicting configuration is refused, naming both clusters ---------------------------------------
+
+SECOND = """\
+clusters:
+  - name: {name}
+    region: us-east-1
+    primary: {primary}
+    replicas: {{min: 0, max: 2}}
+    dns: {{zone_id: {zone}, writer: {writer}}}
+    alarms:
+      failover: [{alarm}]
+"""
+
+
+def _apply_second(aws: Sandbox, tag_members: bool = False, **kw: str) -> str:
+    from rds_ha.core.config import parse_config
+    from rds_ha.core.errors import ConfigError
+
+    values = {"name": "shop", "primary": "shop-db", "zone": aws.zone_id, "writer": "shop-writer.orders.example.internal", "alarm": "shop-primary-down"} | kw
+    before = sorted(c.name for c in aws.service.clusters())
+    with pytest.raises(ConfigError) as refused:
+        aws.service.apply(parse_config(SECOND.format(**values), "shop.yaml").clusters, "shop.yaml", "test", tag_members=tag_members)
+    assert sorted(c.name for c in aws.service.clusters()) == before  # nothing stored
+    return str(refused.value)
+
+
+def _shop_primary(aws: Sandbox, tagged: bool = True) -> None:
+    aws.rds().create_db_instance(
+        DBInstanceIdentifier="shop-db",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="app",
+        MasterUserPassword="local-moto-only-1",  # noqa: S106 - moto, not a secret
+        BackupRetentionPeriod=1,
+        Tags=[{"Key": "rds-ha:cluster", "Value": "shop"}] if tagged else [],
+    )
+
+
+def test_apply_refuses_a_writer_name_another_cluster_owns(aws: Sandbox) -> None:
+    build_cluster(aws)
+    _shop_primary(aws)
+    message = _apply_second(aws, writer="writer.orders.example.internal")
+    assert message == "shop.yaml: cluster shop: record name writer.orders.example.internal is already cluster orders's"
+
+
+def test_apply_refuses_an_alarm_another_cluster_owns(aws: Sandbox) -> None:
+    build_cluster(aws)
+    _shop_primary(aws)
+    assert _apply_second(aws, alarm="orders-primary-down") == "shop.yaml: cluster shop: alarm orders-primary-down is already cluster orders's"
+
+
+def test_apply_refuses_a_record_name_outside_the_hosted_zone(aws: Sandbox) -> None:
+    build_cluster(aws)
+    _shop_primary(aws)
+    message = _apply_second(aws, writer="writer.shop.example.com")
+    assert message.startswith("shop.yaml: cluster shop: writer name writer.shop.example.com is not in hosted zone") and "(orders.example.internal)" in message
+
+
+def test_apply_refuses_an_instance_that_belongs_to_another_cluster(aws: Sandbox) -> None:
+    from rds_ha.core.config import parse_config
+    from rds_ha.core.errors import ConfigError
+
+    build_cluster(aws)
+    _shop_primary(aws, tagged=False)
+    both = SECOND.format(name="shop", primary="shop-db", zone=aws.zone_id, writer="shop-writer.orders.example.internal", alarm="shop-primary-down")
+    both += SECOND.format(name="shop2", primary="shop-db", zone=aws.zone_id, writer="shop2-writer.orders.example.internal", alarm="shop2-primary-down").split(
+        "clusters:\n", 1
+    )[1]
+    with pytest.raises(ConfigError) as refused:  # untagged, both would be tagged: one instance, two clusters
+        aws.service.apply(parse_config(both, "shop.yaml").clusters, "shop.yaml", "test", tag_members=True)
+    assert str(refused.value) == "shop.yaml: cluster shop2: shop-db is already a member of cluster shop"
+    assert sorted(c.name for c in aws.service.clusters()) == ["orders"]
+    assert not aws.instance("shop-db")["TagList"]  # type: ignore[index]

@@ -146,13 +146,13 @@ class Route53Adapter:
             raise translate(exc, f"test DNS answer for {name}") from exc
         return tuple(v.rstrip(".") for v in resp.get("RecordData", []))
 
-    def zone_exists(self, zone_id: str) -> bool:
+    def zone_name(self, zone_id: str) -> str | None:
+        """The zone's domain name, or None when there is no such zone."""
         try:
-            self._r53.get_hosted_zone(Id=zone_id)
-            return True
+            return str(self._r53.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "NoSuchHostedZone":
-                return False
+                return None
             raise translate(exc, f"get hosted zone {zone_id}") from exc
         except BotoCoreError as exc:
             raise translate(exc, f"get hosted zone {zone_id}") from exc

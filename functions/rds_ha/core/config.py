@@ -280,6 +280,32 @@ class ConfigFile(_Strict):
         return self
 
 
+def claim_conflicts(clusters: list[ClusterConfig], applied: Iterable[ClusterConfig]) -> list[str]:
+    """What `clusters` claim that another cluster (in the file, or applied before) already claims: a
+    writer or reader name (two clusters moving one record point it at two databases) or an alarm (a
+    dimensionless one would fail over whichever cluster it is routed to). One line each, naming both."""
+    replaced = {c.name for c in clusters}
+    owners: dict[tuple[str, str], str] = {}
+    problems = []
+    for cfg in [*(c for c in applied if c.name not in replaced), *clusters]:
+        claims = [("record name", n) for n in (cfg.dns.writer, cfg.dns.reader) if n] + [("alarm", a) for a, _ in cfg.alarms.roles()]
+        for kind, name in claims:
+            owner = owners.setdefault((kind, name), cfg.name)
+            if owner != cfg.name:
+                problems.append(f"cluster {cfg.name}: {kind} {name} is already cluster {owner}'s")
+    return problems
+
+
+def outside_zone(cfg: ClusterConfig, zone_name: str) -> list[str]:
+    """Record names of `cfg` that its hosted zone cannot hold (Route 53 would refuse every change)."""
+    zone = zone_name.rstrip(".").lower()
+    return [
+        f"cluster {cfg.name}: {role} name {name} is not in hosted zone {cfg.dns.zone_id} ({zone})"
+        for role, name in (("writer", cfg.dns.writer), ("reader", cfg.dns.reader))
+        if name and name != zone and not name.endswith("." + zone)
+    ]
+
+
 def _loc(loc: Iterable[Any]) -> str:
     out = ""
     for part in loc:

@@ -33,4 +33,7 @@ def test_a_grant_no_code_calls_is_reported() -> None:
 def test_functions_resolve_the_shared_managed_policy() -> None:
     grants = granted(TEMPLATE)
     assert "rds:PromoteReadReplica" in grants["FailoverFunction"] and "rds:PromoteReadReplica" in grants["ReconcileFunction"]
-    assert "dynamodb:UpdateItem" in grants["FailoverFunction"] and "dynamodb:UpdateItem" not in grants["ReconcileFunction"]
+    # UpdateItem: the lease's renewal (every function that acts on a cluster); FailoverFunction's idempotency records too.
+    assert all(
+        "dynamodb:UpdateItem" in grants[f] for f in ("FailoverFunction", "ReconcileFunction", "ReplicaScalingFunction", "MultiAzFunction", "DnsSyncFunction")
+    )

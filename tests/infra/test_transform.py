@@ -46,11 +46,11 @@ def test_functions_share_runtime_and_environment(resources: dict[str, Any]) -> N
 def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(resources: dict[str, Any]) -> None:
     basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     managed = {
-        "FailoverFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy"],
-        "ReconcileFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy"],
-        "ReplicaScalingFunctionRole": ["BasePolicy", "DnsPolicy"],
-        "MultiAzFunctionRole": ["BasePolicy"],
-        "DnsSyncFunctionRole": ["BasePolicy", "DnsPolicy"],
+        "FailoverFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy", "LeasePolicy"],
+        "ReconcileFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy", "LeasePolicy"],
+        "ReplicaScalingFunctionRole": ["BasePolicy", "DnsPolicy", "LeasePolicy"],
+        "MultiAzFunctionRole": ["BasePolicy", "LeasePolicy"],
+        "DnsSyncFunctionRole": ["BasePolicy", "DnsPolicy", "LeasePolicy"],
     }
     for name, policies in managed.items():
         assert resources[name]["Properties"]["ManagedPolicyArns"] == [basic, *({"Ref": p} for p in policies)]
@@ -61,7 +61,7 @@ def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(reso
 
     # SAM adds sqs:SendMessage on the failure queue for the on-failure destination.
     assert inline("FailoverFunctionRole") == {"dynamodb:UpdateItem", "sqs:SendMessage"}
-    assert inline("ReconcileFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
+    assert inline("ReconcileFunctionRole") == {"sqs:SendMessage"}  # its RDS changes are the workflow's (WorkflowPolicy)
     assert inline("ReplicaScalingFunctionRole") == {"rds:CreateDBInstanceReadReplica", "rds:AddTagsToResource", "rds:DeleteDBInstance", "sqs:SendMessage"}
     assert inline("MultiAzFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
     assert inline("DnsSyncFunctionRole") == {"sqs:SendMessage"}
@@ -79,7 +79,24 @@ def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> Non
     statements = {s["Sid"]: s for s in resources["WorkflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
     assert statements["ActOnClusterMembers"]["Condition"] == {"StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"}}
     assert statements["CreateTaggedReplicas"]["Condition"] == {"StringLike": {"aws:RequestTag/rds-ha:cluster": "?*"}}
-    assert statements["TagWithRdsHaKeysOnly"]["Condition"] == {"ForAllValues:StringLike": {"aws:TagKeys": ["rds-ha:*"]}}
+    # Tagging: the fence tag only on members already tagged; the cluster tag only in a create request's tags.
+    assert statements["FenceClusterMembers"]["Condition"] == {
+        "StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["rds-ha:fenced"]},
+    }
+    assert statements["TagReplicasOnCreate"]["Condition"]["ForAllValues:StringEquals"] == {
+        "aws:TagKeys": ["rds-ha:cluster", "rds-ha:role", "rds-ha:created-by"]
+    }
+    assert statements["TagReplicasOnCreate"]["Condition"]["StringEquals"] == {"aws:RequestTag/rds-ha:role": "replica"}
+
+
+def test_record_changes_are_cnames_by_compare_and_swap_only(resources: dict[str, Any]) -> None:
+    (statement,) = resources["DnsPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Condition"]["ForAllValues:StringEquals"] == {
+        "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
+        "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE"],
+    }
+    assert statement["Condition"]["ForAllValues:StringLike"] == {"route53:ChangeResourceRecordSetsNormalizedRecordNames": {"Ref": "RecordNames"}}
 
 
 def test_failover_is_triggered_by_alarm_state_changes(resources: dict[str, Any]) -> None:

@@ -379,3 +379,20 @@ def test_apply_refuses_an_instance_that_belongs_to_another_cluster(aws: Sandbox)
     assert str(refused.value) == "shop.yaml: cluster shop2: shop-db is already a member of cluster shop"
     assert sorted(c.name for c in aws.service.clusters()) == ["orders"]
     assert not aws.instance("shop-db")["TagList"]  # type: ignore[index]
+
+
+# -- only the cluster's tagged members are acted on ------------------------------------------------------
+
+
+def test_an_untagged_replica_added_later_is_never_the_candidate(aws: Sandbox) -> None:
+    build_cluster(aws)
+    # Someone adds a replica by hand, without the tag rds-ha's IAM policy requires; it is the least lagged.
+    aws.rds().create_db_instance_read_replica(DBInstanceIdentifier="orders-db-r3", SourceDBInstanceIdentifier="orders-db")
+    aws.put_lag("orders-db-r3", 0.5)
+
+    result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+
+    assert result["outcome"] == "complete" and result["chosen"] == "orders-db-r2", result
+    (r3,) = [c for c in result["candidates"] if c["instance"] == "orders-db-r3"]
+    assert not r3["eligible"] and r3["reason"].startswith("not tagged rds-ha:cluster=orders")
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]

@@ -27,6 +27,8 @@ def cluster(**failover: Any) -> ClusterConfig:
 
 
 def inst(iid: str, source: str | None = None, status: str = "available", az: str = "us-east-1a", **kw: Any) -> Instance:
+    """An instance of the cluster `orders` (tagged as its member, as `rds-ha apply` makes sure)."""
+    kw["tags"] = {"rds-ha:cluster": "orders", **kw.get("tags", {})}
     return Instance(
         id=iid,
         status=status,

@@ -114,6 +114,9 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
             reason = f"not the requested target {request.target}"
         elif replica.fenced:
             reason = "fenced"
+        elif replica.cluster_tag != topo.cluster.name:
+            # rds-ha's IAM policy lets it promote only instances tagged as the cluster's: the call would be refused.
+            reason = f"not tagged {TAG_CLUSTER}={topo.cluster.name} (rds-ha may act only on tagged instances; rds-ha apply --tag-members)"
         elif replica.never_promote:
             reason = "tagged rds-ha:never-promote"
         elif replica.status != AVAILABLE:
@@ -721,8 +724,9 @@ def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, fo
         seconds = math.inf if reading is None or reading.seconds < 0 else reading.seconds
         return (-seconds, -(r.created.timestamp() if r.created else 0), r.id)
 
-    # Only available replicas: one being created or modified is busy (RDS refuses to delete most of those).
-    victims = sorted((r for r in live if r.id != keep and r.status == AVAILABLE), key=most_lagging_newest)
+    # Only available replicas: one being created or modified is busy (RDS refuses to delete most of those);
+    # only the cluster's tagged ones (IAM refuses the others).
+    victims = sorted((r for r in live if r.id != keep and r.status == AVAILABLE and r.cluster_tag == cfg.name), key=most_lagging_newest)
     if not victims:
         return Plan("refused", f"no replica can be removed: {keep} is the best failover candidate and the others are busy")
     victim = victims[0]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from . import TAG_FENCED
+from .adapters.cloudwatch import CloudWatchAdapter
 from .adapters.hooks import Hooks
 from .adapters.notify import Notifier
 from .adapters.rds import RdsAdapter
@@ -32,6 +33,7 @@ from .core.actions import (
     Promote,
     RecordHandled,
     RecordPrimary,
+    RetargetAlarms,
     StartWorkflow,
     StopInstance,
     VerifyWriter,
@@ -77,6 +79,8 @@ class Executor:
         self.after_step: Any = None
         # The run's leases (set by the service): every step is taken under a held, renewed lease.
         self.leases: Leases | None = None
+        # The failover alarms follow the new primary (set by the service).
+        self.cloudwatch: CloudWatchAdapter | None = None
 
     # -- recording ----------------------------------------------------------------------------
     def history(self, cluster: str, kind: str, message: str, **details: Any) -> None:
@@ -225,6 +229,29 @@ class Executor:
         except AwsError as exc:
             self.history(topo.cluster.name, "step_failed", f"deletion protection on {instance} failed: {exc}", transient=exc.transient)
 
+    def _retarget(self, topo: Topology, state: ClusterState, action: RetargetAlarms, region: str) -> ClusterState:
+        """Each failover alarm that watches the old primary now watches the new one. Done once per workflow:
+        a failure is recorded and notified (a human must point that alarm), never retried forever."""
+        name, wf = topo.cluster.name, state.workflow
+        assert wf is not None
+        alarm_region = topo.cluster.region
+        if region != alarm_region:
+            why = f"the failover alarms live in {alarm_region}, and {action.new} is in {region}: deploy alarms there (rds-ha alarms render)"
+            self.history(name, "alarms_not_moved", why)
+            self.notify(topo, "alarms_not_moved", why, new_primary=action.new)
+        elif self.cloudwatch is not None:
+            moved = []
+            for alarm in action.alarms:
+                try:
+                    if self.cloudwatch.retarget_alarm(alarm_region, alarm, action.old, action.new):
+                        moved.append(alarm)
+                except AwsError as exc:
+                    self.history(name, "step_failed", f"pointing alarm {alarm} at {action.new} failed: {exc}", transient=exc.transient)
+                    self.notify(topo, "alarm_not_moved", f"alarm {alarm} still watches {action.old}: {exc}", code=exc.code)
+            if moved:
+                self.history(name, "alarms_moved", f"{', '.join(moved)} now watch {action.new} (were {action.old}): {action.reason}", alarms=moved)
+        return self._save(state, workflow=wf.model_copy(update={"alarms_moved_at": self.clock.now()}))
+
     def _scaling_step(self, state: ClusterState, field: str, now: datetime, call: Any) -> ClusterState:
         """A scaling call with its cooldown recorded first (a crash after the call must not let a
         redelivery scale twice) and given back if AWS refuses the call (nothing changed)."""
@@ -337,6 +364,8 @@ class Executor:
         if isinstance(action, RecordHandled):
             assert action.at is not None
             return self._save(state, handled_alarms={**state.handled_alarms, action.alarm: action.at})
+        if isinstance(action, RetargetAlarms):
+            return self._retarget(topo, state, action, region)
         if isinstance(action, StopInstance):
             self.rds.stop(region, action.instance)
             self.history(name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)

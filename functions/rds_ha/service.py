@@ -82,6 +82,7 @@ class Service:
         self.leases = Leases(self.table, self.clock)
         clients.send_guard = self.leases.before_send
         self.executor.leases = self.leases
+        self.executor.cloudwatch = self.cloudwatch
         self.capacity = Capacity(self)
 
     # -- lookups ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from rds_ha.handlers.reconcile import handler as reconcile_handler
 from ..builders import Sandbox, alarm_event, build_cluster, context
 
 # A clean failover of the default cluster performs this many AWS-mutating steps (asserted below).
-STEPS = 11
+STEPS = 12
 
 
 def _assert_failed_over_once(aws: Sandbox, promotes: list[int]) -> None:

@@ -396,3 +396,57 @@ def test_an_untagged_replica_added_later_is_never_the_candidate(aws: Sandbox) ->
     (r3,) = [c for c in result["candidates"] if c["instance"] == "orders-db-r3"]
     assert not r3["eligible"] and r3["reason"].startswith("not tagged rds-ha:cluster=orders")
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+# -- after a failover, the failover alarms watch the new primary ------------------------------------------
+
+
+def _math_alarm(aws: Sandbox, name: str, instance: str) -> None:
+    """A primary-down alarm in metric math, as infra/protection.yaml builds it (missing metrics count as down)."""
+    metric = {"Namespace": "AWS/RDS", "MetricName": "DatabaseConnections", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance}]}
+    aws.cw().put_metric_alarm(
+        AlarmName=name,
+        AlarmDescription="primary down",
+        EvaluationPeriods=2,
+        DatapointsToAlarm=2,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
+        Metrics=[
+            {"Id": "conn", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Minimum"}, "ReturnData": False},
+            {"Id": "down", "Expression": "FILL(conn, 0)", "Label": "connections", "ReturnData": True},
+        ],
+    )
+    aws.cw().set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+
+
+def _watched(aws: Sandbox, name: str) -> list[str]:
+    (alarm,) = aws.cw().describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    dims = alarm.get("Dimensions", []) + [d for m in alarm.get("Metrics", []) if "MetricStat" in m for d in m["MetricStat"]["Metric"]["Dimensions"]]
+    return [d["Value"] for d in dims if d["Name"] == "DBInstanceIdentifier"]
+
+
+def test_after_a_failover_the_failover_alarms_watch_the_new_primary_and_a_second_failure_is_seen(aws: Sandbox) -> None:
+    build_cluster(aws, alarms=("orders-primary-down", "orders-primary-down-math"))
+    _math_alarm(aws, "orders-primary-down-math", "orders-db")
+    first = failover(alarm_event("eventbridge", aws.clock.now()), context())
+    assert first["outcome"] == "complete" and first["chosen"] == "orders-db-r2", first
+
+    assert _watched(aws, "orders-primary-down") == ["orders-db-r2"]
+    assert _watched(aws, "orders-primary-down-math") == ["orders-db-r2"]
+    (math,) = aws.cw().describe_alarms(AlarmNames=["orders-primary-down-math"])["MetricAlarms"]
+    assert math["StateValue"] == "ALARM" and math["TreatMissingData"] == "breaching" and math["EvaluationPeriods"] == 2  # settings and state kept
+    assert "alarms_moved" in aws.history_kinds()
+
+    # The new primary fails after the cooldown: its alarm fires, and it is failed over.
+    new = [r["DBInstanceIdentifier"] for r in aws.replicas_of("orders-db-r2")]
+    aws.clock.advance(601)
+    for rid in new:
+        aws.put_lag(rid, 1.0)
+    moto_fidelity.set_status("orders-db-r2", "failed")
+    aws.set_alarm("OK")
+    aws.clock.advance(1)
+    aws.set_alarm("ALARM")
+    second = failover(alarm_event("eventbridge", aws.clock.now(), instance="orders-db-r2"), context())
+    assert second["outcome"] == "complete", second
+    assert aws.state().primary in new and _watched(aws, "orders-primary-down") == [aws.state().primary]

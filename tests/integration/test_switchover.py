@@ -128,7 +128,7 @@ def test_switchover_while_paused_runs_to_its_end_and_a_later_failover_is_not_coo
     assert result["outcome"] == "complete", result
 
 
-SWITCHOVER_STEPS = 11  # AWS-mutating steps of a clean switchover of the default cluster (asserted below)
+SWITCHOVER_STEPS = 12  # AWS-mutating steps of a clean switchover of the default cluster (asserted below)
 
 
 def test_clean_switchover_has_the_expected_number_of_steps(healthy: Sandbox) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rds_ha.core.actions import ChangeRecords, CompleteWorkflow, CreateReplica, DeleteInstance, Promote
+from rds_ha.core.actions import ChangeRecords, CompleteWorkflow, CreateReplica, DeleteInstance, Promote, RetargetAlarms
 from rds_ha.core.models import ClusterState, Record, WriterCheck
 from rds_ha.core.planner import decide_failover, plan_steady, plan_workflow
 
@@ -234,7 +234,8 @@ def test_an_orphan_still_named_by_a_reader_record_is_not_deleted_yet() -> None:
 def _moved_not_verified(check: Any, writer: str = "r2.rds", started: Any = NOW) -> Any:
     from dataclasses import replace as dc_replace
 
-    state = ClusterState(cluster="orders", primary="r2", workflow=workflow(promote_issued_at=NOW, orphans=(), writer_moved_at=NOW, started_at=started))
+    wf = workflow(promote_issued_at=NOW, orphans=(), writer_moved_at=NOW, started_at=started, alarms_moved_at=NOW)
+    state = ClusterState(cluster="orders", primary="r2", workflow=wf)
     t = topo(
         inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r2"), inst("n1", "r2"), inst("n2", "r2"), state=state, writer=writer, reader=NEW_READERS
     )
@@ -267,3 +268,14 @@ def test_a_failover_not_verified_by_its_deadline_is_aborted() -> None:
     plan = plan_workflow(_moved_not_verified(WriterCheck("PENDING", ()), started=NOW - timedelta(seconds=3601)))
     assert plan.outcome == "blocked" and kinds(plan) == ["AbortWorkflow"]
     assert "not verified within failover.deadline_seconds 3600s" in plan.reason
+
+
+def test_the_failover_alarms_follow_the_new_primary_once() -> None:
+    state = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW, alarms_moved_at=None))
+    t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r1", "db"), inst("r2"), state=state)
+    (retarget,) = [a for a in plan_workflow(t).actions if isinstance(a, RetargetAlarms)]
+    assert (retarget.alarms, retarget.old, retarget.new) == (("down",), "db", "r2")
+    assert retarget.reason == "r2 is the primary: a second failure must be seen"
+    done = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW, alarms_moved_at=NOW))
+    t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r1", "db"), inst("r2"), state=done)
+    assert not [a for a in plan_workflow(t).actions if isinstance(a, RetargetAlarms)]

@@ -85,6 +85,8 @@ def workflow(**kw: Any) -> Workflow:
         "old_primary": "db",
         "new_primary": "r2",
         "orphans": ("r1",),
+        # The alarms were pointed at the new primary already (test_the_failover_alarms_follow_the_new_primary_once plans it).
+        "alarms_moved_at": NOW,
     }
     base.update(kw)
     return Workflow(**base)

@@ -49,6 +49,55 @@ def _probe_metric(name: str, cluster: str, iid: str) -> dict[str, Any]:
     return {"Namespace": PROBE_NAMESPACE, "MetricName": name, "Dimensions": [{"Name": "cluster", "Value": cluster}, {"Name": "instance", "Value": iid}]}
 
 
+# What DescribeAlarms returns that PutMetricAlarm takes back unchanged (Tags are not returned: an update keeps them).
+_ALARM_SETTINGS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "ThresholdMetricId",
+)
+
+
+def _swap(dimensions: list[dict[str, str]], old: str, new: str) -> tuple[list[dict[str, str]], bool]:
+    out = [{"Name": d["Name"], "Value": new if d["Name"] == "DBInstanceIdentifier" and d["Value"] == old else d["Value"]} for d in dimensions]
+    return out, out != [{"Name": d["Name"], "Value": d["Value"]} for d in dimensions]
+
+
+def _alarm_as_put(alarm: Mapping[str, Any], old: str, new: str) -> tuple[dict[str, Any], bool]:
+    """PutMetricAlarm's arguments re-creating `alarm` with `old` replaced by `new`, and whether anything changed."""
+    put = {k: alarm[k] for k in _ALARM_SETTINGS if alarm.get(k) not in (None, [], "")}
+    changed = False
+    if alarm.get("Dimensions"):
+        put["Dimensions"], changed = _swap(alarm["Dimensions"], old, new)
+    metrics = []
+    for query in alarm.get("Metrics", []):
+        query = {k: v for k, v in query.items() if v is not None}
+        stat = query.get("MetricStat")
+        if stat is not None:
+            dims, moved = _swap(stat["Metric"].get("Dimensions", []), old, new)
+            query = {**query, "MetricStat": {**stat, "Metric": {**stat["Metric"], "Dimensions": dims}}}
+            changed = changed or moved
+        metrics.append(query)
+    if metrics:
+        put["Metrics"] = metrics
+    return put, changed
+
+
 class CloudWatchAdapter:
     def __init__(self, clients: AwsClients) -> None:
         self._clients = clients
@@ -160,6 +209,23 @@ class CloudWatchAdapter:
             raise translate(exc, f"put probe metrics of {sample.cluster}") from exc
         return len(data)
 
+    def retarget_alarm(self, region: str, name: str, old: str, new: str) -> bool:
+        """Point the metric alarm `name` at instance `new` wherever it watches `old` (its DBInstanceIdentifier
+        dimension, also inside metric math), keeping its name and every other setting. PutMetricAlarm on an
+        existing alarm replaces its configuration and leaves its state as it is (CloudWatch API reference).
+        False when there was nothing to change (another instance, no such alarm, a composite alarm)."""
+        cw = self._clients.client("cloudwatch", region)
+        try:
+            found = cw.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm"]).get("MetricAlarms", [])
+            if not found:
+                return False
+            put, changed = _alarm_as_put(found[0], old, new)
+            if changed:
+                cw.put_metric_alarm(**put)
+            return changed
+        except _ERRORS as exc:
+            raise translate(exc, f"point alarm {name} at {new}") from exc
+
     def alarms(self, region: str, names: Iterable[str]) -> dict[str, AlarmStatus]:
         """The named alarms as they are now (state, when it changed, the metric's dimensions)."""
         names = list(dict.fromkeys(names))
@@ -170,6 +236,9 @@ class CloudWatchAdapter:
                 resp = cw.describe_alarms(AlarmNames=names[offset : offset + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 for alarm in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
                     dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+                    for query in alarm.get("Metrics", []):  # metric math: the dimensions of each metric it reads
+                        metric = (query.get("MetricStat") or {}).get("Metric") or {}
+                        dims.update({d["Name"]: d["Value"] for d in metric.get("Dimensions", [])})
                     # StateTransitionedTimestamp: when the state last changed value. StateUpdatedTimestamp also
                     # moves on evaluation updates within the same state: one transition would look like two.
                     at = alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")

@@ -154,6 +154,22 @@ class RecordHandled(Action):
 
 
 @dataclass(frozen=True)
+class RetargetAlarms(Action):
+    """Point the cluster's failover alarms that watch the old primary at the new one (same names and settings)."""
+
+    alarms: tuple[str, ...] = ()
+    old: str = ""
+    new: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False  # the writer does not wait for it; a failure is recorded and notified
+
+    def describe(self) -> str:
+        return f"point the failover alarms {', '.join(self.alarms)} at {self.new} where they watch {self.old}"
+
+
+@dataclass(frozen=True)
 class StopInstance(Action):
     instance: str = ""
 

@@ -158,6 +158,8 @@ class Workflow(_Stored):
     writer_change_id: str | None = None
     # The writer record's change is INSYNC and Route 53 answers the new primary's endpoint.
     verified_at: datetime | None = None
+    # The failover alarms were pointed at the new primary (or tried: a failure is recorded, not retried forever).
+    alarms_moved_at: datetime | None = None
     step: str = "starting"
 
 

@@ -29,6 +29,7 @@ from .actions import (
     ReaderVerdict,
     RecordChange,
     RecordPrimary,
+    RetargetAlarms,
     Scaling,
     StartWorkflow,
     StopInstance,
@@ -565,6 +566,10 @@ def plan_workflow(topo: Topology) -> Plan:
     actions += _dns_actions(topo, new, out_of_dns, writer=True, why="reader set follows the new primary's replicas")
     if topo.state.primary != new.id:
         actions.append(RecordPrimary(reason=f"{new.id} is promoted and the writer points at it", instance=new.id))
+    if wf.alarms_moved_at is None and cfg.alarms.failover:
+        # Alarms that watch the old primary's instance would never see the new primary fail.
+        why = f"{new.id} is the primary: a second failure must be seen"
+        actions.append(RetargetAlarms(reason=why, alarms=tuple(cfg.alarms.failover), old=wf.old_primary, new=new.id))
 
     live = live_replicas(topo, new)
     ready = [r for r in live if r.status == AVAILABLE]

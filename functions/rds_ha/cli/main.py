@@ -179,7 +179,7 @@ def failover(
     request = FailoverRequest(trigger=f"cli failover by {_user()}", failure_time=now, workflow_id=uuid.uuid4().hex[:6], automatic=False, target=to, force=force)
     result = svc.failover(cfg, request, now + timedelta(seconds=wait), dry_run=dry_run)
     render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run)
-    if result.outcome in {"blocked", "refused"}:
+    if result.outcome in {"blocked", "refused", "lease_lost"}:
         raise typer.Exit(3)
 
 
@@ -199,7 +199,7 @@ def switchover(
     cfg = svc.cluster(cluster)
     result = svc.switchover(cfg, to, _user(), svc.clock.now() + timedelta(seconds=wait), dry_run=dry_run)
     render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run, head="switchover")
-    if result.outcome in {"blocked", "refused"}:
+    if result.outcome in {"blocked", "refused", "lease_lost"}:
         raise typer.Exit(3)
 
 
@@ -359,7 +359,7 @@ def _report(result: Result, what: str) -> None:
     out.print(f"{escape(result.cluster or '')}: [{colour}]{result.outcome}[/{colour}] - {escape(result.reason)}")
     for action in result.actions:
         out.print(escape(f"  done: {action}"))
-    if result.outcome in {"refused", "blocked"}:
+    if result.outcome in {"refused", "blocked", "lease_lost"}:
         raise typer.Exit(3)
     if result.outcome == "error":
         raise RdsHaError(result.error or f"{what} failed")

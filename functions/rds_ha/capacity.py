@@ -14,7 +14,7 @@ from . import TAG_CLUSTER
 from .core.actions import Plan, RecordHandled, Scaling
 from .core.config import ClusterConfig
 from .core.errors import AwsError, InstanceNotFoundError, LeaseLostError, StateConflictError
-from .core.models import AVAILABLE, AlarmStatus, ClusterState, Instance, MultiAzChoice, Topology
+from .core.models import AVAILABLE, AlarmStatus, ClusterState, Instance, MultiAzChoice, Topology, same_instant
 from .core.planner import plan_add_replica, plan_multi_az, plan_remove_replica, plan_scale, reader_verdicts
 from .events import AlarmTrigger, RdsEvent
 from .observability import emit, logger
@@ -29,11 +29,6 @@ MULTI_AZ_ON_NOTE = (
     "AWS takes a snapshot of the primary and builds the standby from it in another AZ; no outage, but write latency may rise until the standby is in sync"
 )
 MULTI_AZ_OFF_NOTE = "AWS removes the standby; no outage, and until Multi-AZ is on again a primary failure is recovered only by promoting a replica"
-
-
-def _same_instant(a: datetime | None, b: datetime) -> bool:
-    """One alarm transition, whether its time came from an event (milliseconds) or DescribeAlarms."""
-    return a is not None and abs((a - b).total_seconds()) < 0.001
 
 
 class Capacity:
@@ -118,7 +113,7 @@ class Capacity:
             with svc.lease(cfg.name, deadline, svc.lease_wait_seconds):
                 topo = svc.snapshots.read(cfg)
                 state = topo.state
-                if alarm is not None and _same_instant(state.handled_alarms.get(alarm[0]), alarm[1]):
+                if alarm is not None and same_instant(state.handled_alarms.get(alarm[0]), alarm[1]):
                     return Result(cfg.name, "duplicate", f"this transition of {alarm[0]} was handled already")
                 plan = planner(topo)
                 mark = (RecordHandled(reason=trigger, alarm=alarm[0], at=alarm[1]),) if alarm is not None else ()
@@ -171,7 +166,7 @@ class Capacity:
             status = alarms.get(name)
             if role == "failover" or status is None or status.updated_at is None:
                 continue
-            handled = _same_instant(state.handled_alarms.get(name), status.updated_at)
+            handled = same_instant(state.handled_alarms.get(name), status.updated_at)
             if role.startswith("multi_az") and handled:
                 continue
             trigger = f"alarm {name} in ALARM (reconcile)"

@@ -229,12 +229,14 @@ class Executor:
         except AwsError as exc:
             self.history(topo.cluster.name, "step_failed", f"deletion protection on {instance} failed: {exc}", transient=exc.transient)
 
-    def _retarget(self, topo: Topology, state: ClusterState, action: RetargetAlarms, region: str) -> ClusterState:
+    def _retarget(self, topo: Topology, state: ClusterState, action: RetargetAlarms) -> ClusterState:
         """Each failover alarm that watches the old primary now watches the new one. Done once per workflow:
         a failure is recorded and notified (a human must point that alarm), never retried forever."""
         name, wf = topo.cluster.name, state.workflow
         assert wf is not None
         alarm_region = topo.cluster.region
+        new = topo.instances.get(action.new)
+        region = new.region if new is not None else alarm_region
         if region != alarm_region:
             why = f"the failover alarms live in {alarm_region}, and {action.new} is in {region}: deploy alarms there (rds-ha alarms render)"
             self.history(name, "alarms_not_moved", why)
@@ -365,7 +367,7 @@ class Executor:
             assert action.at is not None
             return self._save(state, handled_alarms={**state.handled_alarms, action.alarm: action.at})
         if isinstance(action, RetargetAlarms):
-            return self._retarget(topo, state, action, region)
+            return self._retarget(topo, state, action)
         if isinstance(action, StopInstance):
             self.rds.stop(region, action.instance)
             self.history(name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)

@@ -541,7 +541,9 @@ class Service:
         states = {cfg.name: self.table.get_state(cfg.name) for cfg in clusters}
         applied = {c.name: c for c in self.clusters()}
         problems = claim_conflicts(clusters, applied.values())
-        member_of: dict[tuple[str, str], str] = {}  # (region, instance) -> the cluster it belongs to
+        # (region, instance) -> the file's cluster it belongs to. A cluster applied before has tagged its
+        # members (below), so the tag check catches an instance it already owns.
+        member_of: dict[tuple[str, str], str] = {}
         for cfg in clusters:
             state = states[cfg.name]
             primary_id = state.primary if state else cfg.primary
@@ -567,7 +569,6 @@ class Service:
                 problems.append(f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found")
             else:
                 problems += outside_zone(cfg, zone)
-        problems += self._members_elsewhere(clusters, applied, described, member_of)
         if untagged and not tag_members:
             names = ", ".join(i.id for _, i in untagged)
             problems.append(f"{names} lack the tag {TAG_CLUSTER} (rds-ha may act only on tagged instances); add it, or apply with --tag-members")
@@ -599,26 +600,6 @@ class Service:
             self.table.put_config(cfg, applied_by, now)
             self.table.add_history(cfg.name, now, "config_applied", f"configuration applied from {source} by {applied_by}", {})
         return notes
-
-    def _members_elsewhere(
-        self, clusters: list[ClusterConfig], applied: dict[str, ClusterConfig], described: dict[str, list[Instance]], member_of: dict[tuple[str, str], str]
-    ) -> list[str]:
-        """Instances of the file's clusters that already belong to a cluster applied before (its primary
-        or one of its replicas): an instance has one cluster."""
-        problems = []
-        replaced = {c.name for c in clusters}
-        for other in applied.values():
-            if other.name in replaced or other.region not in described:
-                continue
-            state = self.table.get_state(other.name)
-            primary = state.primary if state else other.primary
-            for inst in described[other.region]:
-                if inst.id != primary and inst.source != primary:
-                    continue
-                mine = member_of.get((other.region, inst.id))
-                if mine is not None:
-                    problems.append(f"cluster {mine}: {inst.id} is already a member of cluster {other.name}")
-        return problems
 
     # -- status -------------------------------------------------------------------------------
     def status_region(self, cfg: ClusterConfig) -> str:

@@ -369,6 +369,7 @@ def test_allowed_cross_region_failover_moves_the_writer_across_regions(aws: Sand
     assert aws.writer_targets() == [west["orders-db-west"]["Endpoint"]["Address"]]
     state = aws.state()
     assert state.primary == "orders-db-west" and state.primary_region == WEST and "orders-db" in state.fenced
+    assert "alarms_not_moved" in aws.history_kinds()  # the failover alarms live in us-east-1: said, not re-pointed
     # Redundancy is rebuilt next to the new primary, in its region.
     assert [i for i in west.values() if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-west"]
     assert reconcile({}, context())["results"][0]["outcome"] == "steady"

@@ -37,21 +37,15 @@ def _primary_fails_and_fails_over(aws: Sandbox, lags: dict[str, float] | None = 
     assert result["outcome"] == "complete" and result["chosen"] == expect, result
 
 
+def _writer_edited_by_hand(aws: Sandbox) -> None:
+    change = {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": "x.example"}]}
+    aws.r53().change_resource_record_sets(HostedZoneId=aws.zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": change}]})
+
+
 def test_a_reconcile_stalled_past_its_lease_never_points_the_writer_back_at_the_old_primary(aws: Sandbox) -> None:
     build_cluster(aws)
     aws.set_alarm("OK")
-    # Someone edited the writer record by hand: reconcile's next sweep repairs that drift.
-    aws.r53().change_resource_record_sets(
-        HostedZoneId=aws.zone_id,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": "x.example"}]},
-                }
-            ]
-        },
-    )
+    _writer_edited_by_hand(aws)  # reconcile's next sweep repairs that drift
     # Its read of the writer record takes two minutes; meanwhile the primary dies and fails over.
     aws.slow_attempt("route53", "ListResourceRecordSets", LEASE_SECONDS + 30, lambda: _primary_fails_and_fails_over(aws), fail=False)
 
@@ -218,17 +212,7 @@ def test_reconcile_goes_on_with_every_other_cluster_when_one_region_fails(aws: S
     _dr_region_down(aws)
     aws.set_alarm("OK")
     moto_fidelity.set_status("orders-db", "available")
-    aws.r53().change_resource_record_sets(
-        HostedZoneId=aws.zone_id,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {"Name": "writer.orders.example.internal", "Type": "CNAME", "TTL": 5, "ResourceRecords": [{"Value": "x.example"}]},
-                }
-            ]
-        },
-    )
+    _writer_edited_by_hand(aws)
     (result,) = reconcile({}, context())["results"]
     assert result["outcome"] == "steady", result
     assert aws.writer_targets() == [aws.endpoint("orders-db")]  # the drift in the readable region is repaired

@@ -133,6 +133,11 @@ class Record:
     type: str = "CNAME"
 
 
+def same_instant(a: datetime | None, b: datetime) -> bool:
+    """One alarm transition, whether its time came from an event (milliseconds) or DescribeAlarms."""
+    return a is not None and abs((a - b).total_seconds()) < 0.001
+
+
 class _Stored(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -171,7 +176,7 @@ class HandledTrigger(_Stored):
     outcome: str
 
     def same(self, alarm: str, at: datetime) -> bool:
-        return self.alarm == alarm and abs((self.at - at).total_seconds()) < 0.001
+        return self.alarm == alarm and same_instant(self.at, at)
 
 
 class Marker(_Stored):

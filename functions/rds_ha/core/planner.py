@@ -36,7 +36,7 @@ from .actions import (
     VerifyWriter,
     Wait,
 )
-from .models import AVAILABLE, TERMINAL_STATUSES, AlarmStatus, Instance, LagReading, Record, Topology, Workflow
+from .models import AVAILABLE, TERMINAL_STATUSES, AlarmStatus, Instance, LagReading, Record, Topology, Workflow, same_instant
 
 # Statuses of a promoted instance in which it accepts writes.
 WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
@@ -71,7 +71,7 @@ def current_transition(request: FailoverRequest, alarms: Mapping[str, AlarmStatu
     alarm = alarms.get(request.alarm_name) if request.alarm_name is not None else None
     if alarm is None or alarm.state != "ALARM" or alarm.updated_at is None:
         return request
-    if abs((alarm.updated_at - request.failure_time).total_seconds()) < 0.001:
+    if same_instant(alarm.updated_at, request.failure_time):
         return request
     said, at = request.failure_time.isoformat(timespec="milliseconds"), alarm.updated_at.isoformat(timespec="milliseconds")
     return replace(request, failure_time=alarm.updated_at, trigger=f"{request.trigger}: its current transition, at {at} (the event said {said})")

@@ -28,11 +28,10 @@ from rds_ha.handlers import failover as failover_handler  # noqa: E402
 from rds_ha.handlers import runtime  # noqa: E402
 from rds_ha.local import moto_fidelity  # noqa: E402
 from rds_ha.local.clock import SimClock  # noqa: E402
-from rds_ha.local.template import load_template  # noqa: E402
 from rds_ha.service import Service, Settings  # noqa: E402
 
-from .builders import ROOT, Sandbox, create_table_from_template  # noqa: E402
-from .iam_calls import Recorder, granted, merge, problems  # noqa: E402
+from .authz import Recorder, problems  # noqa: E402
+from .builders import Sandbox, create_table_from_template  # noqa: E402
 
 RECORDER = Recorder()
 
@@ -66,7 +65,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # "Granted but never called" is only meaningful when the whole suite ran and passed.
     narrowed = opts.keyword or opts.markexpr or getattr(opts, "deselect", None) or opts.lf or session.config.args != session.config.getini("testpaths")
     whole = exitstatus == 0 and not narrowed
-    found = problems(merge(folder), granted(load_template(ROOT / "template.yaml")), check_unused=whole)
+    found = problems(folder, check_unused=whole)
     if found:
         session.config.get_terminal_writer().line("\nleast-privilege check FAILED:\n  " + "\n  ".join(found), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -46,9 +46,9 @@ def test_functions_share_runtime_and_environment(resources: dict[str, Any]) -> N
 def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(resources: dict[str, Any]) -> None:
     basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     managed = {
-        "FailoverFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy", "LeasePolicy"],
-        "ReconcileFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy", "LeasePolicy"],
-        "ReplicaScalingFunctionRole": ["BasePolicy", "DnsPolicy", "LeasePolicy"],
+        "FailoverFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy", "CreateReplicasPolicy", "LeasePolicy"],
+        "ReconcileFunctionRole": ["BasePolicy", "DnsPolicy", "WorkflowPolicy", "CreateReplicasPolicy", "LeasePolicy"],
+        "ReplicaScalingFunctionRole": ["BasePolicy", "DnsPolicy", "CreateReplicasPolicy", "LeasePolicy"],
         "MultiAzFunctionRole": ["BasePolicy", "LeasePolicy"],
         "DnsSyncFunctionRole": ["BasePolicy", "DnsPolicy", "LeasePolicy"],
     }
@@ -62,7 +62,7 @@ def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(reso
     # SAM adds sqs:SendMessage on the failure queue for the on-failure destination.
     assert inline("FailoverFunctionRole") == {"dynamodb:UpdateItem", "sqs:SendMessage"}
     assert inline("ReconcileFunctionRole") == {"sqs:SendMessage"}  # its RDS changes are the workflow's (WorkflowPolicy)
-    assert inline("ReplicaScalingFunctionRole") == {"rds:CreateDBInstanceReadReplica", "rds:AddTagsToResource", "rds:DeleteDBInstance", "sqs:SendMessage"}
+    assert inline("ReplicaScalingFunctionRole") == {"rds:DeleteDBInstance", "sqs:SendMessage"}
     assert inline("MultiAzFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
     assert inline("DnsSyncFunctionRole") == {"sqs:SendMessage"}
 
@@ -76,7 +76,7 @@ def test_dns_sync_subscribes_to_exactly_the_rds_events_it_acts_on(resources: dic
 
 
 def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> None:
-    statements = {s["Sid"]: s for s in resources["WorkflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    statements = {s["Sid"]: s for p in ("WorkflowPolicy", "CreateReplicasPolicy") for s in resources[p]["Properties"]["PolicyDocument"]["Statement"]}
     assert statements["ActOnClusterMembers"]["Condition"] == {"StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"}}
     assert statements["CreateTaggedReplicas"]["Condition"] == {"StringLike": {"aws:RequestTag/rds-ha:cluster": "?*"}}
     # Tagging: the fence tag only on members already tagged; the cluster tag only in a create request's tags.

@@ -380,6 +380,10 @@ def test_an_untagged_replica_added_later_is_never_the_candidate(aws: Sandbox) ->
     (r3,) = [c for c in result["candidates"] if c["instance"] == "orders-db-r3"]
     assert not r3["eligible"] and r3["reason"].startswith("not tagged rds-ha:cluster=orders")
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    # Not rds-ha's to delete either (IAM would refuse it: the delete needs the tag): it is left as it is.
+    aws.clock.advance(60)
+    reconcile({}, context())
+    assert aws.instance("orders-db-r3")["DBInstanceStatus"] == "available"
 
 
 # -- after a failover, the failover alarms watch the new primary ------------------------------------------

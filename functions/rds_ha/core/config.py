@@ -42,7 +42,6 @@ InstanceId = Annotated[str, _matching(INSTANCE_ID, "DB instance identifier (1-63
 ClusterName = Annotated[str, _matching(CLUSTER_NAME, "cluster name (1-30 lowercase letters, digits, hyphens; starts with a letter)")]
 Hostname = Annotated[str, _matching(HOSTNAME, "DNS name")]
 ZONE_ID = r"^(/hostedzone/)?[A-Z0-9]{1,32}$"
-SNS_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
 AZ = r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$"
 
 
@@ -229,8 +228,16 @@ class ProbeConfig(_Strict):
         return self.connect_timeout_seconds + 2 * self.statement_timeout_seconds + 1
 
 
+# A cluster's own topic must be named rds-ha-*: the functions' IAM policy allows publishing only to the
+# stack's topic and to those (a page to any other topic would be AccessDenied, at the worst moment).
+CLUSTER_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:rds-ha-[A-Za-z0-9_-]{1,249}(\.fifo)?$"
+
+
 class NotificationsConfig(_Strict):
-    sns_topic_arn: Annotated[str, Field(pattern=SNS_ARN)] | None = None
+    sns_topic_arn: (
+        Annotated[str, _matching(CLUSTER_TOPIC_ARN, "topic for rds-ha: name it rds-ha-* (IAM lets rds-ha publish only to those and to the stack's topic)")]
+        | None
+    ) = None
 
 
 class ClusterConfig(_Strict):

@@ -9,7 +9,7 @@ any point: a step already done is simply not planned again.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -269,7 +269,7 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
         failure_time=request.failure_time,
         old_primary=state.primary,
         new_primary=chosen.instance,
-        orphans=tuple(v.instance for v in others),
+        orphans=_members(topo, (v.instance for v in others)),
         step="promote",
     )
     lag_text = f"lag {_fmt(chosen.lag)}" if chosen.lag is not None else "lag unknown, forced"
@@ -291,6 +291,12 @@ def _decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
         candidates=explained,
         chosen=chosen.instance,
     )
+
+
+def _members(topo: Topology, ids: Iterable[str]) -> tuple[str, ...]:
+    """The cluster's tagged members among `ids`: an untagged replica of the old primary is not rds-ha's to
+    take out of DNS or delete (IAM would refuse the delete: ActOnClusterMembers requires the tag)."""
+    return tuple(i for i in ids if i in topo.instances and topo.instances[i].cluster_tag == topo.cluster.name)
 
 
 def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
@@ -331,7 +337,7 @@ def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
         failure_time=topo.now,
         old_primary=state.primary,
         new_primary=chosen.instance,
-        orphans=tuple(v.instance for v in verdicts if v.instance != chosen.instance),
+        orphans=_members(topo, (v.instance for v in verdicts if v.instance != chosen.instance)),
         step="promote",
     )
     why = "requested target" if request.target else "least lag among eligible replicas"

@@ -61,8 +61,10 @@ def create_cluster(
     alarm_state: str | None = None,
     region: str = REGION,
     engine: str = "postgres",
+    kms_key_id: str | None = None,
 ) -> str:
-    """Create the cluster; replicas are {id: (az, ReplicaLag seconds or None for no data)}. Returns the zone id."""
+    """Create the cluster; replicas are {id: (az, ReplicaLag seconds or None for no data)}. Returns the zone id.
+    `kms_key_id`: the primary's storage is encrypted with that key (its replicas inherit it)."""
     rds = clients.client("rds", region)
     member = [{"Key": "rds-ha:cluster", "Value": "orders"}]
     rds.create_db_instance(
@@ -77,6 +79,7 @@ def create_cluster(
         BackupRetentionPeriod=7,  # noqa: S106 - moto, not a secret
         AvailabilityZone=primary_az,
         Tags=member,
+        **({"StorageEncrypted": True, "KmsKeyId": kms_key_id} if kms_key_id else {}),
     )
     for rid, (az, lag) in replicas.items():
         extra = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]

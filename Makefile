@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY = 0
 PY312 := $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || command -v python3.12)
 INFRA_TEMPLATES := template.yaml $(wildcard infra/*.yaml)
 
-.PHONY: setup demo test reliability lint infra-check bench clean
+.PHONY: setup demo test reliability lint infra-check bench clean probe-ca
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,13 @@ bench: setup
 	$(PY) bench/cold_start.py 10
 	$(PY) bench/fleet_reconcile.py 10 100 500
 	$(PY) bench/probe_checks.py 50
+
+# RDS's global CA bundle into the probe's layer (tls verify-full, the default), before `sam build` of a stack
+# with ProbeSubnetIds. Run where AWS's truststore is reachable; the probe withholds its verdict without it.
+probe-ca:
+	mkdir -p infra/layers/probe/rds_ca
+	curl -fsSL https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem -o infra/layers/probe/rds_ca/global-bundle.pem
+	grep -c 'BEGIN CERTIFICATE' infra/layers/probe/rds_ca/global-bundle.pem
 
 lint: setup
 	$(VENV)/bin/ruff check .

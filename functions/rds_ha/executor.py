@@ -188,7 +188,16 @@ class Executor:
     def _create(self, region: str, action: CreateReplica) -> None:
         try:
             self.rds.create_replica(
-                action.region or region, action.instance, action.source, action.az, action.instance_class, action.tags, action.source_region, action.kms_key_id
+                action.region or region,
+                action.instance,
+                action.source,
+                action.az,
+                action.instance_class,
+                action.tags,
+                action.source_region,
+                action.kms_key_id,
+                action.subnet_group,
+                action.security_group_ids,
             )
         except InstanceAlreadyExistsError:
             logger.info(f"replica {action.instance} exists already: created by an earlier run")

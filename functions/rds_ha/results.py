@@ -16,6 +16,8 @@ class Result:
     chosen: str | None = None
     error: str | None = None
     steps: list[str] = field(default_factory=list)
+    # Could the cluster fail over now (reconcile's readiness judgement): ready, eligible_candidates, reasons.
+    readiness: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}

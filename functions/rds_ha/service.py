@@ -9,13 +9,13 @@ import contextlib
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import TAG_CLUSTER
-from .adapters.aws import AwsClients
+from .adapters.aws import AwsClients, caller_account
 from .adapters.cloudwatch import CloudWatchAdapter
 from .adapters.hooks import Hooks
 from .adapters.notify import Notifier
@@ -25,14 +25,15 @@ from .adapters.state import StateTable
 from .capacity import Capacity
 from .core.actions import ChangeRecords, CreateReplica, Plan, StartWorkflow
 from .core.clock import Clock, SystemClock
-from .core.config import ClusterConfig, claim_conflicts, outside_zone
+from .core.config import ClusterConfig, claim_conflicts, foreign_accounts, outside_zone
 from .core.errors import AwsError, ClusterNotFoundError, ConfigError, HookError, LeaseBusyError, LeaseLostError, StateConflictError
 from .core.models import AlarmStatus, ClusterState, Instance, LagReading, Marker, Record, Topology
-from .core.planner import FailoverRequest, current_transition, decide_failover, decide_switchover, outline, plan_steady, plan_workflow
+from .core.planner import FailoverRequest, current_transition, decide_failover, decide_switchover, no_replicas_of, outline, plan_steady, plan_workflow
+from .core.readiness import Readiness, assess
 from .events import AlarmTrigger
 from .executor import Executor
 from .lease import Lease, Leases
-from .observability import logger
+from .observability import emit, logger
 from .results import Result
 from .snapshot import Snapshotter, Sweep, members
 
@@ -323,6 +324,7 @@ class Service:
         recent_lag: dict[str, LagReading] | None = None,
         dns_only: bool = False,
         records: dict[str, tuple[Record, ...]] | None = None,
+        on_first: Callable[[Topology], None] | None = None,
     ) -> Result:
         """Run the workflow's steps until it completes, must wait past the deadline, or fails a step.
 
@@ -336,6 +338,9 @@ class Service:
             self.leases.ensure(cfg.name)  # a run waiting on AWS keeps its lease; one that lost it stops here
             topo = first or self.snapshots.read(cfg, described=sweep, recent_lag=recent_lag, check_writer=not dns_only, records=records, hint=seen)
             sweep, first, recent_lag, records = None, None, None, None
+            if on_first is not None:  # the run's first look, before it changes anything
+                on_first(topo)
+                on_first = None
             seen = set(topo.instances)
             wf_now = topo.state.workflow
             if topo.state.paused is not None and (wf_now is None or not wf_now.manual):  # decide, say what would be done, change nothing
@@ -388,7 +393,8 @@ class Service:
             except AwsError as exc:
                 logger.error(f"reconcile: DBInstances of {region} not read: {exc}")
         lags = self._recent_lags(configs, sweeps)
-        alarms = self._alarms_in_alarm(configs)
+        statuses, alarms_read = self._mapped_alarms(configs)
+        alarms = {n: a for n, a in statuses.items() if a.state == "ALARM"}
         records = self._zone_records(configs)
         results = []
         for cfg in configs:
@@ -401,7 +407,15 @@ class Service:
                         continue
                     # Nothing (more) to decide: keep DNS, replicas and Multi-AZ as they should be.
                     swept = Sweep([i for r in cfg.regions for i in sweeps[r]]) if all(r in sweeps for r in cfg.regions) else None
-                    steady = self._drive(cfg, deadline, swept, recent_lag=lags.get(cfg.name), records=records.get(cfg.dns.zone_id))
+                    judged: list[Readiness] = []
+                    failover_alarms = {n: statuses[n] for n in cfg.alarms.failover if n in statuses} if cfg.region in alarms_read else None
+
+                    def ready(topo: Topology, seen: Mapping[str, AlarmStatus] | None = failover_alarms, judged: list[Readiness] = judged) -> None:
+                        judged.append(self._publish_readiness(assess(topo, seen)))
+
+                    steady = self._drive(cfg, deadline, swept, recent_lag=lags.get(cfg.name), records=records.get(cfg.dns.zone_id), on_first=ready)
+                    if judged:
+                        steady.readiness = {k: v for k, v in judged[0].as_dict().items() if k != "candidates"}
                     if decided is not None:
                         steady.reason = f"{decided.reason}; {steady.reason}"
                     if steady.outcome == "steady":
@@ -458,18 +472,51 @@ class Service:
                 logger.warning(f"zone {zone} not listed: {exc}")
         return out
 
-    def _alarms_in_alarm(self, configs: list[ClusterConfig]) -> dict[str, AlarmStatus]:
-        """Mapped alarms in ALARM now: one DescribeAlarms per region (and per 100 alarms)."""
+    def _mapped_alarms(self, configs: list[ClusterConfig]) -> tuple[dict[str, AlarmStatus], set[str]]:
+        """Every mapped alarm as it is now (one DescribeAlarms per region and per 100 alarms), and the
+        regions whose alarms were read."""
         out: dict[str, AlarmStatus] = {}
+        read: set[str] = set()
         for region in sorted({c.region for c in configs}):
             names = [a for c in configs if c.region == region for a, _ in c.alarms.roles()]
             if not names:
+                read.add(region)
                 continue
             try:
-                out.update({n: a for n, a in self.cloudwatch.alarms(region, names).items() if a.state == "ALARM"})
+                out.update(self.cloudwatch.alarms(region, names))
+                read.add(region)
             except AwsError as exc:  # those clusters' alarms are looked at again next minute; the rest go on
                 logger.error(f"reconcile: alarms of {region} not read: {exc}")
-        return out
+        return out, read
+
+    def _publish_readiness(self, readiness: Readiness) -> Readiness:
+        """FailoverReady (0/1) and EligibleCandidates of the cluster (EMF, no API call); the reasons in the log."""
+        emit("FailoverReady", readiness.cluster, 1 if readiness.ready else 0)
+        emit("EligibleCandidates", readiness.cluster, readiness.eligible)
+        if not readiness.ready:
+            logger.warning(f"{readiness.cluster}: {readiness.sentence}", extra={"cluster": readiness.cluster, "kind": "not_ready"})
+        return readiness
+
+    def check(self, cfg: ClusterConfig) -> Readiness:
+        """`rds-ha check`: the readiness judgement from a fresh look, the hooks' existence included."""
+        topo = self._with_recent_lag(cfg, self.snapshots.read(cfg, failure_time=self.clock.now()))
+        region = topo.primary.region if topo.primary is not None else cfg.region
+        alarms = self.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
+        hooks = {cfg.hooks.pre_failover: self.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
+        return assess(topo, alarms, hooks)
+
+    def _status_readiness(self, cfg: ClusterConfig, topo: Topology) -> dict[str, Any]:
+        region = topo.primary.region if topo.primary is not None else cfg.region
+        try:
+            alarms: Mapping[str, AlarmStatus] | None = self.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
+        except AwsError as exc:  # status still shows the rest
+            logger.warning(f"status: alarms of {cfg.name} not read: {exc}")
+            alarms = None
+        return {k: v for k, v in assess(topo, alarms).as_dict().items() if k != "candidates"}
+
+    def _with_recent_lag(self, cfg: ClusterConfig, topo: Topology) -> Topology:
+        of_cluster = [i for i in topo.instances.values() if i.is_replica]
+        return replace(topo, recent_lag=self.snapshots.recent_lag(of_cluster, {i.id: cfg for i in of_cluster}))
 
     def _missed_trigger(self, cfg: ClusterConfig, alarms: dict[str, AlarmStatus]) -> AlarmTrigger | None:
         """An alarm in ALARM whose transition no decision has handled: its delivery was lost or late.
@@ -544,7 +591,10 @@ class Service:
         # (region, instance) -> the file's cluster it belongs to. A cluster applied before has tagged its
         # members (below), so the tag check catches an instance it already owns.
         member_of: dict[tuple[str, str], str] = {}
+        warnings: list[str] = []
+        account = caller_account(self.clients)
         for cfg in clusters:
+            problems += foreign_accounts(cfg, account)
             state = states[cfg.name]
             primary_id = state.primary if state else cfg.primary
             if cfg.region not in described:  # one sweep per region (setdefault would describe once per cluster)
@@ -556,6 +606,16 @@ class Service:
             elif primary.is_replica:
                 problems.append(f"cluster {cfg.name}: primary {primary_id} is a read replica of {primary.source}")
             else:
+                refused = no_replicas_of(primary)
+                if refused:
+                    warnings.append(f"cluster {cfg.name}: warning: {refused}; a failover still promotes a replica, but no replica can be rebuilt or added")
+                if primary.subnet_group:
+                    problems += [
+                        f"cluster {cfg.name}: {primary.id} is in a VPC (subnet group {primary.subnet_group}): replicas.cross_region[{i}] ({c.region}) "
+                        f"needs subnet_group, a DB subnet group of {c.region} (without one RDS puts the replica in no VPC)"
+                        for i, c in enumerate(cfg.replicas.cross_region)
+                        if not c.subnet_group
+                    ]
                 for inst in [primary, *(i for i in instances if i.source == primary.id)]:
                     other = member_of.setdefault((cfg.region, inst.id), cfg.name)
                     if other != cfg.name:
@@ -574,7 +634,7 @@ class Service:
             problems.append(f"{names} lack the tag {TAG_CLUSTER} (rds-ha may act only on tagged instances); add it, or apply with --tag-members")
         if problems:
             raise ConfigError(problems, source)
-        notes = []
+        notes = warnings
         for cfg, inst in untagged:
             self.rds.add_tags(cfg.region, inst.arn, {TAG_CLUSTER: cfg.name})
             notes.append(f"tagged {inst.id} {TAG_CLUSTER}={cfg.name}")
@@ -608,9 +668,7 @@ class Service:
         return (state.primary_region if state else None) or cfg.region
 
     def status(self, cfg: ClusterConfig) -> dict[str, Any]:
-        topo = self.snapshots.read(cfg, failure_time=self.clock.now())
-        of_cluster = [i for i in topo.instances.values() if i.is_replica]
-        topo = replace(topo, recent_lag=self.snapshots.recent_lag(of_cluster, {i.id: cfg for i in of_cluster}))
+        topo = self._with_recent_lag(cfg, self.snapshots.read(cfg, failure_time=self.clock.now()))
         state = topo.state
         wf = state.workflow
         orphans = set(wf.orphans) if wf else set()
@@ -655,5 +713,6 @@ class Service:
             "paused": state.paused.model_dump(mode="json") if state.paused else None,
             "acknowledged": state.acknowledged.model_dump(mode="json") if state.acknowledged else None,
             "fenced": list(state.fenced),
+            "readiness": self._status_readiness(cfg, topo),
             **self.capacity.status(topo),
         }

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 from rds_ha.local.template import load_template
 
 from ..builders import ROOT
@@ -42,4 +46,42 @@ def test_sample_database_members_carry_the_cluster_tag() -> None:
         tags = SAMPLE["Resources"][logical_id]["Properties"]["Tags"]
         assert {"Key": "rds-ha:cluster", "Value": {"Ref": "ClusterName"}} in tags
     assert SAMPLE["Resources"]["Primary"]["Properties"]["BackupRetentionPeriod"] >= 1
-    assert SAMPLE["Resources"]["Primary"]["Properties"]["ManageMasterUserPassword"] is True
+    primary = SAMPLE["Resources"]["Primary"]["Properties"]
+    # RDS creates no replica of a source whose password it manages (the fidelity layer refuses it too):
+    # the password comes from a secret the stack creates, attached to the instance.
+    assert "ManageMasterUserPassword" not in primary
+    assert primary["MasterUserPassword"] == {"Fn::Sub": "{{resolve:secretsmanager:${MasterSecret}:SecretString:password}}"}
+    assert SAMPLE["Resources"]["MasterSecret"]["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "password"
+    assert SAMPLE["Resources"]["MasterSecretAttachment"]["Properties"]["TargetId"] == {"Ref": "Primary"}
+
+
+def _emf_dimensions(capsys: Any, monkeypatch: Any, name: str) -> set[str]:
+    from rds_ha.observability import emit
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    capsys.readouterr()
+    emit(name, "orders", 1)
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    (dims,) = record["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    return set(dims)
+
+
+def test_the_not_ready_alarm_and_the_dashboard_read_the_metrics_reconcile_publishes(capsys: Any, monkeypatch: Any) -> None:
+    """A CloudWatch metric is found only with all its dimensions: the alarm and the dashboard must name
+    exactly the ones rds-ha's EMF records carry (cluster and service)."""
+    published = _emf_dimensions(capsys, monkeypatch, "FailoverReady")
+    alarm = PROTECTION["Resources"]["FailoverNotReadyAlarm"]["Properties"]
+    assert {d["Name"] for d in alarm["Dimensions"]} == published
+    assert (alarm["MetricName"], alarm["Namespace"], alarm["Threshold"], alarm["EvaluationPeriods"] * alarm["Period"]) == ("FailoverReady", "rds-ha", 1, 300)
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["TreatMissingData"] == "breaching"  # no reconcile: not ready either
+
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", PROTECTION["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]))
+    emf = []
+    for widget in body["widgets"]:
+        for metric in widget["properties"].get("metrics", []):
+            if metric and metric[0] == "rds-ha" and metric[1] != "PrimaryHealthy":  # PrimaryHealthy: the probe's PutMetricData
+                emf.append(metric)
+    assert {m[1] for m in emf} >= {"FailoverReady", "EligibleCandidates", "FailoverStarted"}
+    for metric in emf:
+        names = {metric[i] for i in range(2, len(metric) - 1, 2) if isinstance(metric[i], str)}
+        assert names == published, metric

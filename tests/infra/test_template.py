@@ -34,7 +34,7 @@ def test_failover_function_receives_alarm_state_changes_three_ways() -> None:
     fn = RESOURCES["FailoverFunction"]["Properties"]
     pattern = fn["Events"]["AlarmStateChange"]["Properties"]["Pattern"]
     assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
-    assert pattern["detail"]["state"]["value"] == ["ALARM"]
+    assert pattern["detail"]["state"]["value"] == ["ALARM", "OK"]
     permission = RESOURCES["AlarmActionPermission"]["Properties"]
     assert permission["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     assert fn["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
@@ -43,7 +43,7 @@ def test_failover_function_receives_alarm_state_changes_three_ways() -> None:
 def test_reconcile_runs_on_a_schedule() -> None:
     fn = RESOURCES["ReconcileFunction"]["Properties"]
     assert fn["Events"]["Schedule"]["Type"] == "Schedule"
-    assert fn["ReservedConcurrentExecutions"] == 1
+    assert fn["ReservedConcurrentExecutions"] == {"Fn::If": ["Reserve", 1, {"Ref": "AWS::NoValue"}]}
 
 
 def test_handlers_import_without_what_the_artifact_leaves_out() -> None:

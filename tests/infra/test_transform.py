@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from typing import Any
 
@@ -103,7 +104,7 @@ def test_failover_is_triggered_by_alarm_state_changes(resources: dict[str, Any])
     rules = _by_type(resources, "AWS::Events::Rule")
     alarm_rule = rules["FailoverFunctionAlarmStateChange"]["Properties"]
     assert alarm_rule["EventPattern"]["detail-type"] == ["CloudWatch Alarm State Change"]
-    assert alarm_rule["EventPattern"]["detail"]["state"] == {"value": ["ALARM"]}
+    assert alarm_rule["EventPattern"]["detail"]["state"] == {"value": ["ALARM", "OK"]}  # OK clears a blocked state
     assert alarm_rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["FailoverFunction", "Arn"]}
     permissions = {v["Properties"]["Principal"] for v in _by_type(resources, "AWS::Lambda::Permission").values()}
     assert {"events.amazonaws.com", "lambda.alarms.cloudwatch.amazonaws.com", "sns.amazonaws.com"} <= permissions
@@ -112,7 +113,7 @@ def test_failover_is_triggered_by_alarm_state_changes(resources: dict[str, Any])
 def test_reconcile_runs_on_the_schedule_one_at_a_time(resources: dict[str, Any]) -> None:
     rule = resources["ReconcileFunctionSchedule"]["Properties"]
     assert rule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
-    assert resources["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    assert resources["ReconcileFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Fn::If": ["Reserve", 1, {"Ref": "AWS::NoValue"}]}
 
 
 def test_failed_async_invocations_land_in_the_queue(resources: dict[str, Any]) -> None:
@@ -125,7 +126,7 @@ def test_the_probe_runs_in_the_vpc_every_minute_alone_with_the_drivers_layer_no_
     probe = resources["HealthProbeFunction"]["Properties"]
     assert probe["VpcConfig"] == {"SubnetIds": {"Ref": "ProbeSubnetIds"}, "SecurityGroupIds": {"Ref": "ProbeSecurityGroupIds"}}
     assert probe["Layers"] == [{"Ref": next(k for k in resources if k.startswith("ProbeDriversLayer"))}]
-    assert probe["ReservedConcurrentExecutions"] == 1 and probe["Timeout"] == 90
+    assert probe["ReservedConcurrentExecutions"] == {"Fn::If": ["Reserve", 1, {"Ref": "AWS::NoValue"}]} and probe["Timeout"] == 90
     role = resources["HealthProbeFunctionRole"]["Properties"]
     assert "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole" in role["ManagedPolicyArns"]
     rules = [
@@ -141,3 +142,32 @@ def test_the_probe_runs_in_the_vpc_every_minute_alone_with_the_drivers_layer_no_
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     put = next(s for s in statements if s["Action"] == ["cloudwatch:PutMetricData"])
     assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "rds-ha"}}
+
+
+def test_the_failover_rule_delivers_ok_transitions_that_clear_a_blocked_state(resources: dict[str, Any]) -> None:
+    """EventBridge must deliver the failover alarms' OK transitions too: the primary back clears `blocked`
+    (tests/integration/test_recovery.py) only if the event reaches FailoverFunction."""
+    sample = json.loads((ROOT / "events" / "alarm-eventbridge-ok.json").read_text())
+    rules = {k: v for k, v in resources.items() if v["Type"] == "AWS::Events::Rule" and k.startswith("FailoverFunction")}
+    (rule,) = rules.values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert sample["source"] in pattern["source"] and sample["detail-type"] in pattern["detail-type"]
+    assert sample["detail"]["state"]["value"] in pattern["detail"]["state"]["value"]
+    # Scaling and Multi-AZ act on transitions into ALARM only.
+    for name in ("ReplicaScalingFunctionAlarmStateChange", "MultiAzFunctionAlarmStateChange"):
+        assert resources[name]["Properties"]["EventPattern"]["detail"]["state"]["value"] == ["ALARM"]
+
+
+def test_scheduled_singletons_drop_stale_ticks_and_a_new_account_can_deploy(resources: dict[str, Any]) -> None:
+    """Lambda keeps at least 100 executions unreserved (PutFunctionConcurrency): the stack reserves 2 (a quota
+    of 102) unless deployed with ReserveConcurrency=false; a throttled scheduled tick is dropped after 60 s
+    instead of Lambda's default 6 h of retries."""
+    functions = _by_type(resources, "AWS::Lambda::Function")
+    reserved = {k: v["Properties"]["ReservedConcurrentExecutions"] for k, v in functions.items() if "ReservedConcurrentExecutions" in v["Properties"]}
+    assert reserved == {f: {"Fn::If": ["Reserve", 1, {"Ref": "AWS::NoValue"}]} for f in ("ReconcileFunction", "HealthProbeFunction")}
+    template = load_template(ROOT / "template.yaml")
+    assert template["Conditions"]["Reserve"] == {"Fn::Equals": [{"Ref": "ReserveConcurrency"}, "true"]}
+    assert template["Parameters"]["ReserveConcurrency"]["AllowedValues"] == ["true", "false"]
+    configs = {v["Properties"]["FunctionName"]["Ref"]: v["Properties"] for v in _by_type(resources, "AWS::Lambda::EventInvokeConfig").values()}
+    for fn in ("ReconcileFunction", "HealthProbeFunction"):
+        assert configs[fn]["MaximumEventAgeInSeconds"] == 60 and configs[fn]["MaximumRetryAttempts"] == 0

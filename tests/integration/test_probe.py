@@ -417,3 +417,22 @@ def test_probe_command_shows_the_verdicts_and_exits_by_health(aws: Sandbox, pg: 
     assert "expected INSTANCE=HOST:PORT" in capsys.readouterr().err
     assert run("probe", "billing") == 2
     assert "no cluster named 'billing'" in capsys.readouterr().err
+
+
+def test_tls_verifies_the_server_by_default_and_a_missing_ca_bundle_is_said_in_one_line(aws: Sandbox, pg: Any, monkeypatch: Any, tmp_path: Any) -> None:
+    """verify-full is the default (require lets anyone on the path answer as the primary): the probe checks the
+    server against RDS's CA bundle. Without the bundle it says so and withholds its verdict (no failover)."""
+    monkeypatch.setenv("RDS_HA_RDS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    secret = _secret(aws)
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 0.0)}, min_replicas=1, extra=f"    probe: {{secret_arn: '{secret}'}}\n")
+    assert aws.cfg is not None and aws.cfg.probe is not None and aws.cfg.probe.tls == "verify-full"
+    sample = _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    assert sample.primary_healthy is None  # withheld, not "down"
+    assert any(f"CA bundle {tmp_path / 'missing.pem'} not found" in e for e in sample.probe_errors), sample.probe_errors
+
+    # With a bundle present, the local server (no TLS) is refused: never silently in plain text.
+    (tmp_path / "ca.pem").write_text("")
+    monkeypatch.setenv("RDS_HA_RDS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    aws.clock.advance(10)
+    sample = _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    assert sample.primary_healthy is None and sample.probe_errors

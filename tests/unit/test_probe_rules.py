@@ -143,7 +143,7 @@ def test_a_stale_probe_reading_is_not_used() -> None:
 def test_probe_config_needs_exactly_one_credential_and_tls_for_iam() -> None:
     from pydantic import ValidationError
 
-    for bad in ({}, {"secret_arn": ARN, "iam_user": "probe"}, {"iam_user": "probe", "tls": "disable"}, {"secret_arn": ARN, "tls": "verify-full"}):
+    for bad in ({}, {"secret_arn": ARN, "iam_user": "probe"}, {"iam_user": "probe", "tls": "disable"}, {"secret_arn": ARN, "tls": "insecure"}):
         with pytest.raises(ValidationError):
             ProbeConfig.model_validate(bad)
     with pytest.raises(ValidationError, match="twice interval_seconds"):

@@ -129,3 +129,11 @@ def translate(exc: Exception, what: str) -> AwsError:
     if isinstance(exc, BotoCoreError):
         return AwsError(f"{what}: {exc}", code=type(exc).__name__, transient=True)
     return AwsError(f"{what}: {exc}", code=type(exc).__name__)
+
+
+def caller_account(clients: AwsClients) -> str:
+    """The account rds-ha runs in (sts:GetCallerIdentity needs no IAM permission)."""
+    try:
+        return str(clients.client("sts").get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, "read the caller's account (sts:GetCallerIdentity)") from exc

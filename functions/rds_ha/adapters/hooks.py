@@ -49,3 +49,15 @@ class Hooks:
             self._client(arn, 10).invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps(payload, default=str).encode())
         except (ClientError, BotoCoreError) as exc:
             raise HookError(str(translate(exc, f"invoke hook {arn}"))) from exc
+
+    def exists(self, arn: str) -> bool:
+        """Whether the hook's function exists (lambda:GetFunction; the operator's CLI, not the functions)."""
+        try:
+            self._clients.client("lambda", arn.split(":")[3]).get_function(FunctionName=arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise translate(exc, f"look up hook {arn}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"look up hook {arn}") from exc
+        return True

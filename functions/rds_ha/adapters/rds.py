@@ -47,6 +47,10 @@ def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
         deletion_protection=bool(raw.get("DeletionProtection", False)),
         arn=raw.get("DBInstanceArn", ""),
         created=raw.get("InstanceCreateTime"),
+        engine_version=raw.get("EngineVersion", ""),
+        managed_password=bool(raw.get("MasterUserSecret")),
+        subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
+        storage_encrypted=bool(raw.get("StorageEncrypted", False)),
     )
 
 
@@ -103,6 +107,8 @@ class RdsAdapter:
         tags: Mapping[str, str],
         source_region: str | None = None,
         kms_key_id: str | None = None,
+        subnet_group: str | None = None,
+        security_group_ids: tuple[str, ...] = (),
     ) -> None:
         """A read replica of `source` in `region`. Cross-region (`source_region` differs): the call is
         made in the destination region with the source's ARN, boto3 presigns the URL from SourceRegion,
@@ -121,6 +127,10 @@ class RdsAdapter:
             kwargs["SourceRegion"] = source_region
         if kms_key_id:
             kwargs["KmsKeyId"] = kms_key_id
+        if subnet_group:
+            kwargs["DBSubnetGroupName"] = subnet_group
+        if security_group_ids:
+            kwargs["VpcSecurityGroupIds"] = list(security_group_ids)
         try:
             self._rds(region).create_db_instance_read_replica(**kwargs)
         except _ERRORS as exc:

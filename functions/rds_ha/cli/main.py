@@ -131,6 +131,33 @@ def status(
 
 
 @app.command()
+def check(
+    ctx: typer.Context,
+    clusters: Annotated[list[str] | None, typer.Argument(help="Clusters to check (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per cluster, one per line.")] = False,
+) -> None:
+    """Could each cluster fail over right now, and would the failover complete? Exit 0 when every one is
+    ready, 3 when one is not, with every reason."""
+    svc: Service = ctx.obj.service
+    configs = [svc.cluster(name) for name in clusters] if clusters else svc.clusters()
+    if not configs:
+        raise RdsHaError(f"no clusters configured in table {svc.table.name} (rds-ha apply -f FILE)")
+    ready = True
+    for n, cfg in enumerate(configs):
+        verdict = svc.check(cfg)
+        ready = ready and verdict.ready
+        if as_json:
+            print(json.dumps(verdict.as_dict(), default=str))
+            continue
+        if n:
+            out.print()
+        out.print(f"[bold]{cfg.name}[/bold] ({cfg.region})")
+        render.readiness(out, verdict.as_dict(), indent="  ")
+    if not ready:
+        raise typer.Exit(3)
+
+
+@app.command()
 def history(
     ctx: typer.Context,
     cluster: str,

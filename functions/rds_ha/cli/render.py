@@ -41,6 +41,8 @@ def status(console: Console, st: dict[str, Any]) -> None:
         console.print(f"  cooldown acknowledged by {escape(st['acknowledged']['by'])} at {st['acknowledged']['at']}")
     if st["fenced"]:
         console.print(f"  fenced   {', '.join(st['fenced'])}")
+    if st.get("readiness"):
+        readiness(console, st["readiness"], indent="  ")
     maz = st.get("multi_az") or {}
     if maz.get("desired") is not None or maz.get("actual"):
         want = "-" if maz.get("desired") is None else ("on" if maz["desired"] else "off")
@@ -69,6 +71,20 @@ def status(console: Console, st: dict[str, Any]) -> None:
         console.print(reader)
     if st.get("reader_fallback"):
         console.print("  no replica serves reads: the reader name points at the primary")
+
+
+def readiness(console: Console, r: dict[str, Any], indent: str = "") -> None:
+    """Could the cluster fail over now: ready, or each reason it is not (and each candidate's verdict)."""
+    eligible = r["eligible_candidates"]
+    if r["ready"]:
+        console.print(f"{indent}failover [green]ready[/green]: {eligible} eligible candidate(s)")
+    else:
+        console.print(f"{indent}failover [red]not ready[/red] ({eligible} eligible candidate(s)):")
+        for reason in r["reasons"]:
+            console.print(f"{indent}  - {escape(reason)}")
+    for c in r.get("candidates", []):
+        mark = "[green]eligible[/green]" if c["eligible"] else "[red]not eligible[/red]"
+        console.print(f"{indent}  {c['instance']}: {mark}, {escape(c['reason'])}")
 
 
 def history(console: Console, entries: list[dict[str, Any]]) -> None:

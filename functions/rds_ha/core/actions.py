@@ -106,6 +106,9 @@ class CreateReplica(Action):
     region: str = ""
     source_region: str = ""
     kms_key_id: str | None = None
+    # Cross-region, a source in a VPC: the destination's DB subnet group and security groups.
+    subnet_group: str | None = None
+    security_group_ids: tuple[str, ...] = ()
     # Set when the replica is a scaling step: its cooldown starts before the call.
     scaling: Scaling | None = None
 

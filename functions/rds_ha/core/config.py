@@ -7,6 +7,7 @@ names the key and, for files, the line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -49,12 +50,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+# FailoverFunction's Timeout (300 s, template.yaml) less the handler's safety margin (20 s, handlers/runtime.py):
+# a longer failover.wait_seconds would be cut short silently.
+WAIT_SECONDS_MAX = 280
+
+
 class CrossRegionReplicas(_Strict):
     region: Annotated[str, Field(pattern=REGION)]
     count: Annotated[int, Field(ge=1, le=5, strict=True)] = 1  # AWS can't guarantee more than 5 cross-region replicas
     # Encrypted sources: a KMS key of the destination region (RDS can't use the source region's key there).
     kms_key_id: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] | None = None
+    # A source in a VPC: a DB subnet group of the destination region (else RDS puts the replica in no VPC;
+    # rds-ha apply refuses such an entry) and the VPC security groups there (else the VPC's default group).
+    subnet_group: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9 ._-]+$")] | None = None
+    security_group_ids: tuple[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")], ...] = ()
 
 
 class ReplicasConfig(_Strict):
@@ -125,8 +135,9 @@ class FailoverConfig(_Strict):
     stop_old_primary: bool = False
     # Delete replicas left attached to the old primary once replacements are available.
     delete_orphans: bool = True
-    # How long one run may wait for a promotion before leaving the rest to reconcile.
-    wait_seconds: Annotated[int, Field(ge=0, le=840, strict=True)] = 240
+    # How long one run may wait for a promotion before leaving the rest to reconcile (at most what the
+    # function's timeout leaves: WAIT_SECONDS_MAX).
+    wait_seconds: Annotated[int, Field(ge=0, le=WAIT_SECONDS_MAX, strict=True)] = 240
     # A Multi-AZ primary fails over to its standby by itself (typically 60-120 s): give RDS this
     # long after the failure before promoting a replica, so the two never race. 0 = don't wait.
     multi_az_grace_seconds: Annotated[int, Field(ge=0, le=1800, strict=True)] = 180
@@ -188,6 +199,9 @@ class AlarmsConfig(_Strict):
         return self
 
 
+# RDS's global CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) in the probe's
+# layer: `make probe-ca` puts it in infra/layers/probe/rds_ca/, which Lambda mounts under /opt/python.
+RDS_CA_BUNDLE = "/opt/python/rds_ca/global-bundle.pem"
 SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$"
 
 
@@ -204,9 +218,17 @@ class ProbeConfig(_Strict):
     interval_seconds: Annotated[int, Field(ge=1, le=60, strict=True)] = 10
     connect_timeout_seconds: Annotated[float, Field(ge=0.5, le=30)] = 3
     statement_timeout_seconds: Annotated[float, Field(ge=0.1, le=30)] = 2
-    # require: encrypted (RDS's default); verify-full: also checks the server's certificate against ca_bundle.
-    tls: Literal["require", "verify-full", "disable"] = "require"
+    # verify-full (default): encrypted, and the server's certificate checked against ca_bundle (default: RDS's
+    # global CA bundle, shipped in the probe's layer) and its name; require: encrypted, server not verified
+    # (anyone on the path can answer as the primary); disable: plain text.
+    tls: Literal["require", "verify-full", "disable"] = "verify-full"
     ca_bundle: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+
+    @property
+    def ca_path(self) -> str:
+        """The CA bundle verify-full checks the server against."""
+        return self.ca_bundle or os.environ.get("RDS_HA_RDS_CA_BUNDLE", RDS_CA_BUNDLE)
+
     # A failover decision uses a probe reading only if it is at most this old (else CloudWatch's ReplicaLag).
     max_age_seconds: Annotated[int, Field(ge=5, le=600, strict=True)] = 30
 
@@ -216,8 +238,6 @@ class ProbeConfig(_Strict):
             raise ValueError("give exactly one of secret_arn (Secrets Manager) and iam_user (IAM database authentication)")
         if self.iam_user is not None and self.tls == "disable":
             raise ValueError("IAM database authentication needs TLS: tls must be require or verify-full")
-        if self.tls == "verify-full" and self.ca_bundle is None:
-            raise ValueError("tls verify-full needs ca_bundle (the RDS CA bundle's path in the function's package)")
         if self.max_age_seconds < 2 * self.interval_seconds:
             raise ValueError(f"max_age_seconds ({self.max_age_seconds}) must be at least twice interval_seconds ({self.interval_seconds})")
         return self
@@ -310,6 +330,23 @@ def outside_zone(cfg: ClusterConfig, zone_name: str) -> list[str]:
         f"cluster {cfg.name}: {role} name {name} is not in hosted zone {cfg.dns.zone_id} ({zone})"
         for role, name in (("writer", cfg.dns.writer), ("reader", cfg.dns.reader))
         if name and name != zone and not name.endswith("." + zone)
+    ]
+
+
+def foreign_accounts(cfg: ClusterConfig, account: str) -> list[str]:
+    """ARNs of `cfg` in another account than rds-ha's: its IAM policies grant only its own account's hooks,
+    topics, secrets and keys, so each would be AccessDenied when it matters."""
+    named = [
+        ("hooks.pre_failover", cfg.hooks.pre_failover),
+        ("hooks.post_failover", cfg.hooks.post_failover),
+        ("notifications.sns_topic_arn", cfg.notifications.sns_topic_arn),
+        ("probe.secret_arn", cfg.probe.secret_arn if cfg.probe else None),
+        *((f"replicas.cross_region[{i}].kms_key_id", c.kms_key_id) for i, c in enumerate(cfg.replicas.cross_region)),
+    ]
+    return [
+        f"cluster {cfg.name}: {key} {arn} is in account {arn.split(':')[4]}, not rds-ha's account {account} (its IAM policies allow only its own)"
+        for key, arn in named
+        if arn and arn.startswith("arn:") and arn.count(":") >= 5 and arn.split(":")[4] != account
     ]
 
 

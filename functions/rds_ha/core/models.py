@@ -58,6 +58,13 @@ class Instance:
     deletion_protection: bool = False
     arn: str = ""
     created: datetime | None = None
+    engine_version: str = ""
+    # MasterUserSecret present: RDS manages the master password in Secrets Manager (ManageMasterUserPassword),
+    # and refuses to create a read replica of this instance.
+    managed_password: bool = False
+    # DBSubnetGroup's name: the instance is in a VPC (None: not in one, or not known).
+    subnet_group: str | None = None
+    storage_encrypted: bool = False
 
     @property
     def is_replica(self) -> bool:

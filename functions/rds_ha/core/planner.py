@@ -459,6 +459,19 @@ def live_replicas(topo: Topology, primary: Instance, region: str | None = None) 
     return [r for r in topo.replicas_of(primary.id) if r.region == where and r.status not in TERMINAL_STATUSES and not r.fenced]
 
 
+def no_replicas_of(primary: Instance) -> str | None:
+    """Why RDS would refuse to create any read replica of `primary`, or None."""
+    if primary.managed_password:
+        # RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager", Limitations.
+        return (
+            f"{primary.id}'s master password is managed by Secrets Manager (ManageMasterUserPassword): RDS creates no read replica of it "
+            "(turn it off: modify-db-instance --no-manage-master-user-password --master-user-password ...)"
+        )
+    if primary.backup_retention <= 0:
+        return f"{primary.id} has automated backups off (BackupRetentionPeriod 0): RDS creates no read replica of it"
+    return None
+
+
 def _redundancy(
     topo: Topology, primary: Instance, old: Instance | None, suffix: str, created_by: str, want: int | None = None, remote: bool = True
 ) -> list[CreateReplica]:
@@ -503,6 +516,8 @@ def _redundancy(
                     region=other.region,
                     source_region=primary.region,
                     kms_key_id=other.kms_key_id,
+                    subnet_group=other.subnet_group,
+                    security_group_ids=other.security_group_ids,
                 )
             )
     return actions
@@ -581,11 +596,15 @@ def plan_workflow(topo: Topology) -> Plan:
     ready = [r for r in live if r.status == AVAILABLE]
     waiting: list[str] = []
     creates = _redundancy(topo, new, old, wf.id, f"rds-ha failover {wf.id}")
-    if creates and new.status == AVAILABLE:
+    refused = no_replicas_of(new) if creates and new.status == AVAILABLE else None
+    if refused:
+        waiting.append(f"redundancy cannot be rebuilt: {refused}")
+        creates = []
+    elif creates and new.status == AVAILABLE:
         actions += creates
     elif creates:
         waiting.append(f"{new.id} is {new.status}; replicas are created once it is available")
-    if len(ready) < cfg.replicas.min and not creates:
+    if len(ready) < cfg.replicas.min and not creates and not refused:
         waiting.append(f"{len(ready)}/{cfg.replicas.min} new replicas available")
 
     orphans = [topo.instances[o] for o in wf.orphans if o in topo.instances and topo.instances[o].status != "deleting"]
@@ -670,7 +689,10 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
     reasons = ["DNS drifted"] if actions else []
     if primary.status == AVAILABLE:
         creates = _redundancy(topo, primary, None, suffix, "rds-ha reconcile")
-        if creates:
+        refused = no_replicas_of(primary) if creates else None
+        if refused:
+            reasons.append(f"replicas missing, but {refused}")
+        elif creates:
             reasons.append("replicas missing")
             actions += creates
         else:  # a replica's creation needs the source available: Multi-AZ (which modifies it) comes after
@@ -722,6 +744,9 @@ def plan_scale(topo: Topology, direction: Scaling, suffix: str, trigger: str, fo
     if direction == "scale_out":
         if len(live) >= cfg.replicas.max:
             return Plan("refused", f"{len(live)} replica(s), at replicas.max {cfg.replicas.max}")
+        refused = no_replicas_of(primary)
+        if refused:
+            return Plan("refused", refused)
         create = _redundancy(topo, primary, None, suffix, trigger, want=len(live) + 1, remote=False)[0]
         action = replace(create, reason=f"{trigger}: {len(live)} -> {len(live) + 1} replicas (max {cfg.replicas.max})", scaling="scale_out", az=az or create.az)
         return Plan("start", f"add replica {action.instance}" + (f" in {action.az}" if action.az else "") + f": {action.reason}", (action,))
@@ -756,9 +781,18 @@ def plan_add_replica(topo: Topology, suffix: str, by: str, region: str | None = 
         return Plan("refused", f"primary {topo.state.primary} is {primary.status if primary else 'not found'}; replicas are added only to an available primary")
     if az is not None and not az.startswith(region or primary.region):
         return Plan("refused", f"AZ {az} is not in {region or primary.region}")
+    refused = no_replicas_of(primary)
+    if refused:
+        return Plan("refused", refused)
     if region is None or region == primary.region:
         return plan_scale(topo, "scale_out", suffix, f"added by {by}", force=True, az=az)
     other = next((c for c in topo.cluster.replicas.cross_region if c.region == region), None)
+    if primary.subnet_group and not (other and other.subnet_group):
+        return Plan(
+            "refused",
+            f"{primary.id} is in a VPC (subnet group {primary.subnet_group}): a replica in {region} needs a DB subnet group there "
+            f"(replicas.cross_region: region {region}, subnet_group); without one RDS would put it in no VPC",
+        )
     cfg = topo.cluster
     action = CreateReplica(
         reason=f"added by {by}",
@@ -770,6 +804,8 @@ def plan_add_replica(topo: Topology, suffix: str, by: str, region: str | None = 
         region=region,
         source_region=primary.region,
         kms_key_id=other.kms_key_id if other else None,
+        subnet_group=other.subnet_group if other else None,
+        security_group_ids=other.security_group_ids if other else (),
     )
     note = "" if other else f" ({region} is not in replicas.cross_region: encrypted sources need a kms_key_id there)"
     return Plan("start", f"add replica {action.instance} in {region}{note}", (action,))

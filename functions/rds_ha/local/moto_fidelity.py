@@ -40,6 +40,21 @@ class InvalidChangeBatchError(Route53ClientError):
         super().__init__("InvalidChangeBatch", message)
 
 
+class InvalidParameterValueError(RDSClientError):
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidParameterValue", message)
+
+
+class InvalidParameterCombinationError(RDSClientError):
+    def __init__(self, message: str) -> None:
+        super().__init__("InvalidParameterCombination", message)
+
+
+# RDS User Guide, "Working with DB instance read replicas": up to 15 read replicas of one DB instance
+# (MySQL, MariaDB, PostgreSQL) in a Region.
+MAX_READ_REPLICAS = 15
+
+
 class ThrottlingError(RDSClientError):
     def __init__(self) -> None:
         super().__init__("Throttling", "Rate exceeded")
@@ -162,6 +177,31 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
             raise InvalidDBInstanceStateError(f"Automated backups are not enabled for {source.db_instance_identifier}.")
         if source.status not in {"available", "backing-up"}:
             raise InvalidDBInstanceStateError(f"Source {source.db_instance_identifier} is {source.status}.")
+        # AWS (RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager", Limitations):
+        # "Creating a read replica when the source DB ... manages credentials with Secrets Manager" is not
+        # supported (all engines but SQL Server). moto creates it.
+        if getattr(source, "manage_master_user_password", False):
+            raise InvalidParameterValueError(
+                f"The source DB instance {source.db_instance_identifier} manages its master user password with AWS Secrets Manager; "
+                "read replicas of it are not supported."
+            )
+        # AWS: at most 15 read replicas of one source in a Region (see MAX_READ_REPLICAS). moto has no limit.
+        # (The error code is not documented; InvalidDBInstanceState is what rds-ha treats as a refusal either way.)
+        here = [r for r in source.replicas if not r.startswith("arn:")]  # moto lists cross-region replicas by ARN
+        if len(here) >= MAX_READ_REPLICAS:
+            raise InvalidDBInstanceStateError(
+                f"DB instance {source.db_instance_identifier} already has {len(here)} read replicas, the most allowed ({MAX_READ_REPLICAS})."
+            )
+        # AWS (API reference, CreateDBInstanceReadReplica, DBSubnetGroupName): "If no DB subnet group is specified,
+        # then the new DB instance isn't created in a VPC"; for a cross-Region replica the subnet group must be one
+        # of the destination Region (a same-Region replica inherits its source's). A source in a VPC with a
+        # cross-Region replica requested without one: refused here (there is no EC2-Classic to put it in).
+        cross_region = source_region_of(db_kwargs["source_db_instance_identifier"], self.region_name) != self.region_name
+        if cross_region and getattr(source, "db_subnet_group", None) is not None and not db_kwargs.get("db_subnet_group_name"):
+            raise InvalidParameterCombinationError(
+                f"The source DB instance {source.db_instance_identifier} is in a VPC: a cross-Region read replica needs DBSubnetGroupName "
+                f"(a DB subnet group of {self.region_name})."
+            )
         replica = _originals["create"](self, db_kwargs)
         # moto copies the source's tags, status and deletion protection into the replica; AWS starts from
         # the request (CreateDBInstanceReadReplica's DeletionProtection defaults to false).
@@ -315,6 +355,11 @@ def _install_alarm_times() -> None:
 
     FakeAlarm.update_state = new_state  # type: ignore[method-assign]
     CloudWatchBackend.put_metric_alarm = put  # type: ignore[method-assign]
+
+
+def source_region_of(identifier: str, region: str) -> str:
+    """The region of a source named by ARN (cross-region), else the request's."""
+    return identifier.split(":")[3] if identifier.startswith("arn:") else region
 
 
 _route53_lock = threading.RLock()

@@ -11,6 +11,7 @@ ones (max_connections reached, a listener gone) is not healthy for the applicati
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -84,9 +85,20 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _ca(settings: ProbeConfig) -> str | None:
+    """The CA bundle for verify-full; a missing one is a configuration error, said in one line."""
+    if settings.tls != "verify-full":
+        return None
+    path = settings.ca_path
+    if not os.path.isfile(path):
+        raise EngineError("config", f"tls verify-full: CA bundle {path} not found (the RDS bundle: make probe-ca before sam build; or set probe.ca_bundle)")
+    return path
+
+
 def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig, read_only: bool = True) -> Any:
     import psycopg  # the probe's own dependency: imported on first use
 
+    ca = _ca(settings)
     statement_ms = max(1, int(settings.statement_timeout_seconds * 1000))
     return psycopg.connect(
         host=host,
@@ -97,7 +109,7 @@ def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig, 
         # libpq counts connect_timeout in whole seconds (at least 2) over the whole startup, greeting included.
         connect_timeout=max(2, math.ceil(settings.connect_timeout_seconds)),
         sslmode=settings.tls,  # libpq's own names: require, verify-full, disable
-        sslrootcert=settings.ca_bundle,
+        sslrootcert=ca,
         application_name="rds-ha-probe" if read_only else "rds-ha-drill",
         # The health probe never writes; the drill's client does (read_only=False).
         options=f"-c statement_timeout={statement_ms}" + (" -c default_transaction_read_only=on" if read_only else ""),
@@ -164,10 +176,11 @@ def my_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig) 
     import pymysql  # the probe's own dependency: imported on first use
 
     ssl: dict[str, Any] | None = None
+    ca = _ca(settings)
     if settings.tls == "require":
         ssl = {"check_hostname": False}  # encrypted, server not verified (sslmode=require)
     elif settings.tls == "verify-full":
-        ssl = {"ca": settings.ca_bundle, "check_hostname": True}
+        ssl = {"ca": ca, "check_hostname": True}
     return pymysql.connect(
         host=host,
         port=port,

@@ -1,0 +1,159 @@
+"""Could this cluster fail over right now, and would the failover complete?
+
+One pure judgement over a topology snapshot (and the failover alarms as CloudWatch shows them), used by
+`rds-ha check`, `status` and the scheduled reconcile (which publishes FailoverReady and
+EligibleCandidates). The candidates' verdicts are the planner's own: the same sentences as
+`failover --dry-run`. Failovers that go wrong at 3 a.m. mostly happen to clusters that were not ready
+for days before; each reason here names one such condition and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .. import TAG_CLUSTER
+from .actions import CandidateVerdict, ChangeRecords
+from .models import AVAILABLE, AlarmStatus, Instance, Topology
+from .planner import FailoverRequest, _judged_now, _ranked, no_replicas_of, plan_steady
+
+
+@dataclass(frozen=True)
+class Readiness:
+    cluster: str
+    ready: bool
+    reasons: tuple[str, ...]
+    eligible: int
+    candidates: tuple[CandidateVerdict, ...] = ()
+
+    @property
+    def sentence(self) -> str:
+        if self.ready:
+            return f"ready: {self.eligible} eligible candidate(s)"
+        return "not ready: " + "; ".join(self.reasons)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "cluster": self.cluster,
+            "ready": self.ready,
+            "eligible_candidates": self.eligible,
+            "reasons": list(self.reasons),
+            "candidates": [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason} for v in self.candidates],
+        }
+
+
+def _major(version: str, engine: str) -> str:
+    parts = version.split(".")
+    return parts[0] if engine.startswith("postgres") else ".".join(parts[:2])
+
+
+def assess(topo: Topology, alarms: Mapping[str, AlarmStatus] | None, hooks: Mapping[str, bool] | None = None) -> Readiness:
+    """`topo` with its latest ReplicaLag (recent_lag); `alarms`: the cluster's failover alarms as
+    DescribeAlarms shows them (None: not read, not judged); `hooks`: hook ARN -> exists (None: not looked up)."""
+    cfg, state, now = topo.cluster, topo.state, topo.now
+    reasons: list[str] = []
+    primary = topo.primary
+    if state.paused is not None:
+        reasons.append(f"paused by {state.paused.by}: an automatic failover would only be recorded (rds-ha resume)")
+    wf = state.workflow
+    if wf is not None:
+        reasons.append(f"{wf.kind} {wf.old_primary} -> {wf.new_primary} in progress (step: {wf.step})")
+    acked = state.acknowledged is not None and state.last_failover_at is not None and state.acknowledged.at >= state.last_failover_at
+    if state.last_failover_at is not None and not acked:
+        until = state.last_failover_at + timedelta(seconds=cfg.failover.cooldown_seconds)
+        if now < until:
+            left = int((until - now).total_seconds())
+            reasons.append(f"in cooldown for {left}s more after the last failover: a new one waits for a human (rds-ha ack)")
+    if primary is None:
+        reasons.append(f"primary {state.primary} not found in {cfg.region}")
+    elif primary.is_replica:
+        reasons.append(f"primary {primary.id} is itself a replica of {primary.source}: the recorded primary is wrong")
+
+    request = FailoverRequest(trigger="readiness check", failure_time=now, workflow_id="", automatic=True, planned=True)
+    judged = _judged_now(topo)  # by each replica's latest ReplicaLag, as a switchover is judged
+    verdicts, eligible = _ranked(judged, request) if primary is not None else ([], [])
+    if primary is not None and not eligible:
+        detail = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{primary.id} has no replicas"
+        reasons.append(f"no replica qualifies for promotion ({detail})")
+
+    if primary is not None:
+        for replica in topo.replicas_of(primary.id):
+            if replica.cluster_tag != cfg.name:
+                reasons.append(
+                    f"{replica.id} replicates from {primary.id} but is not tagged {TAG_CLUSTER}={cfg.name}: "
+                    "rds-ha will neither promote nor replace it (rds-ha apply --tag-members)"
+                )
+            elif _major(replica.engine_version, replica.engine) != _major(primary.engine_version, primary.engine) and replica.engine_version:
+                reasons.append(
+                    f"{replica.id} runs {replica.engine} {replica.engine_version}, {primary.id} {primary.engine_version}: "
+                    "RDS replicates within one major version only"
+                )
+        if not primary.is_replica:
+            refused = no_replicas_of(primary)
+            if refused:
+                reasons.append(f"after a failover no redundancy could be rebuilt: {refused}")
+            encrypted = primary.storage_encrypted
+            for other in cfg.replicas.cross_region:
+                if encrypted and not other.kms_key_id:
+                    reasons.append(
+                        f"replicas.cross_region {other.region} has no kms_key_id: RDS needs a key of {other.region} for a replica of encrypted {primary.id}"
+                    )
+                if primary.subnet_group and not other.subnet_group:
+                    reasons.append(f"replicas.cross_region {other.region} has no subnet_group: {primary.id} is in a VPC")
+
+    reasons += _alarm_reasons(topo, alarms)
+    reasons += _probe_reasons(topo)
+    for hook, exists in (hooks or {}).items():
+        if not exists:
+            fate = _hook_fate(cfg.hooks.on_timeout)
+            reasons.append(f"hooks.pre_failover {hook} does not exist: with on_timeout {cfg.hooks.on_timeout}, a failover would {fate}")
+    if primary is not None and not primary.is_replica and primary.status == AVAILABLE and wf is None:
+        drift = [a for a in plan_steady(topo).actions if isinstance(a, ChangeRecords)]
+        for action in drift:
+            reasons.append(f"DNS drifted: {action.reason} (reconcile repairs it)")
+    return Readiness(cfg.name, not reasons, tuple(reasons), len(eligible), tuple(verdicts))
+
+
+def _hook_fate(on_timeout: str) -> str:
+    return "be vetoed" if on_timeout == "veto" else "proceed after the hook's timeout"
+
+
+def _alarm_reasons(topo: Topology, alarms: Mapping[str, AlarmStatus] | None) -> list[str]:
+    cfg = topo.cluster
+    if not cfg.alarms.failover:
+        return ["no failover alarm is mapped (alarms.failover): only the SQL probe or an operator starts a failover"] if cfg.probe is None else []
+    if alarms is None:
+        return []
+    out = []
+    for name in cfg.alarms.failover:
+        alarm = alarms.get(name)
+        if alarm is None:
+            out.append(f"failover alarm {name} does not exist in CloudWatch")
+            continue
+        watched = alarm.dimensions.get("DBInstanceIdentifier")
+        if watched is not None and watched != topo.state.primary:
+            out.append(f"failover alarm {name} watches {watched}, not the primary {topo.state.primary}: a failure of the primary would go unseen")
+        if alarm.state == "INSUFFICIENT_DATA":
+            out.append(f"failover alarm {name} has insufficient data: it cannot go into ALARM")
+    return out
+
+
+def _probe_reasons(topo: Topology) -> list[str]:
+    probe = topo.cluster.probe
+    primary = topo.primary
+    if probe is None or primary is None:
+        return []
+    out = []
+    for replica in _serving(topo, primary):
+        reading = (topo.recent_lag or {}).get(replica.id)
+        if reading is None or reading.source != "SQL probe":
+            out.append(
+                f"no SQL probe reading of {replica.id} within probe.max_age_seconds ({probe.max_age_seconds}s): "
+                "a failover would rank candidates by CloudWatch's ReplicaLag alone"
+            )
+    return out
+
+
+def _serving(topo: Topology, primary: Instance) -> list[Instance]:
+    return [r for r in topo.replicas_of(primary.id) if r.status == AVAILABLE and r.cluster_tag == topo.cluster.name]

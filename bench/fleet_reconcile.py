@@ -42,7 +42,7 @@ from tests.builders import create_table_from_template  # noqa: E402
 PER_PAGE = {"DescribeDBInstances", "GetMetricData", "DescribeAlarms", "Query", "GetHostedZone", "ListResourceRecordSets"}
 
 
-def sweep(clusters: int) -> tuple[float, Counter[str]]:
+def sweep(clusters: int) -> tuple[float, Counter[str], int, int]:
     with mock_aws():
         clock = SimClock()
         moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
@@ -64,20 +64,26 @@ def sweep(clusters: int) -> tuple[float, Counter[str]]:
         results = svc.reconcile(None, clock.now())
         took = time.perf_counter() - start
         assert all(r.outcome == "steady" for r in results), {r.outcome for r in results}
-        return took, calls
+        # Readiness is judged for every cluster from what the sweep read (FailoverReady, EligibleCandidates).
+        judged = sum(1 for r in results if r.readiness is not None)
+        ready = sum(1 for r in results if r.readiness and r.readiness["ready"])
+        return took, calls, judged, ready
 
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [10, 100, 500]
     print(f"moto {__import__('moto').__version__}, in-process; one reconcile sweep of healthy clusters (3 instances each)")
-    print("| clusters | wall (s) | AWS calls | per cluster | RDS, CloudWatch, Route 53 (per page or zone) | DynamoDB state and lease (per cluster) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| clusters | wall (s) | AWS calls | per cluster | RDS, CloudWatch, Route 53 (per page or zone) | DynamoDB state and lease (per cluster) "
+        "| readiness judged (ready) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in sizes:
-        took, calls = sweep(n)
+        took, calls, judged, ready = sweep(n)
         total = sum(calls.values())
         paged = sum(v for k, v in calls.items() if k in PER_PAGE)
-        print(f"| {n} | {took:.1f} | {total} | {total / n:.1f} | {paged} | {total - paged} |")
-        print(f"|   | by API: {', '.join(f'{k} {v}' for k, v in sorted(calls.items()))} | | | | |")
+        print(f"| {n} | {took:.1f} | {total} | {total / n:.1f} | {paged} | {total - paged} | {judged} ({ready}) |")
+        print(f"|   | by API: {', '.join(f'{k} {v}' for k, v in sorted(calls.items()))} | | | | | |")
 
 
 if __name__ == "__main__":

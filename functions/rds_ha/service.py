@@ -494,7 +494,7 @@ class Service:
         emit("FailoverReady", readiness.cluster, 1 if readiness.ready else 0)
         emit("EligibleCandidates", readiness.cluster, readiness.eligible)
         if not readiness.ready:
-            logger.warning(f"{readiness.cluster}: {readiness.sentence}", extra={"cluster": readiness.cluster, "kind": "not_ready"})
+            logger.info(f"{readiness.cluster}: {readiness.sentence}", extra={"cluster": readiness.cluster, "kind": "not_ready"})
         return readiness
 
     def check(self, cfg: ClusterConfig) -> Readiness:

@@ -180,9 +180,7 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
         if name in {"PromoteReadReplica", "ModifyDBInstance", "DeleteDBInstance", "StopDBInstance"}:
             return one(_rds_db(region, params["DBInstanceIdentifier"]))
         if name == "AddTagsToResource":
-            arn = params["ResourceName"]
-            _, ident, _db = _rds_instance(region, arn)
-            return one(_rds_db(region, arn), **_tags_ctx(params.get("Tags")))
+            return one(_rds_db(region, params["ResourceName"]), **_tags_ctx(params.get("Tags")))
         if name == "CreateDBInstanceReadReplica":
             src_region, _, source = _rds_instance(region, params["SourceDBInstanceIdentifier"])
             same = src_region == region

@@ -415,7 +415,7 @@ class Service:
 
                     steady = self._drive(cfg, deadline, swept, recent_lag=lags.get(cfg.name), records=records.get(cfg.dns.zone_id), on_first=ready)
                     if judged:
-                        steady.readiness = {k: v for k, v in judged[0].as_dict().items() if k != "candidates"}
+                        steady.readiness = judged[0].as_dict(candidates=False)
                     if decided is not None:
                         steady.reason = f"{decided.reason}; {steady.reason}"
                     if steady.outcome == "steady":
@@ -500,19 +500,21 @@ class Service:
     def check(self, cfg: ClusterConfig) -> Readiness:
         """`rds-ha check`: the readiness judgement from a fresh look, the hooks' existence included."""
         topo = self._with_recent_lag(cfg, self.snapshots.read(cfg, failure_time=self.clock.now()))
-        region = topo.primary.region if topo.primary is not None else cfg.region
-        alarms = self.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
         hooks = {cfg.hooks.pre_failover: self.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
-        return assess(topo, alarms, hooks)
+        return assess(topo, self._failover_alarms(cfg, topo), hooks)
 
     def _status_readiness(self, cfg: ClusterConfig, topo: Topology) -> dict[str, Any]:
-        region = topo.primary.region if topo.primary is not None else cfg.region
         try:
-            alarms: Mapping[str, AlarmStatus] | None = self.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
+            alarms: Mapping[str, AlarmStatus] | None = self._failover_alarms(cfg, topo)
         except AwsError as exc:  # status still shows the rest
             logger.warning(f"status: alarms of {cfg.name} not read: {exc}")
             alarms = None
-        return {k: v for k, v in assess(topo, alarms).as_dict().items() if k != "candidates"}
+        return assess(topo, alarms).as_dict(candidates=False)
+
+    def _failover_alarms(self, cfg: ClusterConfig, topo: Topology) -> dict[str, AlarmStatus]:
+        """The cluster's failover alarms as CloudWatch shows them, in the primary's region."""
+        region = topo.primary.region if topo.primary is not None else cfg.region
+        return self.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
 
     def _with_recent_lag(self, cfg: ClusterConfig, topo: Topology) -> Topology:
         of_cluster = [i for i in topo.instances.values() if i.is_replica]

@@ -1,5 +1,6 @@
-"""What real AWS would refuse or lose where moto does not: each case fails on the main before issue 14.
-(The suite-wide authorization check in tests/authz.py evaluates every request these tests make.)"""
+"""What real AWS would refuse or lose where moto alone does not: RDS's refusals (the fidelity layer), apply's
+checks, and cases whose assertion is the suite-wide authorization check (tests/authz.py evaluates every
+request these tests make: on moto alone the customer-managed-key cases would pass without the KMS grants)."""
 
 from __future__ import annotations
 

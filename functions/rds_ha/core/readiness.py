@@ -33,14 +33,11 @@ class Readiness:
             return f"ready: {self.eligible} eligible candidate(s)"
         return "not ready: " + "; ".join(self.reasons)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "cluster": self.cluster,
-            "ready": self.ready,
-            "eligible_candidates": self.eligible,
-            "reasons": list(self.reasons),
-            "candidates": [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason} for v in self.candidates],
-        }
+    def as_dict(self, candidates: bool = True) -> dict[str, object]:
+        out: dict[str, object] = {"cluster": self.cluster, "ready": self.ready, "eligible_candidates": self.eligible, "reasons": list(self.reasons)}
+        if candidates:
+            out["candidates"] = [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason} for v in self.candidates]
+        return out
 
 
 def _major(version: str, engine: str) -> str:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE = 'import boto3; boto3.client("rds", region_name="us-east-1")'
 HANDLERS = ["failover", "reconcile", "scaling", "multi_az", "dns_sync", "health_probe"]
 # The probe loads its drivers on its first sample: its real start includes them.
-EXTRA = {"health_probe + drivers": "import rds_ha.handlers.health_probe, rds_ha.probe.runner, psycopg, pymysql"}
+EXTRA = {"health_probe + drivers": "import rds_ha.handlers.health_probe, rds_ha.app.probe, psycopg, pymysql"}
 
 
 def timed(code: str) -> float:

@@ -37,12 +37,12 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 from moto import mock_aws  # noqa: E402
 
 from rds_ha.adapters.aws import AwsClients  # noqa: E402
+from rds_ha.app import App, Settings  # noqa: E402
 from rds_ha.core.config import parse_config  # noqa: E402
 from rds_ha.handlers import failover, runtime  # noqa: E402
 from rds_ha.local import moto_fidelity, samples, sandbox  # noqa: E402
 from rds_ha.local.clock import SimClock  # noqa: E402
 from rds_ha.local.context import LocalContext  # noqa: E402
-from rds_ha.service import Service, Settings  # noqa: E402
 from tests.builders import CONFIG, create_table_from_template  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def one_run(noise: int = 0) -> tuple[float, float, Counter[str]]:
         clients = AwsClients()
         moto_fidelity.answer_test_dns(clients.session)  # the writer move is verified with TestDNSAnswer
         create_table_from_template(clients, "rds-ha-bench")
-        svc = Service(clients, Settings.from_env(), clock=clock)
+        svc = App(clients, Settings.from_env(), clock=clock)
         runtime.use(svc)
         failover.reset()
         zone = sandbox.create_cluster(clients, clock.now(), {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}, alarm_state="ALARM")

@@ -32,10 +32,10 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 from moto import mock_aws  # noqa: E402
 
 from rds_ha.adapters.aws import AwsClients  # noqa: E402
+from rds_ha.app import App, Settings  # noqa: E402
 from rds_ha.core.config import parse_config  # noqa: E402
 from rds_ha.local import moto_fidelity, sandbox  # noqa: E402
 from rds_ha.local.clock import SimClock  # noqa: E402
-from rds_ha.service import Service, Settings  # noqa: E402
 from tests.builders import create_table_from_template  # noqa: E402
 
 # Calls per page of results (or per hosted zone), not per cluster.
@@ -48,7 +48,7 @@ def sweep(clusters: int) -> tuple[float, Counter[str], int, int]:
         moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
         clients = AwsClients()
         create_table_from_template(clients, "rds-ha-bench")
-        svc = Service(clients, Settings.from_env(), clock=clock)
+        svc = App(clients, Settings.from_env(), clock=clock)
         svc.apply(parse_config(sandbox.create_fleet(clients, clusters, clock.now())).clusters, "bench", "bench")
         svc.reconcile(None, clock.now())  # the first sweep builds every reader set
         calls: Counter[str] = Counter()
@@ -66,7 +66,7 @@ def sweep(clusters: int) -> tuple[float, Counter[str], int, int]:
         assert all(r.outcome == "steady" for r in results), {r.outcome for r in results}
         # Readiness is judged for every cluster from what the sweep read (FailoverReady, EligibleCandidates).
         judged = sum(1 for r in results if r.readiness is not None)
-        ready = sum(1 for r in results if r.readiness and r.readiness["ready"])
+        ready = sum(1 for r in results if r.readiness is not None and r.readiness.ready)
         return took, calls, judged, ready
 
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from rds_ha.adapters.aws import AwsClients
+from rds_ha.app import App
+from rds_ha.app.executor import CrashPoint
 from rds_ha.core.config import ClusterConfig, parse_config
-from rds_ha.executor import CrashPoint
 from rds_ha.local import samples, sandbox
 from rds_ha.local.clock import SimClock
 from rds_ha.local.context import LocalContext
 from rds_ha.local.moto_fidelity import Fidelity
 from rds_ha.local.template import load_template
-from rds_ha.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -36,7 +36,7 @@ def create_table_from_template(clients: AwsClients, name: str) -> None:
 @dataclass
 class Sandbox:
     clients: AwsClients
-    service: Service
+    service: App
     clock: SimClock
     fidelity: Fidelity
     zone_id: str = ""
@@ -85,7 +85,7 @@ class Sandbox:
         queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-        self.service.executor.topic_arn = topic
+        self.service.deps.recorder.topic_arn = topic
         return topic, queue
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
@@ -111,8 +111,8 @@ class Sandbox:
                 raise CrashPoint(step)
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(self.service.executor, "after_step", crash)
-            patch.setattr(self.service.table, "release_lease", lambda *a, **k: None)
+            patch.setattr(self.service.deps.executor, "after_step", crash)
+            patch.setattr(self.service.deps.table, "release_lease", lambda *a, **k: None)
             with pytest.raises(CrashPoint):
                 run()
 
@@ -174,11 +174,11 @@ class Sandbox:
 
     def state(self) -> Any:
         assert self.cfg is not None
-        return self.service.table.get_state(self.cfg.name)
+        return self.service.deps.table.get_state(self.cfg.name)
 
     def history_kinds(self) -> list[str]:
         assert self.cfg is not None
-        return [h["kind"] for h in self.service.table.history(self.cfg.name)]
+        return [h["kind"] for h in self.service.history(self.cfg.name)]
 
 
 def _throttled(url: str, protocol: str) -> Any:

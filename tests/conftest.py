@@ -24,11 +24,11 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from rds_ha.adapters.aws import AwsClients  # noqa: E402
+from rds_ha.app import App, Settings  # noqa: E402
 from rds_ha.handlers import failover as failover_handler  # noqa: E402
 from rds_ha.handlers import runtime  # noqa: E402
 from rds_ha.local import moto_fidelity  # noqa: E402
 from rds_ha.local.clock import SimClock  # noqa: E402
-from rds_ha.service import Service, Settings  # noqa: E402
 
 from .authz import Recorder, problems  # noqa: E402
 from .builders import Sandbox, create_table_from_template  # noqa: E402
@@ -93,8 +93,7 @@ def aws(clock: SimClock, monkeypatch: pytest.MonkeyPatch):
         clients = AwsClients()
         RECORDER.register(clients.session)  # before any client exists: clients copy the session's hooks
         create_table_from_template(clients, os.environ["RDS_HA_TABLE"])
-        svc = Service(clients, Settings.from_env(), clock=clock)
-        svc.poll_seconds = 10
+        svc = App(clients, Settings.from_env(), clock=clock)
         runtime.use(svc)
         failover_handler.reset()
         yield Sandbox(clients=clients, service=svc, clock=clock, fidelity=fidelity)

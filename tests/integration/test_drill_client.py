@@ -102,17 +102,15 @@ def test_the_drills_client_must_write_before_the_drill_or_nothing_happens(drill_
 
 def test_client_sees_the_outage_of_a_stopped_primary_until_the_writer_record_moves(drill_day: Any, tmp_path: Path, capsys: Any) -> None:
     aws, pg, args = drill_day
-    from rds_ha.drill import run_drill, write_probe
-
     assert aws.cfg is not None
-    client = write_probe(
-        aws.service, aws.cfg, args[1], {"orders-db": ("127.0.0.1", pg.primary.port), "orders-db-r1": ("127.0.0.1", pg.replicas["orders-db-r1"].port)}
+    client = aws.service.drill.client(
+        aws.cfg, args[1], {"orders-db": ("127.0.0.1", pg.primary.port), "orders-db-r1": ("127.0.0.1", pg.replicas["orders-db-r1"].port)}
     )
     client.prepare()
     client.step(aws.clock.now())
     _wait_replayed(pg)
     pg.primary.stop("immediate")  # the primary dies; its replica has every acknowledged write
-    report = run_drill(aws.service, aws.cfg, "failover", "test", aws.clock.now() + timedelta(hours=1), client=client)
+    report = aws.service.drill.run(aws.cfg, "failover", "test", aws.clock.now() + timedelta(hours=1), client=client)
 
     seen = report.client
     assert seen is not None and report.outcome == "complete", report.reason

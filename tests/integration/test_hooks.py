@@ -87,7 +87,7 @@ def test_a_hook_that_fails_or_answers_nonsense_does_not_block_recovery(aws: Sand
     with_hooks(aws)
     FakeLambda(aws, reply=["not", "an", "object"])
     assert failover(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "complete"
-    history = aws.service.table.history("orders")
+    history = aws.service.history("orders")
     assert any(h["kind"] == "hook_failed" and "expected an object" in h["message"] for h in history)
 
 

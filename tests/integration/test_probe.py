@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from rds_ha.app.probe import HealthProbe
 from rds_ha.handlers import failover as failover_handler
 from rds_ha.probe.model import Sample
-from rds_ha.probe.runner import HealthProbe
 from tests.builders import REGION, ROOT, Sandbox, alarm_event, build_cluster, context
 from tests.servers import PROBE_PASSWORD, PROBE_USER, BlackHole, have_mariadb, have_postgres, mariadb_cluster, postgres_cluster
 
@@ -118,7 +118,7 @@ def test_healthy_postgres_primary_and_caught_up_replicas_land_as_high_resolution
     sent = _put_metric_requests(aws)
     pg.primary.sql("INSERT INTO ticks (pad) VALUES ('a')")
     _wait_replayed(pg)
-    sample = _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    sample = _one(HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg)))
 
     assert sample.primary_healthy is True, sample.primary_reason
     for name in ("orders-db-r1", "orders-db-r2"):
@@ -139,7 +139,7 @@ def test_healthy_postgres_primary_and_caught_up_replicas_land_as_high_resolution
 
 def test_paused_replay_shows_growing_lag_in_seconds_and_bytes(aws: Sandbox, pg: Any) -> None:
     _probe_cluster(aws, "postgres", _secret(aws))
-    probe = HealthProbe(aws.service, endpoints=_pg_endpoints(pg))
+    probe = HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg))
     r2 = pg.replicas["orders-db-r2"]
     r2.sql("SELECT pg_wal_replay_pause()")
     try:
@@ -168,7 +168,7 @@ def test_failover_promotes_the_replica_with_the_most_data_by_the_probe_not_by_cl
     _probe_cluster(aws, "postgres", _secret(aws))
     aws.put_lag("orders-db-r1", 3.0)
     aws.put_lag("orders-db-r2", 0.0)
-    probe = HealthProbe(aws.service, endpoints=_pg_endpoints(pg))
+    probe = HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg))
     r2 = pg.replicas["orders-db-r2"]
     r2.sql("SELECT pg_wal_replay_pause()")
     try:
@@ -201,11 +201,11 @@ def test_switchover_on_an_idle_postgres_source_goes_ahead_on_the_probes_word(aws
     assert refused.outcome == "refused" and "orders-db-r1: lag 300s > max 30s" in refused.reason  # CloudWatch alone never lets it go
 
     _wait_replayed(pg)
-    _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    _one(HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg)))
     result = aws.service.switchover(aws.cfg, None, "test", aws.clock.now() + timedelta(minutes=30))
 
     assert result.outcome == "complete", result.reason
-    assert "SQL probe" in next(c["reason"] for c in result.candidates if c["instance"] == result.chosen)
+    assert "SQL probe" in next(c.reason for c in result.candidates if c.instance == result.chosen)
 
 
 def test_an_idle_postgres_source_keeps_its_replicas_in_the_reader_set_on_the_probes_word(aws: Sandbox, pg: Any) -> None:
@@ -220,7 +220,7 @@ def test_an_idle_postgres_source_keeps_its_replicas_in_the_reader_set_on_the_pro
     aws.put_lag("orders-db-r1", 300.0)
     aws.put_lag("orders-db-r2", 300.0)
     _wait_replayed(pg)
-    _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    _one(HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg)))
     reconcile_handler({}, context())
     assert sorted(aws.reader_targets()) == sorted([aws.endpoint("orders-db-r1"), aws.endpoint("orders-db-r2")])
     # Without a recent probe reading (the probe stopped), CloudWatch's word holds again: they leave.
@@ -235,7 +235,7 @@ def test_stopped_primary_is_unhealthy_within_the_timeout_and_its_replica_is_not_
     _require(have_postgres(), "PostgreSQL")
     with postgres_cluster(("orders-db-r1",)) as own:
         _probe_cluster(aws, "postgres", _secret(aws), replicas=("orders-db-r1",))
-        probe = HealthProbe(aws.service, endpoints=_pg_endpoints(own))
+        probe = HealthProbe(aws.service.deps, endpoints=_pg_endpoints(own))
         own.primary.stop("immediate")
         started = time.monotonic()
         sample = _one(probe)
@@ -254,7 +254,7 @@ def test_the_probe_follows_a_failover_within_one_tick(aws: Sandbox) -> None:
     _require(have_postgres(), "PostgreSQL")
     with postgres_cluster(("orders-db-r1",)) as own:
         _probe_cluster(aws, "postgres", _secret(aws), replicas=("orders-db-r1",))
-        probe = HealthProbe(aws.service, endpoints=_pg_endpoints(own))
+        probe = HealthProbe(aws.service.deps, endpoints=_pg_endpoints(own))
         own.primary.stop("immediate")
         seen: list[Sample] = []
 
@@ -277,7 +277,7 @@ def test_black_holed_primary_does_not_hang_the_probe(aws: Sandbox, pg: Any) -> N
     try:
         endpoints = {**_pg_endpoints(pg), "orders-db": ("127.0.0.1", hole.port)}
         started = time.monotonic()
-        sample = _one(HealthProbe(aws.service, endpoints=endpoints))
+        sample = _one(HealthProbe(aws.service.deps, endpoints=endpoints))
         took = time.monotonic() - started
     finally:
         hole.close()
@@ -291,7 +291,7 @@ def test_a_probe_that_reaches_nothing_withholds_its_judgement(aws: Sandbox) -> N
     hole = BlackHole()
     try:
         endpoints = {name: ("127.0.0.1", hole.port) for name in ("orders-db", "orders-db-r1", "orders-db-r2")}
-        sample = _one(HealthProbe(aws.service, endpoints=endpoints))
+        sample = _one(HealthProbe(aws.service.deps, endpoints=endpoints))
     finally:
         hole.close()
     assert sample.primary_healthy is None and "cut off" in sample.primary_reason
@@ -301,7 +301,7 @@ def test_a_probe_that_reaches_nothing_withholds_its_judgement(aws: Sandbox) -> N
 def test_wrong_credentials_are_a_probe_error_not_a_dead_primary_and_a_rotated_secret_is_reread(aws: Sandbox, pg: Any) -> None:
     secret = _secret(aws, password="not-the-password")
     _probe_cluster(aws, "postgres", secret)
-    probe = HealthProbe(aws.service, endpoints=_pg_endpoints(pg))
+    probe = HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg))
     sample = _one(probe)
     assert sample.primary_healthy is None and sample.probe_errors
     assert _metrics(aws, "PrimaryHealthy", "orders-db") == []
@@ -320,7 +320,7 @@ def test_the_scheduled_handler_samples_until_its_minute_is_over_and_rejects_bad_
     from rds_ha.handlers import health_probe
 
     _probe_cluster(aws, "postgres", _secret(aws))
-    health_probe.use(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    health_probe.use(HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg)))
     try:
         for bad in ([], {"clusters": "orders"}, {"samples": 0}, {"samples": True}):
             with pytest.raises(InvalidEventError):
@@ -343,7 +343,7 @@ def _maria_endpoints(pair: Any) -> dict[str, tuple[str, int]]:
 
 def test_mariadb_healthy_then_stopped_replication_is_broken(aws: Sandbox, maria: Any) -> None:
     _probe_cluster(aws, "mariadb", _secret(aws), replicas=("orders-db-r1",))
-    probe = HealthProbe(aws.service, endpoints=_maria_endpoints(maria))
+    probe = HealthProbe(aws.service.deps, endpoints=_maria_endpoints(maria))
     replica = maria.replicas["orders-db-r1"]
     maria.primary.sql("INSERT INTO app.ticks (pad) VALUES ('a')")
     until = time.monotonic() + 10
@@ -374,7 +374,7 @@ def test_mariadb_healthy_then_stopped_replication_is_broken(aws: Sandbox, maria:
 
 def test_mariadb_primary_that_is_read_only_is_unhealthy(aws: Sandbox, maria: Any) -> None:
     _probe_cluster(aws, "mariadb", _secret(aws), replicas=("orders-db-r1",))
-    probe = HealthProbe(aws.service, endpoints=_maria_endpoints(maria))
+    probe = HealthProbe(aws.service.deps, endpoints=_maria_endpoints(maria))
     maria.primary.sql("SET GLOBAL read_only = 1")
     try:
         sample = _one(probe)
@@ -426,7 +426,7 @@ def test_tls_verifies_the_server_by_default_and_a_missing_ca_bundle_is_said_in_o
     secret = _secret(aws)
     build_cluster(aws, {"orders-db-r1": ("us-east-1b", 0.0)}, min_replicas=1, extra=f"    probe: {{secret_arn: '{secret}'}}\n")
     assert aws.cfg is not None and aws.cfg.probe is not None and aws.cfg.probe.tls == "verify-full"
-    sample = _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    sample = _one(HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg)))
     assert sample.primary_healthy is None  # withheld, not "down"
     assert any(f"CA bundle {tmp_path / 'missing.pem'} not found" in e for e in sample.probe_errors), sample.probe_errors
 
@@ -434,5 +434,5 @@ def test_tls_verifies_the_server_by_default_and_a_missing_ca_bundle_is_said_in_o
     (tmp_path / "ca.pem").write_text("")
     monkeypatch.setenv("RDS_HA_RDS_CA_BUNDLE", str(tmp_path / "ca.pem"))
     aws.clock.advance(10)
-    sample = _one(HealthProbe(aws.service, endpoints=_pg_endpoints(pg)))
+    sample = _one(HealthProbe(aws.service.deps, endpoints=_pg_endpoints(pg)))
     assert sample.primary_healthy is None and sample.probe_errors

@@ -153,7 +153,7 @@ def test_reader_set_is_the_healthy_caught_up_replicas_at_every_step(aws: Sandbox
     assert lag(10, 3) == ["orders-db-r1", "orders-db-r2"]  # caught up: back
     assert lag(25, 3) == ["orders-db-r1", "orders-db-r2"]  # a member near the limit stays
     assert lag(99, 99) == ["orders-db"]  # none qualifies: the primary serves reads
-    status = aws.service.status(aws.cfg)  # type: ignore[arg-type]
+    status = aws.service.status(aws.cfg).as_dict()  # type: ignore[arg-type]
     assert status["reader_fallback"] and {r["id"]: r["reason"] for r in status["reader_set"]}["orders-db-r1"] == "lag 99s; rejoins at <= 15s"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rds_ha.executor import CrashPoint
+from rds_ha.app.executor import CrashPoint
 from rds_ha.handlers.failover import handler
 from rds_ha.handlers.reconcile import handler as reconcile_handler
 
@@ -31,7 +31,7 @@ def _assert_failed_over_once(aws: Sandbox, promotes: list[int]) -> None:
 def test_clean_failover_has_the_expected_number_of_steps(aws: Sandbox) -> None:
     build_cluster(aws)
     steps: list[str] = []
-    aws.service.executor.after_step = steps.append
+    aws.service.deps.executor.after_step = steps.append
     handler(alarm_event("eventbridge", aws.clock.now()), context())
     assert len(steps) == STEPS, steps
 
@@ -59,11 +59,11 @@ def test_redelivered_alarm_after_a_crash_resumes_the_same_failover(aws: Sandbox,
         if step.startswith("promote"):
             raise CrashPoint(step)
 
-    aws.service.executor.after_step = crash
+    aws.service.deps.executor.after_step = crash
     event = alarm_event("eventbridge", aws.clock.now())
     with pytest.raises(CrashPoint):
         handler(event, context())
-    aws.service.executor.after_step = None
+    aws.service.deps.executor.after_step = None
     result = handler(event, context())  # Lambda's retry of the failed asynchronous invocation
     assert "already in progress" in result["reason"]
     _assert_failed_over_once(aws, promotes)
@@ -80,7 +80,7 @@ def test_promotion_longer_than_one_run_is_finished_by_reconcile(aws: Sandbox) ->
     # Until the promotion finishes the writer stays; the orphan r1 has left the reader set already.
     assert aws.writer_targets() == [aws.endpoint("orders-db")]
     assert aws.reader_targets() == [aws.endpoint("orders-db-r2")]
-    status = aws.service.status(aws.cfg)
+    status = aws.service.status(aws.cfg).as_dict()
     assert "promotion of orders-db-r2 in progress" in status["workflow"]["step"]
 
     for _ in range(40):  # the schedule: one reconcile a minute
@@ -89,7 +89,7 @@ def test_promotion_longer_than_one_run_is_finished_by_reconcile(aws: Sandbox) ->
         if aws.state().workflow is None:
             break
     _assert_failed_over_once(aws, promotes)
-    took = [h for h in aws.service.table.history("orders") if h["kind"] == "failover_completed"][0]["details"]["seconds"]
+    took = [h for h in aws.service.history("orders") if h["kind"] == "failover_completed"][0]["details"]["seconds"]
     assert took >= 900 + 1200
 
 
@@ -179,7 +179,7 @@ def test_aws_error_on_promotion_is_recorded_and_retried_by_reconcile(aws: Sandbo
 
     build_cluster(aws)
     promotes = aws.count_calls("rds", "PromoteReadReplica")
-    real = aws.service.rds.promote
+    real = aws.service.deps.rds.promote
     failures = iter([AwsError("promote orders-db-r2: Throttling: Rate exceeded", code="Throttling", transient=True)])
 
     def flaky(*args: Any) -> None:
@@ -188,7 +188,7 @@ def test_aws_error_on_promotion_is_recorded_and_retried_by_reconcile(aws: Sandbo
             raise exc
         real(*args)
 
-    monkeypatch.setattr(aws.service.rds, "promote", flaky)
+    monkeypatch.setattr(aws.service.deps.rds, "promote", flaky)
     first = handler(alarm_event("eventbridge", aws.clock.now()), context())
     assert first["outcome"] == "retrying" and "Throttling" in first["error"]
     assert aws.writer_targets() == [aws.endpoint("orders-db")]  # never a writer on a non-primary
@@ -214,7 +214,7 @@ def test_old_primary_coming_back_gets_no_writes_and_no_failback(aws: Sandbox) ->
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
     assert aws.endpoint("orders-db") not in aws.reader_targets()
     assert aws.state().primary == "orders-db-r2"
-    status = aws.service.status(aws.cfg)
+    status = aws.service.status(aws.cfg).as_dict()
     old = next(r for r in status["replicas"] if r["id"] == "orders-db")
     assert old["role"] == "fenced" and old["status"] == "available"
     # Its own alarm firing again (it watches the old primary) does not fail anything over.

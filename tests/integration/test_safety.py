@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from rds_ha.app.lease import LEASE_SECONDS
 from rds_ha.core.errors import InvalidEventError
 from rds_ha.handlers.dns_sync import handler as dns_sync
 from rds_ha.handlers.failover import handler as failover
 from rds_ha.handlers.multi_az import handler as multi_az
 from rds_ha.handlers.reconcile import handler as reconcile
 from rds_ha.handlers.scaling import handler as scaling
-from rds_ha.lease import LEASE_SECONDS
 from rds_ha.local import moto_fidelity, samples
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
@@ -151,7 +151,7 @@ def test_a_stale_delivery_is_decided_on_the_alarms_current_transition(aws: Sandb
 
     assert result["outcome"] == "complete" and result["chosen"] == "orders-db-r1", result
     assert aws.state().primary == "orders-db-r1"
-    started = [h["message"] for h in aws.service.table.history("orders") if h["kind"] == "failover_started"]
+    started = [h["message"] for h in aws.service.history("orders") if h["kind"] == "failover_started"]
     assert len(started) == 1 and f"the event said {old.isoformat(timespec='milliseconds')}" in started[0]
 
 
@@ -236,7 +236,7 @@ def test_a_failing_testdnsanswer_falls_back_to_the_record_and_the_failover_compl
     result = failover(alarm_event("eventbridge", aws.clock.now()), context())
     assert result["outcome"] == "complete", result
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")] and aws.state().workflow is None
-    (verified,) = [h["message"] for h in aws.service.table.history("orders") if h["kind"] == "writer_verified"]
+    (verified,) = [h["message"] for h in aws.service.history("orders") if h["kind"] == "writer_verified"]
     assert "TestDNSAnswer failed" in verified and "verified from the record as Route 53 holds it" in verified
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 
 from rds_ha.adapters.aws import AwsClients
+from rds_ha.app import App, Settings
 from rds_ha.cli.main import main
 from rds_ha.handlers import runtime
 from rds_ha.handlers.failover import handler
 from rds_ha.handlers.failover import reset as reset_failover
-from rds_ha.service import Service, Settings
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
 
@@ -27,7 +27,7 @@ def test_no_secret_in_logs_or_output(aws: Sandbox, capsys: Any, caplog: Any) -> 
     session = boto3.session.Session(
         aws_access_key_id="AKIAEXAMPLEMARKER", aws_secret_access_key=SECRET_KEY, aws_session_token=SESSION_TOKEN, region_name="us-east-1"
     )
-    svc = Service(AwsClients(session), Settings.from_env(), clock=aws.clock)
+    svc = App(AwsClients(session), Settings.from_env(), clock=aws.clock)
     runtime.use(svc)
     reset_failover()
     # rds-ha's own logger at its most verbose; botocore at its default level, as in Lambda (its DEBUG

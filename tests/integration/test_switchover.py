@@ -135,7 +135,7 @@ def test_clean_switchover_has_the_expected_number_of_steps(healthy: Sandbox) -> 
     aws = healthy
     caught_up(aws)
     steps: list[str] = []
-    aws.service.executor.after_step = steps.append
+    aws.service.deps.executor.after_step = steps.append
     aws.service.switchover(aws.cfg, None, "alice", aws.clock.now() + timedelta(seconds=600))  # type: ignore[arg-type]
     assert len(steps) == SWITCHOVER_STEPS, steps
 

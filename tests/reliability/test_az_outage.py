@@ -52,7 +52,7 @@ def test_every_cluster_fails_over_exactly_once(aws: Sandbox, capsys: Any) -> Non
     assert [r["outcome"] for r in results] == ["complete"] * CLUSTERS, Counter(r["outcome"] for r in results)
     assert calls["rds.PromoteReadReplica"] == CLUSTERS
     for n in range(CLUSTERS):
-        state = aws.service.table.get_state(f"c{n}")
+        state = aws.service.deps.table.get_state(f"c{n}")
         assert state is not None and state.primary == f"c{n}-db-r1" and state.workflow is None
     rds_calls = sum(v for k, v in calls.items() if k.startswith("rds."))
     with capsys.disabled():
@@ -82,7 +82,7 @@ def test_under_rds_throttling_every_cluster_still_fails_over_once(aws: Sandbox, 
         results = list(pool.map(lambda e: handler(e, context()), events))
     first = Counter(r["outcome"] for r in results)
     sweeps = 0
-    while any((s := aws.service.table.get_state(f"c{n}")) is None or s.workflow is not None for n in range(CLUSTERS)) and sweeps < 20:
+    while any((s := aws.service.deps.table.get_state(f"c{n}")) is None or s.workflow is not None for n in range(CLUSTERS)) and sweeps < 20:
         aws.clock.advance(60)
         aws.service.reconcile(None, aws.clock.now())
         sweeps += 1
@@ -90,7 +90,7 @@ def test_under_rds_throttling_every_cluster_still_fails_over_once(aws: Sandbox, 
 
     assert promotes[0] == CLUSTERS  # each promoted once: a throttled promotion is retried, never doubled
     for n in range(CLUSTERS):
-        state = aws.service.table.get_state(f"c{n}")
+        state = aws.service.deps.table.get_state(f"c{n}")
         assert state is not None and state.primary == f"c{n}-db-r1" and state.workflow is None, (n, state)
     if burst == 50:
         assert limit.throttled > 0  # the outage exceeded this rate: the retries were exercised

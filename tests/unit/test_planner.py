@@ -279,3 +279,20 @@ def test_the_failover_alarms_follow_the_new_primary_once() -> None:
     done = ClusterState(cluster="orders", primary="db", workflow=workflow(promote_issued_at=NOW, alarms_moved_at=NOW))
     t = topo(inst("db", status="failed", tags={"rds-ha:fenced": "x"}), inst("r1", "db"), inst("r2"), state=done)
     assert not [a for a in plan_workflow(t).actions if isinstance(a, RetargetAlarms)]
+
+
+def test_a_transition_handled_before_one_record_served_every_alarm_role_stays_handled() -> None:
+    """State items written by earlier versions keep the failover alarm's transition in `last_trigger` and
+    the capacity alarms' as bare times: read now, both are entries of `handled_alarms`, and a redelivery
+    of either is a duplicate."""
+    earlier = (
+        '{"cluster": "orders", "primary": "db", "version": 7,'
+        ' "last_trigger": {"alarm": "down", "at": "2026-11-23T10:00:00Z", "outcome": "blocked"},'
+        ' "handled_alarms": {"cpu-high": "2026-11-23T09:00:00Z"}}'
+    )
+    state = ClusterState.model_validate_json(earlier)
+    assert state.handled("cpu-high", NOW - timedelta(hours=1)) is not None
+    plan = decide_failover(topo(inst("db", status="failed"), inst("r1", source="db"), lag={"r1": 1.0}, state=state), request())
+    assert (plan.outcome, plan.reason) == ("duplicate", "this transition of down was handled already (blocked)")
+    again = ClusterState.model_validate_json(state.model_dump_json())  # as the next write stores it
+    assert "last_trigger" not in state.model_dump() and again.handled_alarms == state.handled_alarms

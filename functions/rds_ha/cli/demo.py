@@ -18,13 +18,12 @@ from typing import Any
 from rich.console import Console
 
 from ..adapters.aws import AwsClients
-from ..core.config import parse_config
-from ..drill import run_drill
+from ..app import App, Settings
+from ..core.config import ClusterConfig, parse_config
 from ..handlers import failover as failover_handler
 from ..handlers import runtime
 from ..local import moto_fidelity, samples, sandbox
 from ..local.clock import SimClock
-from ..service import Service, Settings
 from . import render
 from . import report as drill_report
 from .invoke import invoke
@@ -59,6 +58,9 @@ def _start_moto() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
 def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="demo",
@@ -74,69 +76,83 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
     try:
         clock = SimClock()
         fidelity = moto_fidelity.install(moto_fidelity.Fidelity(clock=clock))
-        clients = AwsClients()
+        clients = AwsClients()  # the local lab's own: it builds the cluster the demo fails over
         moto_fidelity.answer_test_dns(clients.session)
-        svc = Service(clients, Settings.from_env(), clock=clock)
+        svc = App(clients, Settings.from_env(), clock=clock)
         runtime.use(svc)
         failover_handler.reset()
         console.rule(f"[bold]rds-ha demo[/bold] - local AWS (moto) at {endpoint}")
-        zone = sandbox.create_cluster(clients, clock.now(), {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)})
-        svc.table.ensure()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "orders.yaml"
-            path.write_text(CONFIG.format(zone=zone))
-            svc.apply(parse_config(path.read_text(), "orders.yaml").clusters, "orders.yaml", "demo")
-        console.print("[bold]1.[/bold] a primary with two replicas (ReplicaLag 12 s and 2 s), writer DNS, the config applied:")
-        console.print(CONFIG.format(zone=zone), style="dim", markup=False)
-        cfg = svc.cluster("orders")
+        cfg = _setup(console, svc, clients, clock)
         # From here on AWS operations take time, as they do on AWS.
         fidelity.promote_seconds, fidelity.create_replica_seconds = promote_seconds, replica_seconds
         svc.reconcile(["orders"], clock.now())  # the schedule's first run builds the reader set
         render.status(console, svc.status(cfg))
-
-        console.print()
-        console.print("[bold]2.[/bold] the primary fails; its alarm goes to ALARM and EventBridge delivers the event to FailoverFunction")
-        started = clock.now()
-        moto_fidelity.set_status("orders-db", "failed", REGION)
-        clients.client("cloudwatch", REGION).set_alarm_state(AlarmName="orders-primary-down", StateValue="ALARM", StateReason="demo: no connections")
-        result = invoke("FailoverFunction", samples.alarm_event("eventbridge", started))
-        console.print(f"    handler returned: [bold]{result['outcome']}[/bold] - {result['reason']}")
-        runs = 0
-        while svc.table.get_state("orders").workflow is not None and runs < 120:  # type: ignore[union-attr]
-            clock.advance(60)  # ReconcileFunction's schedule: rate(1 minute)
-            invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
-            runs += 1
-        fidelity.settle()
-        console.print(f"    then {runs} scheduled reconcile run(s) finished it")
-
-        console.print()
-        console.print("[bold]3.[/bold] timeline (simulated clock: promotion takes minutes, new replicas longer):")
-        render.timeline(console, svc.table.history("orders"), started)
-        console.print()
-        console.print("[bold]4.[/bold] status after the failover (reads go to the new primary until a new replica shows caught up):")
-        render.status(console, svc.status(cfg))
-
-        console.print()
-        console.print("[bold]5.[/bold] CloudWatch reports ReplicaLag for the new replicas (1 s and 45 s); the next scheduled reconcile:")
-        fresh = sorted(i["id"] for i in svc.status(cfg)["reader_set"])
-        for replica, lag in zip(fresh, (1.0, 45.0), strict=False):
-            sandbox.put_lag(clients, replica, lag, clock.now())
-        clock.advance(60)
-        invoke("ReconcileFunction", {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
-        render.status(console, svc.status(cfg))
-
-        console.print()
-        console.print("[bold]6.[/bold] a game day: `rds-ha drill orders --switchover` back to a caught-up replica (ReplicaLag 0 s):")
-        clock.advance(600)
-        sandbox.put_lag(clients, fresh[0], 0.0, clock.now() - timedelta(seconds=5))
-        report = run_drill(svc, cfg, "switchover", "demo", clock.now() + timedelta(hours=1))
-        for mark in report.milestones:
-            console.print(f"    t+{mark.seconds:>7.1f}s  {mark.label}")
-        with tempfile.TemporaryDirectory() as tmp:
-            _, html_path = drill_report.write(report, Path(tmp))
-            size = html_path.stat().st_size
-        console.print(f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; `rds-ha drill` also writes it as JSON and HTML ({size} bytes here)")
+        _fail(console, svc, clients, clock, fidelity)
+        fresh = _caught_up(console, svc, clients, clock)
+        _drill(console, svc, clients, clock, fresh)
     finally:
         runtime.reset()
         failover_handler.reset()
         server.stop()
+
+
+def _setup(console: Console, svc: App, clients: AwsClients, clock: SimClock) -> ClusterConfig:
+    zone = sandbox.create_cluster(clients, clock.now(), {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)})
+    svc.ensure_table()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "orders.yaml"
+        path.write_text(CONFIG.format(zone=zone))
+        svc.apply(parse_config(path.read_text(), "orders.yaml").clusters, "orders.yaml", "demo")
+    console.print("[bold]1.[/bold] a primary with two replicas (ReplicaLag 12 s and 2 s), writer DNS, the config applied:")
+    console.print(CONFIG.format(zone=zone), style="dim", markup=False)
+    return svc.cluster("orders")
+
+
+def _fail(console: Console, svc: App, clients: AwsClients, clock: SimClock, fidelity: Any) -> None:
+    console.print()
+    console.print("[bold]2.[/bold] the primary fails; its alarm goes to ALARM and EventBridge delivers the event to FailoverFunction")
+    started = clock.now()
+    moto_fidelity.set_status("orders-db", "failed", REGION)
+    clients.client("cloudwatch", REGION).set_alarm_state(AlarmName="orders-primary-down", StateValue="ALARM", StateReason="demo: no connections")
+    result = invoke("FailoverFunction", samples.alarm_event("eventbridge", started))
+    console.print(f"    handler returned: [bold]{result['outcome']}[/bold] - {result['reason']}")
+    cfg, runs = svc.cluster("orders"), 0
+    while svc.state(cfg).workflow is not None and runs < 120:
+        clock.advance(60)  # ReconcileFunction's schedule: rate(1 minute)
+        invoke("ReconcileFunction", SCHEDULED)
+        runs += 1
+    fidelity.settle()
+    console.print(f"    then {runs} scheduled reconcile run(s) finished it")
+    console.print()
+    console.print("[bold]3.[/bold] timeline (simulated clock: promotion takes minutes, new replicas longer):")
+    render.timeline(console, svc.history("orders"), started)
+    console.print()
+    console.print("[bold]4.[/bold] status after the failover (reads go to the new primary until a new replica shows caught up):")
+    render.status(console, svc.status(cfg))
+
+
+def _caught_up(console: Console, svc: App, clients: AwsClients, clock: SimClock) -> list[str]:
+    console.print()
+    console.print("[bold]5.[/bold] CloudWatch reports ReplicaLag for the new replicas (1 s and 45 s); the next scheduled reconcile:")
+    cfg = svc.cluster("orders")
+    fresh = sorted(v.instance for v in svc.status(cfg).reader_set)
+    for replica, lag in zip(fresh, (1.0, 45.0), strict=False):
+        sandbox.put_lag(clients, replica, lag, clock.now())
+    clock.advance(60)
+    invoke("ReconcileFunction", SCHEDULED)
+    render.status(console, svc.status(cfg))
+    return fresh
+
+
+def _drill(console: Console, svc: App, clients: AwsClients, clock: SimClock, fresh: list[str]) -> None:
+    console.print()
+    console.print("[bold]6.[/bold] a game day: `rds-ha drill orders --switchover` back to a caught-up replica (ReplicaLag 0 s):")
+    clock.advance(600)
+    sandbox.put_lag(clients, fresh[0], 0.0, clock.now() - timedelta(seconds=5))
+    report = svc.drill.run(svc.cluster("orders"), "switchover", "demo", clock.now() + timedelta(hours=1))
+    for mark in report.milestones:
+        console.print(f"    t+{mark.seconds:>7.1f}s  {mark.label}")
+    with tempfile.TemporaryDirectory() as tmp:
+        _, html_path = drill_report.write(report, Path(tmp))
+        size = html_path.stat().st_size
+    console.print(f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; `rds-ha drill` also writes it as JSON and HTML ({size} bytes here)")

@@ -19,15 +19,13 @@ from botocore.exceptions import BotoCoreError
 from rich.console import Console
 from rich.markup import escape
 
-from ..adapters.aws import AwsClients
-from ..core.config import parse_config
+from ..app import App, Result, Settings
+from ..core.config import ClusterConfig, parse_config
 from ..core.errors import InvalidEventError, RdsHaError
 from ..core.models import Instance
 from ..core.planner import FailoverRequest
 from ..events import load_event_text
 from ..observability import logger
-from ..results import Result
-from ..service import Service, Settings
 from . import render
 
 app = typer.Typer(
@@ -40,7 +38,7 @@ err = Console(stderr=True, highlight=False, width=_width)
 
 
 # Tests and the demo build the service themselves (simulated clock); None = the real one.
-service_factory: Callable[[Settings], Service] | None = None
+service_factory: Callable[[Settings], App] | None = None
 
 
 class Ctx:
@@ -48,13 +46,13 @@ class Ctx:
         self.settings = Settings.from_env()
         if table:
             self.settings = Settings(table=table, topic_arn=self.settings.topic_arn)
-        self._service: Service | None = None
+        self._service: App | None = None
         self.cluster = ""  # `replicas CLUSTER ...`
 
     @property
-    def service(self) -> Service:
+    def service(self) -> App:
         if self._service is None:
-            self._service = service_factory(self.settings) if service_factory else Service(AwsClients(), self.settings)
+            self._service = service_factory(self.settings) if service_factory else App.for_settings(self.settings)
         return self._service
 
 
@@ -100,9 +98,9 @@ def apply(
     except UnicodeDecodeError as exc:
         raise RdsHaError(f"{file} is not UTF-8 text") from exc
     config = parse_config(text, str(file))
-    svc: Service = ctx.obj.service
-    if svc.table.ensure():
-        out.print(f"created state table {svc.table.name}")
+    svc: App = ctx.obj.service
+    if svc.ensure_table():
+        out.print(f"created state table {svc.table_name}")
     notes = svc.apply(config.clusters, str(file), _user(), tag_members=tag_members)
     for note in notes:
         err.print(f"[yellow]note[/yellow]: {escape(note)}")
@@ -116,14 +114,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per cluster, one per line.")] = False,
 ) -> None:
     """Primary, replicas (status, AZ, lag), DNS targets, unfinished steps and blocked reasons."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     configs = [svc.cluster(cluster)] if cluster else svc.clusters()
     if not configs:
-        raise RdsHaError(f"no clusters configured in table {svc.table.name} (rds-ha apply -f FILE)")
+        raise RdsHaError(f"no clusters configured in table {svc.table_name} (rds-ha apply -f FILE)")
     for n, cfg in enumerate(configs):
         st = svc.status(cfg)
         if as_json:
-            print(json.dumps(st, default=str))
+            print(json.dumps(st.as_dict(), default=str))
         else:
             if n:
                 out.print()
@@ -138,10 +136,10 @@ def check(
 ) -> None:
     """Could each cluster fail over right now, and would the failover complete? Exit 0 when every one is
     ready, 3 when one is not, with every reason."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     configs = [svc.cluster(name) for name in clusters] if clusters else svc.clusters()
     if not configs:
-        raise RdsHaError(f"no clusters configured in table {svc.table.name} (rds-ha apply -f FILE)")
+        raise RdsHaError(f"no clusters configured in table {svc.table_name} (rds-ha apply -f FILE)")
     ready = True
     for n, cfg in enumerate(configs):
         verdict = svc.check(cfg)
@@ -165,9 +163,9 @@ def history(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Every decision and step for CLUSTER, with its reason, newest first."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     svc.cluster(cluster)
-    entries = svc.table.history(cluster, limit)
+    entries = svc.history(cluster, limit)
     if as_json:
         print(json.dumps(entries, default=str))
     else:
@@ -181,7 +179,7 @@ def reconcile(
     wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to keep waiting for AWS.")] = 0,
 ) -> None:
     """Resume unfinished failovers and repair DNS drift (what the schedule does)."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     for result in svc.reconcile(clusters or None, svc.clock.now() + timedelta(seconds=wait)):
         out.print(escape(f"{result.cluster}: {result.outcome} - {result.reason}"))
         for action in result.actions:
@@ -200,12 +198,12 @@ def failover(
     wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to wait for AWS before leaving the rest to reconcile.")] = 240,
 ) -> None:
     """Fail CLUSTER over now (manual). Exit 3 if refused or blocked."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     now = svc.clock.now()
     request = FailoverRequest(trigger=f"cli failover by {_user()}", failure_time=now, workflow_id=uuid.uuid4().hex[:6], automatic=False, target=to, force=force)
     result = svc.failover(cfg, request, now + timedelta(seconds=wait), dry_run=dry_run)
-    render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run)
+    render.plan(out, result, dry_run)
     if result.outcome in {"blocked", "refused", "lease_lost"}:
         raise typer.Exit(3)
 
@@ -222,10 +220,10 @@ def switchover(
 
     For no lost writes, stop the application's writes first: writes the target has not replayed when
     it is promoted stay on the old primary."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     result = svc.switchover(cfg, to, _user(), svc.clock.now() + timedelta(seconds=wait), dry_run=dry_run)
-    render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, dry_run, head="switchover")
+    render.plan(out, result, dry_run, head="switchover")
     if result.outcome in {"blocked", "refused", "lease_lost"}:
         raise typer.Exit(3)
 
@@ -248,37 +246,48 @@ def drill(
     ] = None,
 ) -> None:
     """Game day: fail CLUSTER over (or switch it over) on purpose and measure the recovery. Exit 3 if refused."""
-    from ..drill import run_drill, write_probe
     from ..probe.model import EngineError
     from . import report as drill_report
 
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     tunnels = dict(_endpoint(e) for e in endpoint or [])
     if tunnels and probe_dsn_secret is None:
         raise typer.BadParameter("--endpoint routes the drill's client: give --probe-dsn-secret too", param_hint="--endpoint")
     mode: Literal["failover", "switchover"] = "switchover" if switchover_mode else "failover"
     if dry_run:
-        now = svc.clock.now()
-        if mode == "switchover":
-            result = svc.switchover(cfg, to, _user(), now, dry_run=True)
-        else:
-            request = FailoverRequest(trigger=f"drill by {_user()}", failure_time=now, workflow_id="drill", automatic=False, target=to, drill=True)
-            result = svc.failover(cfg, request, now, dry_run=True)
-        render.plan(out, result.as_dict() | {"candidates": result.candidates}, result.steps, True, head=f"drill ({mode})")
-        out.print(f"would write the timeline to {escape(str(report_dir))}/drill-{cluster}-<time>.json and .html")
-        if result.outcome in {"blocked", "refused"}:
-            raise typer.Exit(3)
+        _drill_plan(svc, cfg, mode, to, report_dir)
         return
     client = None
     if probe_dsn_secret is not None:
-        client = write_probe(svc, cfg, probe_dsn_secret, tunnels)
+        client = svc.drill.client(cfg, probe_dsn_secret, tunnels)
         try:
             client.prepare()
         except EngineError as exc:
             raise RdsHaError(f"the drill's client cannot write through {cfg.dns.writer} before the drill ({exc}); nothing was changed") from exc
-    report = run_drill(svc, cfg, mode, _user(), svc.clock.now() + timedelta(seconds=wait), target=to, client=client, client_interval=probe_interval)
+    report = svc.drill.run(cfg, mode, _user(), svc.clock.now() + timedelta(seconds=wait), target=to, client=client, client_interval=probe_interval)
     json_path, html_path = drill_report.write(report, report_dir)
+    _drill_summary(report, mode, cluster)
+    out.print(f"  report: {escape(str(json_path))}, {escape(str(html_path))}")
+    if report.outcome in {"refused", "blocked", "vetoed"}:
+        raise typer.Exit(3)
+
+
+def _drill_plan(svc: App, cfg: ClusterConfig, mode: Literal["failover", "switchover"], to: str | None, report_dir: Path) -> None:
+    """`drill --dry-run`: the decision the drill would start from, and where its reports would go."""
+    now = svc.clock.now()
+    if mode == "switchover":
+        result = svc.switchover(cfg, to, _user(), now, dry_run=True)
+    else:
+        request = FailoverRequest(trigger=f"drill by {_user()}", failure_time=now, workflow_id="drill", automatic=False, target=to, drill=True)
+        result = svc.failover(cfg, request, now, dry_run=True)
+    render.plan(out, result, True, head=f"drill ({mode})")
+    out.print(f"would write the timeline to {escape(str(report_dir))}/drill-{cfg.name}-<time>.json and .html")
+    if result.outcome in {"blocked", "refused"}:
+        raise typer.Exit(3)
+
+
+def _drill_summary(report: Any, mode: str, cluster: str) -> None:
     colour = "green" if report.outcome == "complete" else "red"
     out.print(f"[bold]drill ({mode})[/bold] {cluster}: [{colour}]{report.outcome}[/{colour}] - {escape(report.reason)}")
     out.print(f"  {report.old_primary} -> {report.new_primary or '(unchanged)'}")
@@ -294,9 +303,6 @@ def drill(
         )
     for note in report.notes:
         out.print(f"  [dim]note: {escape(note)}[/dim]")
-    out.print(f"  report: {escape(str(json_path))}, {escape(str(html_path))}")
-    if report.outcome in {"refused", "blocked", "vetoed"}:
-        raise typer.Exit(3)
 
 
 def _endpoint(text: str) -> tuple[str, tuple[str, int]]:
@@ -318,13 +324,11 @@ def probe(
 ) -> None:
     """Run the SQL health probe on CLUSTER from here: SELECT 1 and writability of the primary,
     engine-side lag (seconds and bytes) and broken replication of each replica. Exit 3 unless healthy."""
-    from ..probe.runner import HealthProbe  # the drivers load with this command only
-
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     if cfg.probe is None:
         raise RdsHaError(f"cluster {cluster} has no probe section in its config (probe: secret_arn or iam_user)")
-    runner = HealthProbe(svc, endpoints=dict(_endpoint(e) for e in endpoint or []), publish=publish)
+    runner = svc.health_probe(endpoints=dict(_endpoint(e) for e in endpoint or []), publish=publish)
     seen: list[Any] = []
 
     def show(found: list[Any]) -> None:
@@ -343,7 +347,7 @@ def probe(
 @app.command()
 def pause(ctx: typer.Context, cluster: str, reason: Annotated[str, typer.Option(help="Why (shown in status and history).")] = "") -> None:
     """Pause automation for CLUSTER: it keeps deciding and recording what it would do, and changes nothing."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     svc.pause(svc.cluster(cluster), _user(), reason)
     out.print(f"{cluster}: paused; alarms and reconcile now record what they would do and change nothing (rds-ha resume {cluster})")
 
@@ -351,7 +355,7 @@ def pause(ctx: typer.Context, cluster: str, reason: Annotated[str, typer.Option(
 @app.command()
 def resume(ctx: typer.Context, cluster: str) -> None:
     """Resume automation for CLUSTER; an alarm still in ALARM is decided again by the next reconcile."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     svc.resume(svc.cluster(cluster), _user())
     out.print(f"{cluster}: resumed")
 
@@ -359,7 +363,7 @@ def resume(ctx: typer.Context, cluster: str) -> None:
 @app.command()
 def ack(ctx: typer.Context, cluster: str) -> None:
     """Acknowledge CLUSTER's last failover: its cooldown no longer blocks the next automatic one."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     state = svc.ack(cfg, _user())
     if state.last_failover_at is None:
@@ -392,7 +396,7 @@ def _report(result: Result, what: str) -> None:
         raise RdsHaError(result.error or f"{what} failed")
 
 
-def _wait(svc: Service, region: str, instance: str, done: Callable[[Instance | None], bool], seconds: int, what: str) -> None:
+def _wait(svc: App, region: str, instance: str, done: Callable[[Instance | None], bool], seconds: int, what: str) -> None:
     if not seconds:
         return
     with out.status(f"{instance}: waiting for {what}") as spinner:
@@ -401,7 +405,7 @@ def _wait(svc: Service, region: str, instance: str, done: Callable[[Instance | N
             out.print(f"  {svc.clock.now():%H:%M:%S} {instance}: {escape(label)}")
             spinner.update(f"{instance}: {escape(label)}; waiting for {what}")
 
-        ok = svc.capacity.watch(region, instance, done, svc.clock.now() + timedelta(seconds=seconds), changed)
+        ok = svc.instances.watch(region, instance, done, svc.clock.now() + timedelta(seconds=seconds), changed)
     if not ok:
         err.print(f"[yellow]still waiting[/yellow]: {instance} is not {what} after {seconds}s; rds-ha status shows its progress")
         raise typer.Exit(4)
@@ -416,7 +420,7 @@ def replicas_add(
     wait: WaitOption = 0,
 ) -> None:
     """Add one read replica to CLUSTER's primary, within replicas.max (no cooldown: you asked). Exit 3 if refused."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(ctx.obj.cluster)
     result = svc.capacity.add_replica(cfg, _user(), svc.clock.now() + timedelta(seconds=60), region=region, az=az)
     _report(result, "adding a replica")
@@ -435,9 +439,9 @@ def replicas_remove(
     wait: WaitOption = 0,
 ) -> None:
     """Take INSTANCE out of the reader set, then delete it. Refused below replicas.min. Exit 3 if refused."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(ctx.obj.cluster)
-    region = svc.capacity.locate(cfg, instance)
+    region = svc.instances.locate(cfg, instance)
     result = svc.capacity.remove_replica(cfg, instance, _user(), svc.clock.now() + timedelta(seconds=60), force=force)
     _report(result, "removing a replica")
     _wait(svc, region, instance, lambda i: i is None, wait, "deleted")
@@ -451,12 +455,12 @@ def multi_az(
     wait: WaitOption = 0,
 ) -> None:
     """Turn the primary's Multi-AZ on or off (ApplyImmediately) and keep it so. Exit 3 if refused."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     enabled = state == "on"
     result = svc.capacity.set_multi_az(cfg, enabled, f"rds-ha multi-az by {_user()}", svc.clock.now() + timedelta(seconds=60))
     _report(result, "changing Multi-AZ")
-    primary = svc.snapshots.state(cfg).primary
+    primary = svc.state(cfg).primary
     settled = lambda i: i is not None and i.status == "available" and i.multi_az == enabled  # noqa: E731
     _wait(svc, svc.status_region(cfg), primary, settled, wait, f"available with Multi-AZ {state}")
 
@@ -468,13 +472,13 @@ app.add_typer(alarms_app, name="alarms")
 @alarms_app.command("render")
 def alarms_render(ctx: typer.Context, cluster: str) -> None:
     """Print infra/protection.yaml's parameters for CLUSTER (for `aws cloudformation deploy --parameter-overrides`)."""
-    svc: Service = ctx.obj.service
+    svc: App = ctx.obj.service
     cfg = svc.cluster(cluster)
     st = svc.status(cfg)
-    replicas = [r["id"] for r in st["replicas"] if r["role"] == "replica"]
+    replicas = [r.id for r in st.replicas if r.role == "replica"]
     if len(replicas) > 3:
         err.print(f"[yellow]note[/yellow]: the stack watches 3 replicas; {', '.join(replicas[3:])} left out")
-    params = {"ClusterName": cluster, "PrimaryInstanceId": st["primary"], "UseHealthProbe": "true" if cfg.probe else "false"}
+    params = {"ClusterName": cluster, "PrimaryInstanceId": st.primary, "UseHealthProbe": "true" if cfg.probe else "false"}
     params.update({f"Replica{n}InstanceId": rid for n, rid in enumerate(replicas[:3], 1)})
     print(" ".join(f"{k}={v}" for k, v in params.items()))
 

@@ -9,6 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..app import Result
+from ..core.status import ClusterStatus
+
 
 def _lag(value: Any) -> str:
     if value is None:
@@ -16,61 +19,71 @@ def _lag(value: Any) -> str:
     return "broken (-1)" if value < 0 else f"{value:g}s"
 
 
-def status(console: Console, st: dict[str, Any]) -> None:
-    console.print(f"[bold]{st['cluster']}[/bold] ({st['region']})")
-    console.print(f"  primary  [bold]{st['primary']}[/bold]  {st['primary_status']}  {st['primary_az'] or ''}")
-    console.print(f"  writer   {st['writer']['name']} -> {', '.join(st['writer']['targets']) or '(no record)'}")
-    if st["reader"]:
-        console.print(f"  reader   {st['reader']['name']} -> {', '.join(st['reader']['targets']) or '(no record)'}")
-    if st["workflow"]:
-        wf = st["workflow"]
-        console.print(f"  [yellow]failover in progress[/yellow] {wf['old_primary']} -> {wf['new_primary']}: {escape(wf['step'])} (since {wf['started_at']})")
-    if st["blocked"]:
-        console.print(f"  [red]blocked[/red] at {st['blocked']['at']}: {escape(st['blocked']['reason'])}")
-    if st["last_failover_at"]:
-        cool = f"; cooldown until {st['cooldown_until']}" if st["cooldown_until"] else ""
-        console.print(f"  last failover {st['last_failover_at']}{cool}")
-    if st.get("paused"):
-        p = st["paused"]
-        console.print(
-            f"  [yellow]paused[/yellow] by {escape(p['by'])} at {p['at']}"
-            + (f": {escape(p['reason'])}" if p["reason"] else "")
-            + " (automation records, changes nothing)"
-        )
-    if st.get("acknowledged"):
-        console.print(f"  cooldown acknowledged by {escape(st['acknowledged']['by'])} at {st['acknowledged']['at']}")
-    if st["fenced"]:
-        console.print(f"  fenced   {', '.join(st['fenced'])}")
-    if st.get("readiness"):
-        readiness(console, st["readiness"], indent="  ")
-    maz = st.get("multi_az") or {}
-    if maz.get("desired") is not None or maz.get("actual"):
-        want = "-" if maz.get("desired") is None else ("on" if maz["desired"] else "off")
-        note = " [yellow](changing)[/yellow]" if maz.get("in_progress") else ""
-        console.print(f"  multi-az {'on' if maz.get('actual') else 'off'} (desired {want}, set by {escape(str(maz.get('set_by') or '-'))}){note}")
-    scaling = st.get("scaling")
-    if scaling:
-        last = [f"last scale-{d} {scaling[f'last_scale_{d}_at']}" for d in ("out", "in") if scaling.get(f"last_scale_{d}_at")]
-        console.print(f"  replicas min {scaling['min']}, max {scaling['max']}" + (f"; {'; '.join(last)}" if last else ""))
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("instance", "role", "status", "az", "lag", "source"):
-        table.add_column(col)
-    for r in st["replicas"]:
-        role = r["role"] + (" (never-promote)" if r["never_promote"] else "")
-        table.add_row(r["id"], role, r["status"], r["az"] or "-", _lag(r["lag"]) if r["role"] == "replica" else "-", r["source"] or "-")
-    if st["replicas"]:
-        console.print(table)
-    else:
-        console.print("  (no replicas)")
-    if st.get("reader_set"):
+def status(console: Console, st: ClusterStatus) -> None:
+    console.print(f"[bold]{st.cluster}[/bold] ({st.region})")
+    console.print(f"  primary  [bold]{st.primary}[/bold]  {st.primary_status}  {st.primary_az or ''}")
+    console.print(f"  writer   {st.writer.name} -> {', '.join(st.writer.targets) or '(no record)'}")
+    if st.reader:
+        console.print(f"  reader   {st.reader.name} -> {', '.join(st.reader.targets) or '(no record)'}")
+    _state(console, st)
+    if st.readiness is not None:
+        readiness(console, st.readiness.as_dict(candidates=False), indent="  ")
+    maz = st.multi_az
+    if maz.desired is not None or maz.actual:
+        want = "-" if maz.desired is None else ("on" if maz.desired else "off")
+        note = " [yellow](changing)[/yellow]" if maz.in_progress else ""
+        console.print(f"  multi-az {'on' if maz.actual else 'off'} (desired {want}, set by {escape(str(maz.set_by or '-'))}){note}")
+    sc = st.scaling
+    last = [f"last scale-{d} {at}" for d, at in (("out", sc.last_scale_out_at), ("in", sc.last_scale_in_at)) if at]
+    console.print(f"  replicas min {sc.min}, max {sc.max}" + (f"; {'; '.join(last)}" if last else ""))
+    _members(console, st)
+    if st.reader_set:
         reader = Table(box=None, pad_edge=False, show_edge=False, title=None)
         for col in ("reader set", "", "why"):
             reader.add_column(col)
-        for r in st["reader_set"]:
-            reader.add_row(r["id"], "[green]in[/green]" if r["serving"] else "[red]out[/red]", escape(r["reason"]))
+        for v in st.reader_set:
+            reader.add_row(v.instance, "[green]in[/green]" if v.serving else "[red]out[/red]", escape(v.reason))
         console.print(reader)
-    if st.get("reader_fallback"):
+    if st.reader_fallback:
         console.print("  no replica serves reads: the reader name points at the primary")
+
+
+def _state(console: Console, st: ClusterStatus) -> None:
+    """What the state says: a workflow, a block, the cooldown, a pause, an acknowledgement, fencing."""
+    if st.workflow:
+        wf = st.workflow
+        since = wf.started_at.isoformat()
+        console.print(f"  [yellow]{wf.kind} in progress[/yellow] {wf.old_primary} -> {wf.new_primary}: {escape(wf.step)} (since {since})")
+    if st.blocked:
+        console.print(f"  [red]blocked[/red] at {st.blocked.at.isoformat()}: {escape(st.blocked.reason)}")
+    if st.last_failover_at:
+        cool = f"; cooldown until {st.cooldown_until}" if st.cooldown_until else ""
+        console.print(f"  last failover {st.last_failover_at}{cool}")
+    if st.paused:
+        p = st.paused
+        why = f": {escape(p.reason)}" if p.reason else ""
+        console.print(f"  [yellow]paused[/yellow] by {escape(p.by)} at {p.at.isoformat()}{why} (automation records, changes nothing)")
+    if st.acknowledged:
+        console.print(f"  cooldown acknowledged by {escape(st.acknowledged.by)} at {st.acknowledged.at.isoformat()}")
+    if st.fenced:
+        console.print(f"  fenced   {', '.join(st.fenced)}")
+
+
+def _members(console: Console, st: ClusterStatus) -> None:
+    """The replicas and other members, each with its verdict as a failover candidate now."""
+    verdicts = {v.instance: v for v in st.candidates}
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("instance", "role", "status", "az", "lag", "source", "as a failover candidate"):
+        table.add_column(col)
+    for r in st.replicas:
+        role = r.role + (" (never-promote)" if r.never_promote else "")
+        v = verdicts.get(r.id)
+        verdict = "-" if v is None else ("[green]eligible[/green]: " if v.eligible else "[red]not eligible[/red]: ") + escape(v.reason)
+        table.add_row(r.id, role, r.status, r.az or "-", _lag(r.lag) if r.role == "replica" else "-", r.source or "-", verdict)
+    if st.replicas:
+        console.print(table)
+    else:
+        console.print("  (no replicas)")
 
 
 def readiness(console: Console, r: dict[str, Any], indent: str = "") -> None:
@@ -109,23 +122,24 @@ def timeline(console: Console, entries: list[dict[str, Any]], since: datetime) -
     console.print(table)
 
 
-def plan(console: Console, result: dict[str, Any], steps: list[str], dry_run: bool, head: str = "failover") -> None:
-    colour = {"start": "green", "complete": "green", "waiting": "yellow", "blocked": "red", "refused": "red"}.get(result["outcome"], "white")
+def plan(console: Console, result: Result, dry_run: bool, head: str = "failover") -> None:
+    """A decision: outcome and reason, every candidate's verdict, the workflow's steps, what was done."""
+    colour = {"start": "green", "complete": "green", "waiting": "yellow", "blocked": "red", "refused": "red"}.get(result.outcome, "white")
     head = "plan (dry run: nothing changed)" if dry_run else head
-    console.print(f"[bold]{head}[/bold]: [{colour}]{result['outcome']}[/{colour}] - {escape(result['reason'])}")
-    if result.get("candidates"):
+    console.print(f"[bold]{head}[/bold]: [{colour}]{result.outcome}[/{colour}] - {escape(result.reason)}")
+    if result.candidates:
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col in ("candidate", "az", "lag", "verdict"):
             table.add_column(col)
-        for c in result["candidates"]:
-            mark = "[green]chosen[/green]" if c["instance"] == result.get("chosen") else ("eligible" if c["eligible"] else "[red]not eligible[/red]")
-            table.add_row(c["instance"], c["az"] or "-", _lag(c["lag"]), f"{mark}: {escape(c['reason'])}")
+        for v in result.candidates:
+            mark = "[green]chosen[/green]" if v.instance == result.chosen else ("eligible" if v.eligible else "[red]not eligible[/red]")
+            table.add_row(v.instance, v.az or "-", _lag(v.lag), f"{mark}: {escape(v.reason)}")
         console.print(table)
-    if steps:
+    if result.steps:
         console.print("steps:" if dry_run else "steps planned:")
-        for n, step in enumerate(steps, 1):
+        for n, step in enumerate(result.steps, 1):
             console.print(f"  {n}. {escape(step)}")
-    for action in result.get("actions", []) if not dry_run else []:
+    for action in result.actions if not dry_run else ():
         console.print(f"  done: {escape(action)}")
 
 

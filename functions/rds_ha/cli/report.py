@@ -7,7 +7,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from ..drill import DrillReport
+from ..app import DrillReport
 
 COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"]
 

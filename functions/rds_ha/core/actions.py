@@ -151,6 +151,7 @@ class RecordHandled(Action):
 
     alarm: str = ""
     at: datetime | None = None
+    outcome: str = ""
 
     def describe(self) -> str:
         return f"record {self.alarm}'s transition as handled"
@@ -234,7 +235,12 @@ class CandidateVerdict:
     disagreement: str | None = None
 
 
-Outcome = Literal["start", "blocked", "refused", "ignored", "duplicate", "deferred", "paused", "vetoed", "progress", "waiting", "complete", "steady"]
+# What a decision or a run came to: the planner's outcomes, then the ones only a run reaches (the
+# lease was busy or lost, AWS failed past its retries, a capacity change was made, a step is retried).
+Outcome = Literal[
+    "start", "blocked", "refused", "ignored", "duplicate", "deferred", "paused", "vetoed", "progress", "waiting", "complete", "steady",
+    "busy", "skipped", "lease_lost", "error", "retrying", "done",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

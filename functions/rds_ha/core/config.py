@@ -174,6 +174,10 @@ class HooksConfig(_Strict):
 AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
+AlarmRole = Literal["failover", "scale_out", "scale_in", "multi_az_on", "multi_az_off"]
+ALARM_ROLES: tuple[AlarmRole, ...] = ("failover", "scale_out", "scale_in", "multi_az_on", "multi_az_off")
+
+
 class AlarmsConfig(_Strict):
     failover: tuple[AlarmName, ...] = ()
     # Replica load (CPU, connections): one replica added (removed) per transition into ALARM, and
@@ -185,9 +189,13 @@ class AlarmsConfig(_Strict):
     multi_az_on: tuple[AlarmName, ...] = ()
     multi_az_off: tuple[AlarmName, ...] = ()
 
-    def roles(self) -> list[tuple[str, str]]:
-        """(alarm, role) for every mapped alarm."""
-        return [(a, role) for role in ("failover", "scale_out", "scale_in", "multi_az_on", "multi_az_off") for a in getattr(self, role)]
+    def roles(self) -> list[tuple[str, AlarmRole]]:
+        """(alarm, role) for every mapped alarm, failover alarms first."""
+        return [(a, role) for role in ALARM_ROLES for a in getattr(self, role)]
+
+    def role_of(self, alarm: str) -> AlarmRole | None:
+        """The role of `alarm` in this cluster (an alarm has one role at most), or None."""
+        return next((role for name, role in self.roles() if name == alarm), None)
 
     @model_validator(mode="after")
     def _one_role(self) -> AlarmsConfig:

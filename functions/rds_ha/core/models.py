@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import TAG_CLUSTER, TAG_FENCED, TAG_NEVER_PROMOTE
 from .config import ClusterConfig
@@ -175,15 +175,15 @@ class Workflow(_Stored):
     step: str = "starting"
 
 
-class HandledTrigger(_Stored):
-    """The last alarm transition a decision was taken on, so no other path takes it again."""
+class HandledTransition(_Stored):
+    """An alarm transition a decision was taken on (of any role), so no other delivery or path takes it
+    again: one per alarm, the last one."""
 
-    alarm: str
     at: datetime
-    outcome: str
+    outcome: str = ""
 
-    def same(self, alarm: str, at: datetime) -> bool:
-        return self.alarm == alarm and same_instant(self.at, at)
+    def describe(self, alarm: str) -> str:
+        return f"this transition of {alarm} was handled already" + (f" ({self.outcome})" if self.outcome else "")
 
 
 class Marker(_Stored):
@@ -220,21 +220,38 @@ class ClusterState(_Stored):
     last_failover_completed_at: datetime | None = None
     blocked: Blocked | None = None
     fenced: tuple[str, ...] = ()
-    last_trigger: HandledTrigger | None = None
     # While paused, automation decides and records what it would do, and changes nothing.
     paused: Marker | None = None
     # A human looked after the last failover: the cooldown no longer holds the next one back.
     acknowledged: Marker | None = None
     # Where the primary lives when a cross-region failover moved it out of the config's region.
     primary_region: str | None = None
-    # Replica scaling: when each direction last acted (its cooldown), and the last transition of
-    # each scaling or Multi-AZ alarm acted on (a second delivery of it changes nothing).
+    # Replica scaling: when each direction last acted (its cooldown).
     last_scale_out_at: datetime | None = None
     last_scale_in_at: datetime | None = None
-    handled_alarms: dict[str, datetime] = {}
+    # The last transition of each mapped alarm a decision was taken on (a second delivery changes nothing).
+    handled_alarms: dict[str, HandledTransition] = {}
     multi_az: MultiAzChoice | None = None
     # Replicas whose replication RDS reported stopped (RDS-EVENT-0045/0057), and when.
     replication_stopped: dict[str, datetime] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_items(cls, data: Any) -> Any:
+        """Items written before one record served every alarm role: the failover alarm's `last_trigger`
+        and the capacity alarms' bare times become entries of `handled_alarms`."""
+        if not isinstance(data, dict):
+            return data
+        handled = {k: ({"at": v} if isinstance(v, str | datetime) else v) for k, v in (data.get("handled_alarms") or {}).items()}
+        last = data.get("last_trigger")
+        if isinstance(last, dict) and last.get("alarm") and last["alarm"] not in handled:
+            handled[last["alarm"]] = {"at": last.get("at"), "outcome": last.get("outcome", "")}
+        return {k: v for k, v in data.items() if k != "last_trigger"} | {"handled_alarms": handled}
+
+    def handled(self, alarm: str, at: datetime) -> HandledTransition | None:
+        """The record of this transition of `alarm`, if a decision was taken on it."""
+        seen = self.handled_alarms.get(alarm)
+        return seen if seen is not None and same_instant(seen.at, at) else None
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 
 from .. import TAG_CLUSTER
 from .actions import CandidateVerdict, ChangeRecords
 from .models import AVAILABLE, AlarmStatus, Instance, Topology
-from .planner import FailoverRequest, _judged_now, _ranked, no_replicas_of, plan_steady
+from .planner import FailoverRequest, judged_now, no_replicas_of, plan_steady, ranked
+from .planner.guards import cooldown_seconds_left, in_progress, pause_limitation
 
 
 @dataclass(frozen=True)
@@ -48,68 +48,76 @@ def _major(version: str, engine: str) -> str:
 def assess(topo: Topology, alarms: Mapping[str, AlarmStatus] | None, hooks: Mapping[str, bool] | None = None) -> Readiness:
     """`topo` with its latest ReplicaLag (recent_lag); `alarms`: the cluster's failover alarms as
     DescribeAlarms shows them (None: not read, not judged); `hooks`: hook ARN -> exists (None: not looked up)."""
-    cfg, state, now = topo.cluster, topo.state, topo.now
-    reasons: list[str] = []
-    primary = topo.primary
-    if state.paused is not None:
-        reasons.append(f"paused by {state.paused.by}: an automatic failover would only be recorded (rds-ha resume)")
-    wf = state.workflow
-    if wf is not None:
-        reasons.append(f"{wf.kind} {wf.old_primary} -> {wf.new_primary} in progress (step: {wf.step})")
-    acked = state.acknowledged is not None and state.last_failover_at is not None and state.acknowledged.at >= state.last_failover_at
-    if state.last_failover_at is not None and not acked:
-        until = state.last_failover_at + timedelta(seconds=cfg.failover.cooldown_seconds)
-        if now < until:
-            left = int((until - now).total_seconds())
-            reasons.append(f"in cooldown for {left}s more after the last failover: a new one waits for a human (rds-ha ack)")
-    if primary is None:
-        reasons.append(f"primary {state.primary} not found in {cfg.region}")
-    elif primary.is_replica:
-        reasons.append(f"primary {primary.id} is itself a replica of {primary.source}: the recorded primary is wrong")
-
-    request = FailoverRequest(trigger="readiness check", failure_time=now, workflow_id="", automatic=True, planned=True)
-    judged = _judged_now(topo)  # by each replica's latest ReplicaLag, as a switchover is judged
-    verdicts, eligible = _ranked(judged, request) if primary is not None else ([], [])
+    cfg, primary = topo.cluster, topo.primary
+    request = FailoverRequest(trigger="readiness check", failure_time=topo.now, workflow_id="", automatic=True, planned=True)
+    # Judged by each replica's latest ReplicaLag, as a switchover is judged.
+    verdicts, eligible = ranked(judged_now(topo), request) if primary is not None else ([], [])
+    reasons = _state_reasons(topo)
     if primary is not None and not eligible:
         detail = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{primary.id} has no replicas"
         reasons.append(f"no replica qualifies for promotion ({detail})")
-
     if primary is not None:
-        for replica in topo.replicas_of(primary.id):
-            if replica.cluster_tag != cfg.name:
-                reasons.append(
-                    f"{replica.id} replicates from {primary.id} but is not tagged {TAG_CLUSTER}={cfg.name}: "
-                    "rds-ha will neither promote nor replace it (rds-ha apply --tag-members)"
-                )
-            elif _major(replica.engine_version, replica.engine) != _major(primary.engine_version, primary.engine) and replica.engine_version:
-                reasons.append(
-                    f"{replica.id} runs {replica.engine} {replica.engine_version}, {primary.id} {primary.engine_version}: "
-                    "RDS replicates within one major version only"
-                )
+        reasons += _replica_reasons(topo, primary)
         if not primary.is_replica:
-            refused = no_replicas_of(primary)
-            if refused:
-                reasons.append(f"after a failover no redundancy could be rebuilt: {refused}")
-            encrypted = primary.storage_encrypted
-            for other in cfg.replicas.cross_region:
-                if encrypted and not other.kms_key_id:
-                    reasons.append(
-                        f"replicas.cross_region {other.region} has no kms_key_id: RDS needs a key of {other.region} for a replica of encrypted {primary.id}"
-                    )
-                if primary.subnet_group and not other.subnet_group:
-                    reasons.append(f"replicas.cross_region {other.region} has no subnet_group: {primary.id} is in a VPC")
-
+            reasons += _rebuild_reasons(topo, primary)
     reasons += _alarm_reasons(topo, alarms)
     reasons += _probe_reasons(topo)
     for hook, exists in (hooks or {}).items():
         if not exists:
             fate = _hook_fate(cfg.hooks.on_timeout)
             reasons.append(f"hooks.pre_failover {hook} does not exist: with on_timeout {cfg.hooks.on_timeout}, a failover would {fate}")
-    if primary is not None and not primary.is_replica and primary.status == AVAILABLE and wf is None:
-        drift = [a for a in plan_steady(topo).actions if isinstance(a, ChangeRecords)]
-        for action in drift:
-            reasons.append(f"DNS drifted: {action.reason} (reconcile repairs it)")
+    if primary is not None and not primary.is_replica and primary.status == AVAILABLE and topo.state.workflow is None:
+        reasons += [f"DNS drifted: {a.reason} (reconcile repairs it)" for a in plan_steady(topo).actions if isinstance(a, ChangeRecords)]
     return Readiness(cfg.name, not reasons, tuple(reasons), len(eligible), tuple(verdicts))
+
+
+def _state_reasons(topo: Topology) -> list[str]:
+    """What rds-ha's own state holds back: a pause, a workflow, the cooldown, a wrong primary."""
+    state, primary, reasons = topo.state, topo.primary, []
+    paused = pause_limitation(state, automatic=True)
+    if paused is not None:
+        reasons.append(f"{paused}; an automatic failover would only be recorded (rds-ha resume)")
+    busy = in_progress(state)
+    if busy is not None:
+        reasons.append(busy)
+    left = cooldown_seconds_left(topo)
+    if left is not None:
+        reasons.append(f"in cooldown for {int(left)}s more after the last failover: a new one waits for a human (rds-ha ack)")
+    if primary is None:
+        reasons.append(f"primary {state.primary} not found in {topo.cluster.region}")
+    elif primary.is_replica:
+        reasons.append(f"primary {primary.id} is itself a replica of {primary.source}: the recorded primary is wrong")
+    return reasons
+
+
+def _replica_reasons(topo: Topology, primary: Instance) -> list[str]:
+    cfg, reasons = topo.cluster, []
+    for replica in topo.replicas_of(primary.id):
+        if replica.cluster_tag != cfg.name:
+            reasons.append(
+                f"{replica.id} replicates from {primary.id} but is not tagged {TAG_CLUSTER}={cfg.name}: "
+                "rds-ha will neither promote nor replace it (rds-ha apply --tag-members)"
+            )
+        elif _major(replica.engine_version, replica.engine) != _major(primary.engine_version, primary.engine) and replica.engine_version:
+            reasons.append(
+                f"{replica.id} runs {replica.engine} {replica.engine_version}, {primary.id} {primary.engine_version}: "
+                "RDS replicates within one major version only"
+            )
+    return reasons
+
+
+def _rebuild_reasons(topo: Topology, primary: Instance) -> list[str]:
+    """Why redundancy could not be rebuilt after a failover (RDS would refuse the replicas)."""
+    reasons = []
+    refused = no_replicas_of(primary)
+    if refused:
+        reasons.append(f"after a failover no redundancy could be rebuilt: {refused}")
+    for other in topo.cluster.replicas.cross_region:
+        if primary.storage_encrypted and not other.kms_key_id:
+            reasons.append(f"replicas.cross_region {other.region} has no kms_key_id: RDS needs a key of {other.region} for a replica of encrypted {primary.id}")
+        if primary.subnet_group and not other.subnet_group:
+            reasons.append(f"replicas.cross_region {other.region} has no subnet_group: {primary.id} is in a VPC")
+    return reasons
 
 
 def _hook_fate(on_timeout: str) -> str:

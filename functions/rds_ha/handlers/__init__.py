@@ -1,1 +1,4 @@
-"""Lambda handlers: thin. Parse the event, call the service, return a JSON-able result."""
+"""Lambda handlers: thin. Parse the event, call the App (`rds_ha.app`), return a JSON-able result.
+
+Import `rds_ha.app` (the package, never one of its modules), `core`, `events` and `observability`.
+"""

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..core.errors import InvalidEventError, LeaseBusyError
+from ..core.errors import InvalidEventError
 from ..events import parse_rds_event
 from ..observability import logger
 from . import runtime
@@ -20,10 +20,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InvalidEventError as exc:
         logger.error(str(exc))  # raised: the invocation lands in the on-failure destination
         raise
-    svc = runtime.service()
-    try:
-        # Short: the schedule's reconcile repeats the sync within a minute if this one cannot run.
-        return svc.capacity.rds_event(rds_event, runtime.deadline(svc, context, cap_seconds=60)).as_dict()
-    except LeaseBusyError as exc:
-        logger.info(f"{exc}; the next reconcile syncs it")
-        return {"outcome": "busy", "reason": str(exc)}
+    a = runtime.app()
+    # Short: the schedule's reconcile repeats the sync within a minute if this one cannot run.
+    return runtime.answer(lambda: a.rds_event(rds_event, runtime.deadline(a.clock, context, cap_seconds=60)).as_dict(), "the next reconcile syncs it")

@@ -20,9 +20,7 @@ _probe: Any = None
 def probe() -> Any:
     global _probe
     if _probe is None:
-        from ..probe.runner import HealthProbe  # the drivers load with the probe, in this function only
-
-        _probe = HealthProbe(runtime.service())
+        _probe = runtime.app().health_probe()  # the drivers load with the probe, in this function only
     return _probe
 
 
@@ -50,5 +48,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         for s in found:
             last[s.cluster] = {"primary": s.primary, "healthy": s.primary_healthy, "reason": s.primary_reason, "errors": list(s.probe_errors)}
 
-    ticks = p.run(names, runtime.deadline(p.svc, context, cap_seconds=RUN_SECONDS), on_sample=keep, max_samples=samples)
+    ticks = p.run(names, runtime.deadline(p.clock, context, cap_seconds=RUN_SECONDS), on_sample=keep, max_samples=samples)
     return {"samples": ticks, "clusters": last}

@@ -13,7 +13,7 @@ from . import runtime
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     names = runtime.cluster_names(event)
-    svc = runtime.service()
+    a = runtime.app()
     # No waiting: the schedule comes back in a minute, and a run must not overlap the next.
-    results = svc.reconcile(names, runtime.deadline(svc, context, cap_seconds=0))
+    results = a.reconcile(names, runtime.deadline(a.clock, context, cap_seconds=0))
     return {"results": [r.as_dict() for r in results]}

@@ -132,120 +132,13 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         modify=RDSBackend.modify_db_instance,
     )
 
-    def promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
-        db_id = db_kwargs["db_instance_identifier"]
-        # AWS: an unknown identifier is DBInstanceNotFound (moto raises a bare KeyError).
-        if db_id not in self.databases:
-            raise DBInstanceNotFoundError(db_id)
-        db = self.databases[db_id]
-        # AWS: promoting an instance that is not a read replica is refused.
-        if not db.is_replica:
-            raise InvalidDBInstanceStateError(f"DB instance {db_id} is not a read replica.")
-        # AWS: promotion needs an available replica (not backing-up, not already modifying).
-        if db.status != "available":
-            raise InvalidDBInstanceStateError(f"DB instance {db_id} is not in available state (status {db.status}).")
-        retention = db_kwargs.get("backup_retention_period")
-        db.status = "modifying"
-
-        def done() -> None:
-            # AWS: the promoted instance is standalone; its source no longer lists it. (moto keeps both links.)
-            source_id = db.source_db_instance_identifier
-            if source_id:
-                try:
-                    source = self.find_db_from_id(source_id)
-                    if db.db_instance_identifier in source.replicas:
-                        source.remove_replica(db)
-                except DBInstanceNotFoundError:
-                    pass
-            db.source_db_instance_identifier = None
-            db.is_replica = False
-            if retention is not None:
-                db.backup_retention_period = int(retention)
-            db.status = "available"
-
-        _active.later(_active.promote_seconds, done)
-        return db
-
-    def create_db_instance_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
-        db_id = db_kwargs["db_instance_identifier"]
-        # AWS: an existing identifier is DBInstanceAlreadyExists (moto silently overwrites it).
-        if db_id in self.databases:
-            raise DBInstanceAlreadyExists()
-        source = self.find_db_from_id(db_kwargs["source_db_instance_identifier"])
-        # AWS: the source needs automated backups, and must not be a replica being promoted.
-        if not source.backup_retention_period:
-            raise InvalidDBInstanceStateError(f"Automated backups are not enabled for {source.db_instance_identifier}.")
-        if source.status not in {"available", "backing-up"}:
-            raise InvalidDBInstanceStateError(f"Source {source.db_instance_identifier} is {source.status}.")
-        # AWS (RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager", Limitations):
-        # "Creating a read replica when the source DB ... manages credentials with Secrets Manager" is not
-        # supported (all engines but SQL Server). moto creates it.
-        if getattr(source, "manage_master_user_password", False):
-            raise InvalidParameterValueError(
-                f"The source DB instance {source.db_instance_identifier} manages its master user password with AWS Secrets Manager; "
-                "read replicas of it are not supported."
-            )
-        # AWS: at most 15 read replicas of one source in a Region (see MAX_READ_REPLICAS). moto has no limit.
-        # (The error code is not documented; InvalidDBInstanceState is what rds-ha treats as a refusal either way.)
-        here = [r for r in source.replicas if not r.startswith("arn:")]  # moto lists cross-region replicas by ARN
-        if len(here) >= MAX_READ_REPLICAS:
-            raise InvalidDBInstanceStateError(
-                f"DB instance {source.db_instance_identifier} already has {len(here)} read replicas, the most allowed ({MAX_READ_REPLICAS})."
-            )
-        # AWS (API reference, CreateDBInstanceReadReplica, DBSubnetGroupName): "If no DB subnet group is specified,
-        # then the new DB instance isn't created in a VPC"; for a cross-Region replica the subnet group must be one
-        # of the destination Region (a same-Region replica inherits its source's). A source in a VPC with a
-        # cross-Region replica requested without one: refused here (there is no EC2-Classic to put it in).
-        cross_region = source_region_of(db_kwargs["source_db_instance_identifier"], self.region_name) != self.region_name
-        if cross_region and getattr(source, "db_subnet_group", None) is not None and not db_kwargs.get("db_subnet_group_name"):
-            raise InvalidParameterCombinationError(
-                f"The source DB instance {source.db_instance_identifier} is in a VPC: a cross-Region read replica needs DBSubnetGroupName "
-                f"(a DB subnet group of {self.region_name})."
-            )
-        replica = _originals["create"](self, db_kwargs)
-        # moto copies the source's tags, status and deletion protection into the replica; AWS starts from
-        # the request (CreateDBInstanceReadReplica's DeletionProtection defaults to false).
-        replica.tags = list(db_kwargs.get("tags") or [])
-        replica.deletion_protection = bool(db_kwargs.get("deletion_protection") or False)
-        replica.status = "creating" if _active.create_replica_seconds > 0 and _active.clock else "available"
-
-        def done() -> None:
-            if replica.status == "creating":
-                replica.status = "available"
-
-        _active.later(_active.create_replica_seconds, done)
-        return replica
-
-    def modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
-        # AWS: a Multi-AZ change keeps the instance `modifying` while the standby is built (or
-        # removed); MultiAZ flips when it is done. moto flips it at once and stays `available`.
-        db = self.find_db_from_id(db_instance_identifier) if db_instance_identifier in self.databases else None
-        if db is not None and db.status not in {"available", "storage-optimization"} and "multi_az" in db_kwargs:
-            raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} is not in available state (status {db.status}).")
-        wanted = db_kwargs.pop("multi_az", None)
-        result = _originals["modify"](self, db_instance_identifier, db_kwargs)
-        if db is None or wanted is None or bool(wanted) == bool(db.multi_az):
-            return result
-        db.status = "modifying"
-
-        def done() -> None:
-            db.multi_az = bool(wanted)
-            db.status = "available"
-
-        _active.later(_active.multi_az_seconds, done)
-        return result
-
-    def describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
-        _active.settle()
-        return _originals["describe"](self, *args, **kwargs)
-
     _install_route53_transactions()
     _install_alarm_times()
 
-    RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
-    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]
-    RDSBackend.describe_db_instances = describe_db_instances  # type: ignore[method-assign]
-    RDSBackend.modify_db_instance = modify_db_instance  # type: ignore[method-assign]
+    RDSBackend.promote_read_replica = _promote_read_replica  # type: ignore[method-assign]
+    RDSBackend.create_db_instance_read_replica = _create_db_instance_read_replica  # type: ignore[method-assign]
+    RDSBackend.describe_db_instances = _describe_db_instances  # type: ignore[method-assign]
+    RDSBackend.modify_db_instance = _modify_db_instance  # type: ignore[method-assign]
 
     # AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls
     # from threads race: two conditional DynamoDB puts can both "win" (our lease and idempotency
@@ -266,6 +159,122 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         ),
     )
     return _active
+
+
+def _promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+    db_id = db_kwargs["db_instance_identifier"]
+    # AWS: an unknown identifier is DBInstanceNotFound (moto raises a bare KeyError).
+    if db_id not in self.databases:
+        raise DBInstanceNotFoundError(db_id)
+    db = self.databases[db_id]
+    # AWS: promoting an instance that is not a read replica is refused.
+    if not db.is_replica:
+        raise InvalidDBInstanceStateError(f"DB instance {db_id} is not a read replica.")
+    # AWS: promotion needs an available replica (not backing-up, not already modifying).
+    if db.status != "available":
+        raise InvalidDBInstanceStateError(f"DB instance {db_id} is not in available state (status {db.status}).")
+    retention = db_kwargs.get("backup_retention_period")
+    db.status = "modifying"
+
+    def done() -> None:
+        # AWS: the promoted instance is standalone; its source no longer lists it. (moto keeps both links.)
+        source_id = db.source_db_instance_identifier
+        if source_id:
+            try:
+                source = self.find_db_from_id(source_id)
+                if db.db_instance_identifier in source.replicas:
+                    source.remove_replica(db)
+            except DBInstanceNotFoundError:
+                pass
+        db.source_db_instance_identifier = None
+        db.is_replica = False
+        if retention is not None:
+            db.backup_retention_period = int(retention)
+        db.status = "available"
+
+    _active.later(_active.promote_seconds, done)
+    return db
+
+
+def _create_db_instance_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+    db_id = db_kwargs["db_instance_identifier"]
+    # AWS: an existing identifier is DBInstanceAlreadyExists (moto silently overwrites it).
+    if db_id in self.databases:
+        raise DBInstanceAlreadyExists()
+    _refuse_replica(self, db_kwargs)
+    replica = _originals["create"](self, db_kwargs)
+    # moto copies the source's tags, status and deletion protection into the replica; AWS starts from
+    # the request (CreateDBInstanceReadReplica's DeletionProtection defaults to false).
+    replica.tags = list(db_kwargs.get("tags") or [])
+    replica.deletion_protection = bool(db_kwargs.get("deletion_protection") or False)
+    replica.status = "creating" if _active.create_replica_seconds > 0 and _active.clock else "available"
+
+    def done() -> None:
+        if replica.status == "creating":
+            replica.status = "available"
+
+    _active.later(_active.create_replica_seconds, done)
+    return replica
+
+
+def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+    # AWS: a Multi-AZ change keeps the instance `modifying` while the standby is built (or
+    # removed); MultiAZ flips when it is done. moto flips it at once and stays `available`.
+    db = self.find_db_from_id(db_instance_identifier) if db_instance_identifier in self.databases else None
+    if db is not None and db.status not in {"available", "storage-optimization"} and "multi_az" in db_kwargs:
+        raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} is not in available state (status {db.status}).")
+    wanted = db_kwargs.pop("multi_az", None)
+    result = _originals["modify"](self, db_instance_identifier, db_kwargs)
+    if db is None or wanted is None or bool(wanted) == bool(db.multi_az):
+        return result
+    db.status = "modifying"
+
+    def done() -> None:
+        db.multi_az = bool(wanted)
+        db.status = "available"
+
+    _active.later(_active.multi_az_seconds, done)
+    return result
+
+
+def _describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
+    _active.settle()
+    return _originals["describe"](self, *args, **kwargs)
+
+
+def _refuse_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> None:
+    """The refusals of CreateDBInstanceReadReplica that moto lacks."""
+    source = self.find_db_from_id(db_kwargs["source_db_instance_identifier"])
+    # AWS: the source needs automated backups, and must not be a replica being promoted.
+    if not source.backup_retention_period:
+        raise InvalidDBInstanceStateError(f"Automated backups are not enabled for {source.db_instance_identifier}.")
+    if source.status not in {"available", "backing-up"}:
+        raise InvalidDBInstanceStateError(f"Source {source.db_instance_identifier} is {source.status}.")
+    # AWS (RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager", Limitations):
+    # "Creating a read replica when the source DB ... manages credentials with Secrets Manager" is not
+    # supported (all engines but SQL Server). moto creates it.
+    if getattr(source, "manage_master_user_password", False):
+        raise InvalidParameterValueError(
+            f"The source DB instance {source.db_instance_identifier} manages its master user password with AWS Secrets Manager; "
+            "read replicas of it are not supported."
+        )
+    # AWS: at most 15 read replicas of one source in a Region (see MAX_READ_REPLICAS). moto has no limit.
+    # (The error code is not documented; InvalidDBInstanceState is what rds-ha treats as a refusal either way.)
+    here = [r for r in source.replicas if not r.startswith("arn:")]  # moto lists cross-region replicas by ARN
+    if len(here) >= MAX_READ_REPLICAS:
+        raise InvalidDBInstanceStateError(
+            f"DB instance {source.db_instance_identifier} already has {len(here)} read replicas, the most allowed ({MAX_READ_REPLICAS})."
+        )
+    # AWS (API reference, CreateDBInstanceReadReplica, DBSubnetGroupName): "If no DB subnet group is specified,
+    # then the new DB instance isn't created in a VPC"; for a cross-Region replica the subnet group must be one
+    # of the destination Region (a same-Region replica inherits its source's). A source in a VPC with a
+    # cross-Region replica requested without one: refused here (there is no EC2-Classic to put it in).
+    cross_region = source_region_of(db_kwargs["source_db_instance_identifier"], self.region_name) != self.region_name
+    if cross_region and getattr(source, "db_subnet_group", None) is not None and not db_kwargs.get("db_subnet_group_name"):
+        raise InvalidParameterCombinationError(
+            f"The source DB instance {source.db_instance_identifier} is in a VPC: a cross-Region read replica needs DBSubnetGroupName "
+            f"(a DB subnet group of {self.region_name})."
+        )
 
 
 def _install_route53_transactions() -> None:

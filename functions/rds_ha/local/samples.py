@@ -78,61 +78,66 @@ def alarm_event(
     if shape == "lambda-action":
         return {"source": "aws.cloudwatch", "alarmArn": arn, "accountId": ACCOUNT, "time": _stamp(at), "region": region, "alarmData": data}
     if shape == "sns":
-        topic = f"arn:aws:sns:{region}:{ACCOUNT}:{alarm}-topic"
-        message = {
-            "AlarmName": alarm,
-            "AlarmDescription": data["configuration"]["description"],
-            "AWSAccountId": ACCOUNT,
-            "AlarmConfigurationUpdatedTimestamp": _stamp(at - timedelta(days=3)),
-            "NewStateValue": state,
-            "NewStateReason": data["state"]["reason"],
-            "StateChangeTime": _stamp(at),
-            "Region": "US East (N. Virginia)",
-            "AlarmArn": arn,
-            "OldStateValue": previous,
-            "OKActions": [],
-            "AlarmActions": [topic],
-            "InsufficientDataActions": [],
-            "Trigger": {
-                "MetricName": "DatabaseConnections",
-                "Namespace": "AWS/RDS",
-                "StatisticType": "Statistic",
-                "Statistic": "MINIMUM",
-                "Unit": None,
-                "Dimensions": [{"value": instance, "name": "DBInstanceIdentifier"}],
-                "Period": 60,
-                "EvaluationPeriods": 1,
-                "DatapointsToAlarm": 1,
-                "ComparisonOperator": "LessThanThreshold",
-                "Threshold": 1.0,
-                "TreatMissingData": "breaching",
-                "EvaluateLowSampleCountPercentile": "",
-            },
-        }
-        sub = f"{topic}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55"
-        return {
-            "Records": [
-                {
-                    "EventSource": "aws:sns",
-                    "EventVersion": "1.0",
-                    "EventSubscriptionArn": sub,
-                    "Sns": {
-                        "Type": "Notification",
-                        "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
-                        "TopicArn": topic,
-                        "Subject": f'{state}: "{alarm}" in US East (N. Virginia)',
-                        "Message": json.dumps(message),
-                        "Timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
-                        "SignatureVersion": "1",
-                        "Signature": SIGNATURE,
-                        "SigningCertUrl": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
-                        "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={sub}",
-                        "MessageAttributes": {},
-                    },
-                }
-            ]
-        }
+        return _sns_alarm_event(alarm, state, previous, at, instance, region, arn, data)
     raise ValueError(f"unknown alarm event shape {shape!r}")
+
+
+def _sns_alarm_event(alarm: str, state: str, previous: str, at: datetime, instance: str, region: str, arn: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The alarm's SNS notification, as Lambda receives it from the topic."""
+    topic = f"arn:aws:sns:{region}:{ACCOUNT}:{alarm}-topic"
+    message = {
+        "AlarmName": alarm,
+        "AlarmDescription": data["configuration"]["description"],
+        "AWSAccountId": ACCOUNT,
+        "AlarmConfigurationUpdatedTimestamp": _stamp(at - timedelta(days=3)),
+        "NewStateValue": state,
+        "NewStateReason": data["state"]["reason"],
+        "StateChangeTime": _stamp(at),
+        "Region": "US East (N. Virginia)",
+        "AlarmArn": arn,
+        "OldStateValue": previous,
+        "OKActions": [],
+        "AlarmActions": [topic],
+        "InsufficientDataActions": [],
+        "Trigger": {
+            "MetricName": "DatabaseConnections",
+            "Namespace": "AWS/RDS",
+            "StatisticType": "Statistic",
+            "Statistic": "MINIMUM",
+            "Unit": None,
+            "Dimensions": [{"value": instance, "name": "DBInstanceIdentifier"}],
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "ComparisonOperator": "LessThanThreshold",
+            "Threshold": 1.0,
+            "TreatMissingData": "breaching",
+            "EvaluateLowSampleCountPercentile": "",
+        },
+    }
+    sub = f"{topic}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55"
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": sub,
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "TopicArn": topic,
+                    "Subject": f'{state}: "{alarm}" in US East (N. Virginia)',
+                    "Message": json.dumps(message),
+                    "Timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+                    "SignatureVersion": "1",
+                    "Signature": SIGNATURE,
+                    "SigningCertUrl": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+                    "UnsubscribeUrl": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={sub}",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
 
 
 # Messages as RDS writes them for the events DnsSyncFunction acts on (it matches on EventID only).

@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..adapters.credentials import CredentialSource
+from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError, ClusterNotFoundError
 from ..core.models import ClusterState, Instance
 from ..observability import logger
-from ..service import Service
-from ..snapshot import members
-from .engines import Engine, engine_for
-from .judge import judge
-from .model import Credentials, EngineError, Outcome, Sample
+from ..probe.engines import Engine, engine_for
+from ..probe.judge import judge
+from ..probe.model import Credentials, EngineError, Outcome, Sample
+from .deps import Deps
+from .snapshot import members
 
 # Checks run in parallel across clusters; a check never outlives its timeouts by much.
 MAX_WORKERS = 32
@@ -41,17 +42,21 @@ class Targets:
 
 
 class HealthProbe:
-    def __init__(self, svc: Service, endpoints: Mapping[str, tuple[str, int]] | None = None, publish: bool = True) -> None:
+    def __init__(self, deps: Deps, endpoints: Mapping[str, tuple[str, int]] | None = None, publish: bool = True) -> None:
         """`endpoints` replaces RDS's endpoint of named instances (an SSH tunnel, a local test server)."""
-        self.svc = svc
-        self.credentials = CredentialSource(svc.clients)
+        self.d = deps
+        self.credentials = CredentialSource(deps.clients)
         self.endpoints = dict(endpoints or {})
         self.publish = publish
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="probe")
 
+    @property
+    def clock(self) -> Clock:
+        return self.d.clock
+
     # -- what to probe ----------------------------------------------------------------------------
     def configs(self, names: list[str] | None = None) -> list[ClusterConfig]:
-        configs = [c for c in self.svc.clusters() if c.probe is not None]
+        configs = [c for c in self.d.table.configs() if c.probe is not None]
         if names:
             unknown = set(names) - {c.name for c in configs}
             if unknown:
@@ -60,11 +65,11 @@ class HealthProbe:
         return configs
 
     def targets(self, configs: list[ClusterConfig]) -> list[Targets]:
-        sweeps = {region: self.svc.rds.describe_all(region) for region in sorted({r for c in configs for r in c.regions})}
+        sweeps = {region: self.d.rds.describe_all(region) for region in sorted({r for c in configs for r in c.regions})}
         return [self._targets(cfg, [i for r in cfg.regions for i in sweeps[r]]) for cfg in configs]
 
     def _targets(self, cfg: ClusterConfig, described: list[Instance]) -> Targets:
-        state = self.svc.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
+        state = self.d.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
         found = members(cfg, state, described)
         primary = found.get(state.primary)
         engine = engine_for(primary.engine) if primary is not None else None
@@ -115,7 +120,7 @@ class HealthProbe:
 
     def sample(self, targets: list[Targets]) -> list[Sample]:
         """Check every instance of every cluster at once; judge each cluster; publish its metrics."""
-        at = self.svc.clock.now()
+        at = self.d.clock.now()
         work = [
             (t, inst, role)
             for t in targets
@@ -154,7 +159,7 @@ class HealthProbe:
             logger.info("probe sample", extra=log)
         if self.publish:
             try:
-                self.svc.cloudwatch.put_probe_sample(t.region, sample)
+                self.d.cloudwatch.put_probe_sample(t.region, sample)
             except AwsError as exc:  # the next sample tries again; an alarm sees a gap, not a false value
                 logger.error(f"probe {sample.cluster}: {exc}")
 
@@ -168,7 +173,7 @@ class HealthProbe:
         interval = min(c.probe.interval_seconds for c in configs if c.probe is not None)
         ticks = 0
         while True:
-            started = self.svc.clock.now()
+            started = self.d.clock.now()
             samples = self.sample(targets)
             ticks += 1
             if on_sample is not None:
@@ -182,4 +187,4 @@ class HealthProbe:
             if stale:  # roles changed under us (a failover): look again before the next tick
                 fresh = {x.cfg.name: x for x in self.targets(stale)}
                 targets = [fresh.get(t.cfg.name, t) for t in targets]
-            self.svc.clock.sleep(max(0.0, (nxt - self.svc.clock.now()).total_seconds()))
+            self.d.clock.sleep(max(0.0, (nxt - self.d.clock.now()).total_seconds()))

@@ -7,15 +7,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .adapters.cloudwatch import CloudWatchAdapter
-from .adapters.rds import RdsAdapter
-from .adapters.route53 import Route53Adapter
-from .adapters.state import StateTable
-from .core.clock import Clock
-from .core.config import ClusterConfig
-from .core.errors import AwsError
-from .core.models import AlarmStatus, ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
-from .observability import logger
+from ..adapters.cloudwatch import CloudWatchAdapter
+from ..adapters.rds import RdsAdapter
+from ..adapters.route53 import Route53Adapter
+from ..adapters.state import StateTable
+from ..core.clock import Clock
+from ..core.config import ClusterConfig
+from ..core.errors import AwsError
+from ..core.models import AlarmStatus, ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
+from ..observability import logger
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -45,6 +45,23 @@ class Sweep:
 
     instances: list[Instance]
     unreadable: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a caller has read already, sparing the snapshot those calls: a DescribeDBInstances `sweep`,
+    the failover `alarms` as just described (a failover decision), each replica's `recent_lag`, the
+    writer and reader `records` by name from a listing of the zone (a reconcile sweep), and `hint`:
+    instances seen in this cluster a moment ago (described in the first call)."""
+
+    sweep: Sweep | None = None
+    alarms: Mapping[str, AlarmStatus] | None = None
+    recent_lag: Mapping[str, LagReading] | None = None
+    records: Mapping[str, tuple[Record, ...]] | None = None
+    hint: frozenset[str] = frozenset()
+
+
+NOTHING_KNOWN = Known()
 
 
 def by_region(instances: Iterable[Instance]) -> dict[str, list[str]]:
@@ -141,57 +158,64 @@ class Snapshotter:
             unchecked.append(f"TestDNSAnswer failed ({exc})")
         return WriterCheck(status, answer, "; ".join(unchecked) or None, status_known=status is not None or not change_id)
 
-    def read(
-        self,
-        cfg: ClusterConfig,
-        failure_time: datetime | None = None,
-        alarms: Mapping[str, AlarmStatus] | None = None,
-        described: Sweep | None = None,
-        recent_lag: Mapping[str, LagReading] | None = None,
-        check_writer: bool = False,
-        records: Mapping[str, tuple[Record, ...]] | None = None,
-        hint: Iterable[str] = (),
-    ) -> Topology:
-        """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
-        the latest lag of each replica is read (reader set, scaling) unless `recent_lag` brings it.
-        `alarms` are the failover alarms as just described (a failover decision); `described` is a DescribeDBInstances sweep already made;
-        `check_writer` asks Route 53 about a workflow's writer move until it is verified; `records` are
-        record sets by name from a listing of the zone already made (a reconcile sweep)."""
-        state = self.state(cfg)
-        sweep = described if described is not None else self._describe_members(cfg, state, hint)
-        instances = members(cfg, state, sweep.instances)
-        listed = records or {}
+    def _records(self, cfg: ClusterConfig, listed: Mapping[str, tuple[Record, ...]]) -> tuple[tuple[Record, ...], tuple[Record, ...]]:
+        """The writer and reader record sets: from the zone's listing where the caller made one, else by name."""
         writer = listed[cfg.dns.writer] if cfg.dns.writer in listed else self.route53.records(cfg.dns.zone_id, cfg.dns.writer)
         reader: tuple[Record, ...] = ()
         if cfg.dns.reader:
             reader = listed[cfg.dns.reader] if cfg.dns.reader in listed else self.route53.records(cfg.dns.zone_id, cfg.dns.reader)
+        return writer, reader
+
+    def _failover_lag(
+        self, cfg: ClusterConfig, state: ClusterState, replicas: list[Instance], failure_time: datetime
+    ) -> tuple[dict[str, float | None], dict[str, EngineReading]]:
+        """Each replica of the primary's lag in the window before the failure (and the probe's readings).
+        Another region's replicas without data are then not candidates; the local ones still are."""
+        lag: dict[str, float | None] = {}
+        engine: dict[str, EngineReading] = {}
+        start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
+        probed = cfg.name if cfg.probe is not None else None
+        home = state.primary_region or cfg.region
+        for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
+            try:
+                found_lag, found_engine = self.cloudwatch.failover_metrics(region, probed, ids, start, failure_time, self.clock.now())
+            except AwsError as exc:
+                if region == home:
+                    raise
+                logger.warning(f"no lag for the replicas in {region}: {exc}")
+                continue
+            lag.update(found_lag)
+            engine.update(found_engine)
+        return lag, engine
+
+    def _writer_check(self, cfg: ClusterConfig, state: ClusterState, instances: Mapping[str, Instance], writer: tuple[Record, ...]) -> WriterCheck | None:
+        """Route 53's view of a workflow's writer move, once it moved and until it is verified."""
+        wf = state.workflow
+        if wf is None or wf.verified_at is not None:
+            return None
+        new = instances.get(wf.new_primary)
+        if wf.writer_moved_at is None and not (new is not None and any(r.value == new.endpoint for r in writer)):
+            return None
+        return self._check_writer(cfg, wf.writer_change_id)
+
+    def read(self, cfg: ClusterConfig, failure_time: datetime | None = None, check_writer: bool = False, known: Known = NOTHING_KNOWN) -> Topology:
+        """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
+        the latest lag of each replica is read (reader set, scaling) unless the caller knows it.
+        `check_writer` asks Route 53 about a workflow's writer move until it is verified; `known` is what
+        the caller read already (see Known)."""
+        state = self.state(cfg)
+        sweep = known.sweep if known.sweep is not None else self._describe_members(cfg, state, known.hint)
+        instances = members(cfg, state, sweep.instances)
+        writer, reader = self._records(cfg, known.records or {})
         lag: dict[str, float | None] = {}
         engine: dict[str, EngineReading] = {}
         replicas = [i for i in instances.values() if i.is_replica]
+        recent_lag = known.recent_lag
         if failure_time is not None:
-            start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
-            probed = cfg.name if cfg.probe is not None else None
-            home = state.primary_region or cfg.region
-            for region, ids in sorted(by_region(i for i in replicas if i.source == state.primary).items()):
-                try:
-                    found_lag, found_engine = self.cloudwatch.failover_metrics(region, probed, ids, start, failure_time, self.clock.now())
-                except AwsError as exc:
-                    if region == home:
-                        raise
-                    # Another region's replicas then have no lag data: not candidates, the local ones still are.
-                    logger.warning(f"no lag for the replicas in {region}: {exc}")
-                    continue
-                lag.update(found_lag)
-                engine.update(found_engine)
+            lag, engine = self._failover_lag(cfg, state, replicas, failure_time)
         elif recent_lag is None and replicas:
             # The same call brings the SQL probe's readings of a probed cluster (a switchover ranks by them).
             recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas}, must={state.primary_region or cfg.region})
-        wf = state.workflow
-        check = None
-        new = instances.get(wf.new_primary) if wf is not None else None
-        moved = wf is not None and (wf.writer_moved_at is not None or (new is not None and any(r.value == new.endpoint for r in writer)))
-        if check_writer and wf is not None and moved and wf.verified_at is None:
-            check = self._check_writer(cfg, wf.writer_change_id)
         return Topology(
             cluster=cfg,
             state=state,
@@ -200,9 +224,9 @@ class Snapshotter:
             writer=writer,
             reader=reader,
             lag=lag,
-            alarms=dict(alarms or {}),
+            alarms=dict(known.alarms or {}),
             recent_lag=dict(recent_lag) if recent_lag is not None else ({} if failure_time is None else None),
-            writer_check=check,
+            writer_check=self._writer_check(cfg, state, instances, writer) if check_writer else None,
             engine=engine,
             unreadable=dict(sweep.unreadable),
         )

@@ -30,10 +30,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .adapters.aws import ATTEMPT_SECONDS
-from .adapters.state import StateTable
-from .core.clock import Clock
-from .core.errors import LeaseBusyError, LeaseLostError
+from ..adapters.aws import ATTEMPT_SECONDS
+from ..adapters.state import StateTable
+from ..core.clock import Clock
+from ..core.errors import LeaseBusyError, LeaseLostError
 
 # How long a lease lasts from its last renewal: a crashed run holds a cluster no longer than this.
 LEASE_SECONDS = 90

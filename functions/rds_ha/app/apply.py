@@ -1,0 +1,117 @@
+"""`rds-ha apply`: check each cluster of a file against AWS, then store them all; nothing is stored if
+any is wrong (every problem is listed, one line each).
+
+rds-ha's IAM policy lets it act only on instances tagged `rds-ha:cluster`: the primary and its replicas
+must carry the tag (`tag_members` adds it where it is missing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import TAG_CLUSTER
+from ..adapters.aws import caller_account
+from ..core.config import ClusterConfig, claim_conflicts, foreign_accounts, outside_zone
+from ..core.errors import ConfigError
+from ..core.models import ClusterState, Instance
+from ..core.planner import no_replicas_of
+from .deps import Deps
+
+
+@dataclass
+class _Check:
+    """What checking a file found: problems (nothing is stored), warnings, and members to tag."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    untagged: list[tuple[ClusterConfig, Instance]] = field(default_factory=list)
+    # (region, instance) -> the file's cluster it belongs to. A cluster applied before has tagged its
+    # members, so the tag check catches an instance it already owns.
+    member_of: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _primary_problems(cfg: ClusterConfig, primary: Instance, instances: list[Instance], found: _Check) -> None:
+    refused = no_replicas_of(primary)
+    if refused:
+        found.warnings.append(f"cluster {cfg.name}: warning: {refused}; a failover still promotes a replica, but no replica can be rebuilt or added")
+    if primary.subnet_group:
+        found.problems += [
+            f"cluster {cfg.name}: {primary.id} is in a VPC (subnet group {primary.subnet_group}): replicas.cross_region[{i}] ({c.region}) "
+            f"needs subnet_group, a DB subnet group of {c.region} (without one RDS puts the replica in no VPC)"
+            for i, c in enumerate(cfg.replicas.cross_region)
+            if not c.subnet_group
+        ]
+    for inst in [primary, *(i for i in instances if i.source == primary.id)]:
+        other = found.member_of.setdefault((cfg.region, inst.id), cfg.name)
+        if other != cfg.name:
+            found.problems.append(f"cluster {cfg.name}: {inst.id} is already a member of cluster {other}")
+        if inst.cluster_tag is None:
+            found.untagged.append((cfg, inst))
+        elif inst.cluster_tag != cfg.name:
+            found.problems.append(f"cluster {cfg.name}: {inst.id} is tagged {TAG_CLUSTER}={inst.cluster_tag}, a member of another cluster")
+
+
+class Apply:
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+
+    def apply(self, clusters: list[ClusterConfig], source: str, applied_by: str, tag_members: bool = False) -> list[str]:
+        """Check, then (only if nothing is wrong) tag what lacks the tag and store; the notes to show."""
+        states = {cfg.name: self.d.table.get_state(cfg.name) for cfg in clusters}
+        applied = {c.name: c for c in self.d.table.configs()}
+        found = self._check(clusters, states, applied)
+        if found.untagged and not tag_members:
+            names = ", ".join(i.id for _, i in found.untagged)
+            found.problems.append(f"{names} lack the tag {TAG_CLUSTER} (rds-ha may act only on tagged instances); add it, or apply with --tag-members")
+        if found.problems:
+            raise ConfigError(found.problems, source)
+        notes = list(found.warnings)
+        for cfg, inst in found.untagged:
+            self.d.rds.add_tags(cfg.region, inst.arn, {TAG_CLUSTER: cfg.name})
+            notes.append(f"tagged {inst.id} {TAG_CLUSTER}={cfg.name}")
+        for cfg in clusters:
+            notes += self._store(cfg, states[cfg.name], applied.get(cfg.name), source, applied_by)
+        return notes
+
+    def _check(self, clusters: list[ClusterConfig], states: dict[str, ClusterState | None], applied: dict[str, ClusterConfig]) -> _Check:
+        found = _Check(problems=claim_conflicts(clusters, applied.values()))
+        described: dict[str, list[Instance]] = {}
+        account = caller_account(self.d.clients)
+        for cfg in clusters:
+            found.problems += foreign_accounts(cfg, account)
+            state = states[cfg.name]
+            primary_id = state.primary if state else cfg.primary
+            if cfg.region not in described:  # one sweep per region (setdefault would describe once per cluster)
+                described[cfg.region] = self.d.rds.describe_all(cfg.region)
+            instances = described[cfg.region]
+            primary = next((i for i in instances if i.id == primary_id), None)
+            if primary is None:
+                found.problems.append(f"cluster {cfg.name}: primary {primary_id} not found in {cfg.region}")
+            elif primary.is_replica:
+                found.problems.append(f"cluster {cfg.name}: primary {primary_id} is a read replica of {primary.source}")
+            else:
+                _primary_problems(cfg, primary, instances, found)
+            zone = self.d.route53.zone_name(cfg.dns.zone_id)
+            found.problems += [f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found"] if zone is None else outside_zone(cfg, zone)
+        return found
+
+    def _store(self, cfg: ClusterConfig, state: ClusterState | None, before: ClusterConfig | None, source: str, applied_by: str) -> list[str]:
+        notes = []
+        if state is None:
+            self.d.table.put_state(ClusterState(cluster=cfg.name, primary=cfg.primary))
+        elif state.primary != cfg.primary:
+            notes.append(
+                f"{cfg.name}: the file names {cfg.primary} as primary, but rds-ha made {state.primary} the primary; keeping {state.primary} (update the file)"
+            )
+        if state is not None and state.multi_az is not None:
+            if before is not None and before.multi_az != cfg.multi_az:
+                # The file's multi_az changed: it is the newest word, and replaces the alarm's or operator's choice.
+                self.d.table.put_state(state.model_copy(update={"multi_az": None}))
+                notes.append(f"{cfg.name}: multi_az is now the file's ({cfg.multi_az}); the choice made by {state.multi_az.by} is dropped")
+            else:
+                how = "on" if state.multi_az.enabled else "off"
+                notes.append(f"{cfg.name}: Multi-AZ stays {how} as chosen by {state.multi_az.by} until the file changes multi_az")
+        now = self.d.clock.now()
+        self.d.table.put_config(cfg, applied_by, now)
+        self.d.recorder.history(cfg.name, "config_applied", f"configuration applied from {source} by {applied_by}")
+        return notes

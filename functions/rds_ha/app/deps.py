@@ -1,0 +1,67 @@
+"""One frozen set of dependencies, built once per process (by `App`) and shared by every workflow."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..adapters.aws import AwsClients
+from ..adapters.cloudwatch import CloudWatchAdapter
+from ..adapters.hooks import Hooks
+from ..adapters.notify import Notifier
+from ..adapters.rds import RdsAdapter
+from ..adapters.route53 import Route53Adapter
+from ..adapters.state import StateTable
+from ..core.clock import Clock
+from .executor import Executor
+from .hooks import HookCalls
+from .lease import Leases
+from .recorder import Recorder
+from .snapshot import Snapshotter
+
+DEFAULT_TABLE = "rds-ha"
+POLL_SECONDS = 10.0
+LEASE_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment configures. Read once, by handlers and the CLI, never by logic."""
+
+    table: str = DEFAULT_TABLE
+    topic_arn: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE, topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None)
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    clients: AwsClients
+    clock: Clock
+    table: StateTable
+    rds: RdsAdapter
+    route53: Route53Adapter
+    cloudwatch: CloudWatchAdapter
+    hooks: HookCalls
+    leases: Leases
+    snapshots: Snapshotter
+    recorder: Recorder
+    executor: Executor
+    # How often a waiting run looks again, and how long a run waits for another to let go of the lease.
+    poll_seconds: float = POLL_SECONDS
+    lease_wait_seconds: float = LEASE_WAIT_SECONDS
+
+
+def build(clients: AwsClients, settings: Settings, clock: Clock, poll_seconds: float = POLL_SECONDS) -> Deps:
+    table = StateTable(clients, settings.table)
+    rds, route53, cloudwatch = RdsAdapter(clients), Route53Adapter(clients), CloudWatchAdapter(clients)
+    recorder = Recorder(table, Notifier(clients), clock, settings.topic_arn)
+    hooks = HookCalls(Hooks(clients), recorder)
+    leases = Leases(table, clock)
+    clients.send_guard = leases.before_send  # every mutating attempt is sent only under a live lease
+    executor = Executor(rds, route53, cloudwatch, table, recorder, hooks, clock, leases)
+    snapshots = Snapshotter(rds, route53, cloudwatch, table, clock)
+    return Deps(settings, clients, clock, table, rds, route53, cloudwatch, hooks, leases, snapshots, recorder, executor, poll_seconds)

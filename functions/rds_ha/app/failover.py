@@ -1,0 +1,134 @@
+"""Alarm-driven and manual failover: decide on a request under the cluster's lease, record the decision
+(refused, blocked, vetoed...), mark the alarm's transition handled, and drive the workflow it starts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+
+from ..core.actions import Plan, RecordHandled, StartWorkflow
+from ..core.alarms import route
+from ..core.config import ClusterConfig
+from ..core.errors import StateConflictError
+from ..core.models import Blocked, ClusterState, Topology
+from ..core.planner import FailoverRequest, current_transition, decide_failover, outline
+from ..events import AlarmTrigger
+from ..observability import logger
+from .deps import Deps
+from .drive import Drive
+from .results import Result, joined
+from .runs import under_lease
+from .snapshot import Known
+
+# Decisions that are notified, with the metric each one counts in.
+_NOTIFIED = {"blocked": "FailoverBlocked", "vetoed": "FailoverBlocked", "paused": "FailoverPaused", "deferred": None, "refused": "FailoverRefused"}
+
+
+def request_for(trigger: AlarmTrigger) -> FailoverRequest:
+    """The failover request an alarm transition makes."""
+    return FailoverRequest(
+        trigger=trigger.describe(),
+        failure_time=trigger.state_time,
+        workflow_id=uuid.uuid4().hex[:6],
+        automatic=True,
+        alarm_name=trigger.alarm_name,
+        alarm_instance=trigger.instance,
+    )
+
+
+def decided(cfg: ClusterConfig, topo: Topology, plan: Plan) -> Result:
+    """A decision as every surface shows it (dry run, handler, CLI): with its candidates and, when it
+    starts a workflow, that workflow's steps. Where the SQL probe and CloudWatch disagree a log line says so."""
+    for v in plan.candidates:
+        if v.disagreement is not None:
+            logger.warning(f"{v.instance}: {v.disagreement}; the probe's engine-side reading is used", extra={"cluster": cfg.name})
+    start = next((a for a in plan.actions if isinstance(a, StartWorkflow)), None)
+    steps = tuple(outline(topo, start.workflow)) if start is not None and start.workflow is not None else ()
+    return Result.of(cfg.name, plan, steps)
+
+
+class Failover:
+    def __init__(self, deps: Deps, drive: Drive) -> None:
+        self.d, self.drive = deps, drive
+
+    def cluster_for(self, alarm: str) -> ClusterConfig | None:
+        """The cluster whose alarms.failover maps `alarm`."""
+        found = route(self.d.table.configs(), alarm)
+        return found[0] if found is not None and found[1] == "failover" else None
+
+    def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
+        """A parsed alarm transition: ignore it (saying why) or fail the cluster over."""
+        cfg = cfg or self.cluster_for(trigger.alarm_name)
+        if cfg is None:
+            return self.d.recorder.ignored(None, f"alarm {trigger.alarm_name} is not mapped to any cluster's alarms.failover")
+        if not trigger.is_alarm_transition:
+            if trigger.state == "OK":
+                self._clear_blocked(cfg, trigger)
+            return self.d.recorder.ignored(cfg.name, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
+        return self.failover(cfg, request_for(trigger), deadline)
+
+    def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
+        if dry_run:  # reads and plans only: no lease, no writes
+            return self.decide(cfg, request, deadline, dry_run=True)
+        return under_lease(self.d, cfg, request.trigger, lambda: self.decide(cfg, request, deadline))
+
+    def decide(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
+        """Decide on a failover request and act on it. The caller holds the lease (unless dry run)."""
+        alarms = self.d.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if request.alarm_name is not None and cfg.alarms.failover else None
+        # The lag window ends at the alarm's current transition, whatever time the delivery carried.
+        request = current_transition(request, alarms or {})
+        topo = self.d.snapshots.read(cfg, failure_time=request.failure_time, known=Known(alarms=alarms))
+        plan = decide_failover(topo, request)
+        result = decided(cfg, topo, plan)
+        if dry_run:
+            return result
+        if topo.state.workflow is not None and request.automatic:
+            # Another delivery (or a crashed run) started this failover: help finish it.
+            progress = self.drive.run(cfg, deadline)
+            return replace(progress, reason=joined(plan.reason, f"resumed: {progress.reason}"))
+        if plan.outcome == "duplicate":
+            logger.info(plan.reason, extra={"cluster": cfg.name})
+            return result
+        veto = self.d.hooks.veto(topo, plan, request.trigger) if plan.outcome == "start" else None
+        if veto is not None:
+            plan = Plan("vetoed", veto, candidates=plan.candidates, chosen=plan.chosen)
+            result = replace(result, outcome="vetoed", reason=veto, actions=(), steps=())
+        state = self.d.executor.execute(topo, plan).state if plan.outcome == "start" else self.record(topo, plan, request.trigger)
+        if request.alarm_name is not None and plan.outcome != "deferred":
+            # Whatever was decided, this transition is now handled: no other delivery or path takes it again.
+            # A deferred one is not: reconcile finds the alarm still in ALARM and decides again.
+            mark = RecordHandled(reason=request.trigger, alarm=request.alarm_name, at=request.failure_time, outcome=plan.outcome)
+            state = self.d.executor.mark_handled(topo, state, mark)
+        if plan.outcome != "start":
+            return result
+        # The decision's snapshot is milliseconds old: start the workflow from it, not a new read.
+        return result.then(self.drive.run(cfg, deadline, first=replace(topo, state=state)))
+
+    def record(self, topo: Topology, plan: Plan, trigger: str) -> ClusterState:
+        """A decision that starts nothing, recorded; blocked and vetoed ones are kept in the state (status
+        shows them until the alarm clears), and all but an ignored one notified."""
+        cfg, state, rec = topo.cluster, topo.state, self.d.recorder
+        details = {"candidates": {v.instance: v.reason for v in plan.candidates}} if plan.candidates else {}
+        rec.history(cfg.name, f"failover_{plan.outcome}", plan.reason, trigger=trigger, **details)
+        if plan.outcome in ("blocked", "vetoed"):
+            state = self.d.executor.save(state, blocked=Blocked(at=self.d.clock.now(), reason=plan.reason, trigger=trigger))
+        if plan.outcome in _NOTIFIED:
+            metric = _NOTIFIED[plan.outcome]
+            if metric is not None:
+                rec.metric(metric, cfg.name)
+            would = {"would_promote": plan.chosen} if plan.outcome in ("blocked", "vetoed", "paused") else {}
+            rec.notify(cfg, f"failover_{plan.outcome}", plan.reason, trigger=trigger, primary=state.primary, **would)
+        return state
+
+    def _clear_blocked(self, cfg: ClusterConfig, trigger: AlarmTrigger) -> None:
+        """A failover alarm back to OK ends a blocked state: the primary answers again."""
+        state = self.d.table.get_state(cfg.name)
+        if state is None or state.blocked is None:
+            return
+        try:
+            self.d.table.put_state(state.model_copy(update={"blocked": None}))
+        except StateConflictError:
+            logger.info("state changed while clearing the blocked state; leaving it to the run that changed it")
+            return
+        self.d.recorder.history(cfg.name, "blocked_cleared", f"{trigger.describe()}: the blocked failover is no longer needed")

@@ -1,0 +1,53 @@
+"""Failover readiness: could the cluster fail over now, and would the failover complete? The judgement
+is `core.readiness.assess`; this reads what it needs and publishes it (FailoverReady, EligibleCandidates)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from ..core.config import ClusterConfig
+from ..core.errors import AwsError
+from ..core.models import AlarmStatus, Topology
+from ..core.readiness import Readiness, assess
+from ..observability import emit, logger
+from .deps import Deps
+
+
+class ReadinessCheck:
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+
+    def check(self, cfg: ClusterConfig) -> Readiness:
+        """`rds-ha check`: the judgement from a fresh look, the hooks' existence included."""
+        topo = self.with_recent_lag(cfg, self.d.snapshots.read(cfg, failure_time=self.d.clock.now()))
+        hooks = {cfg.hooks.pre_failover: self.d.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
+        return assess(topo, self.failover_alarms(cfg, topo), hooks)
+
+    def of_status(self, cfg: ClusterConfig, topo: Topology) -> Readiness:
+        """The judgement `status` shows; alarms that cannot be read are judged unknown (status still shows the rest)."""
+        try:
+            alarms: Mapping[str, AlarmStatus] | None = self.failover_alarms(cfg, topo)
+        except AwsError as exc:
+            logger.warning(f"status: alarms of {cfg.name} not read: {exc}")
+            alarms = None
+        return assess(topo, alarms)
+
+    @staticmethod
+    def publish(readiness: Readiness) -> Readiness:
+        """FailoverReady (0/1) and EligibleCandidates of the cluster (EMF, no API call); the reasons in the log."""
+        emit("FailoverReady", readiness.cluster, 1 if readiness.ready else 0)
+        emit("EligibleCandidates", readiness.cluster, readiness.eligible)
+        if not readiness.ready:
+            logger.info(f"{readiness.cluster}: {readiness.sentence}", extra={"cluster": readiness.cluster, "kind": "not_ready"})
+        return readiness
+
+    def failover_alarms(self, cfg: ClusterConfig, topo: Topology) -> dict[str, AlarmStatus]:
+        """The cluster's failover alarms as CloudWatch shows them, in the primary's region."""
+        region = topo.primary.region if topo.primary is not None else cfg.region
+        return self.d.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
+
+    def with_recent_lag(self, cfg: ClusterConfig, topo: Topology) -> Topology:
+        """A failover look (lag in the window) with each replica's latest reading too (the reader set's view)."""
+        of_cluster = [i for i in topo.instances.values() if i.is_replica]
+        return replace(topo, recent_lag=self.d.snapshots.recent_lag(of_cluster, {i.id: cfg for i in of_cluster}))

@@ -1,0 +1,307 @@
+"""One step per action type: what the executor does for it, and what it records.
+
+Each step takes the executor (a `Runner`: its ports, recorder, clock and versioned `save`), the topology the plan
+was made from, the state as the run left it, and the action; it returns the state after it. `STEPS`
+maps every action type to its step (a test checks that none is missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from .. import TAG_FENCED
+from ..core.actions import (
+    AbortWorkflow,
+    Action,
+    ChangeRecords,
+    CompleteWorkflow,
+    CreateReplica,
+    DeleteInstance,
+    Fence,
+    ModifyMultiAz,
+    Promote,
+    RecordHandled,
+    RecordPrimary,
+    RetargetAlarms,
+    StartWorkflow,
+    StopInstance,
+    VerifyWriter,
+)
+from ..core.clock import Clock
+from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError, StepRefusedError
+from ..core.models import Blocked, ClusterState, HandledTransition, Topology, Workflow
+from ..core.ports import AlarmPort, DnsPort, RdsPort
+from ..observability import logger
+from .hooks import HookCalls
+from .recorder import Recorder
+
+
+class Runner(Protocol):
+    """What a step uses of the executor: its ports, recorder, hook calls, clock, and versioned save."""
+
+    rds: RdsPort
+    route53: DnsPort
+    alarms: AlarmPort
+    recorder: Recorder
+    hooks: HookCalls
+    clock: Clock
+
+    def save(self, state: ClusterState, **update: Any) -> ClusterState: ...
+
+
+Step = Callable[[Runner, Topology, ClusterState, Any], ClusterState]
+
+
+def _region(topo: Topology, action: Action) -> str:
+    """The region of the instance the action names (the cluster's if it is not in the topology)."""
+    target = topo.instances.get(getattr(action, "instance", ""))
+    return target.region if target is not None else topo.cluster.region
+
+
+def _workflow(state: ClusterState) -> Workflow:
+    assert state.workflow is not None, "a workflow step without a workflow"
+    return state.workflow
+
+
+def start_workflow(ex: Runner, topo: Topology, state: ClusterState, action: StartWorkflow) -> ClusterState:
+    wf = action.workflow
+    assert wf is not None
+    # Only an unplanned failover starts the anti-flapping cooldown; a switchover is a human's plan.
+    update: dict[str, Any] = {"workflow": wf, "blocked": None}
+    if wf.kind == "failover":
+        update["last_failover_at"] = ex.clock.now()
+    state = ex.save(state, **update)
+    name, ids = topo.cluster.name, {"old_primary": wf.old_primary, "new_primary": wf.new_primary}
+    ex.recorder.history(name, f"{wf.kind}_started", f"{wf.kind} started: {wf.old_primary} -> {wf.new_primary} ({action.reason})", workflow=wf.id, **ids)
+    ex.recorder.metric(f"{wf.kind.capitalize()}Started", name)
+    ex.recorder.notify(topo.cluster, f"{wf.kind}_started", action.reason, unplanned=wf.kind == "failover", **ids, workflow=wf.id)
+    return state
+
+
+def fence(ex: Runner, topo: Topology, state: ClusterState, action: Fence) -> ClusterState:
+    inst = topo.instances[action.instance]
+    ex.rds.add_tags(inst.region, inst.arn, {TAG_FENCED: ex.clock.now().isoformat()})
+    state = ex.save(state, fenced=tuple(dict.fromkeys((*state.fenced, action.instance))))
+    ex.recorder.history(topo.cluster.name, "fenced", f"fenced {action.instance}: {action.reason}", instance=action.instance)
+    return state
+
+
+def promote(ex: Runner, topo: Topology, state: ClusterState, action: Promote) -> ClusterState:
+    region = _region(topo, action)
+    try:
+        ex.rds.promote(region, action.instance, action.backup_retention)
+    except InstanceStateError as exc:
+        # A promotion already under way answers InvalidDBInstanceState: that is our promotion.
+        current = ex.rds.describe(region, action.instance)
+        if current.is_replica and current.status == "available":
+            raise
+        logger.info(f"promotion of {action.instance} already under way ({exc})")
+    wf = _workflow(state).model_copy(update={"promote_issued_at": ex.clock.now(), "step": f"promotion of {action.instance} in progress"})
+    state = ex.save(state, workflow=wf)
+    ex.recorder.history(topo.cluster.name, "promote_issued", f"promotion of {action.instance} issued: {action.reason}", instance=action.instance)
+    return state
+
+
+def change_records(ex: Runner, topo: Topology, state: ClusterState, action: ChangeRecords) -> ClusterState:
+    name = topo.cluster.name
+    change_id = ex.route53.change(action.zone_id, action.changes, f"rds-ha {name}: {action.reason}")
+    if action.role == "writer" and state.workflow is not None:
+        moved = {"writer_moved_at": ex.clock.now(), "writer_change_id": change_id, "step": "restoring redundancy"}
+        state = ex.save(state, workflow=state.workflow.model_copy(update=moved))
+        ex.recorder.metric("WriterMoved", name)
+    ex.recorder.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
+    return state
+
+
+def record_primary(ex: Runner, topo: Topology, state: ClusterState, action: RecordPrimary) -> ClusterState:
+    region = _region(topo, action)
+    _protect(ex, topo, region, action.instance)
+    update: dict[str, Any] = {"primary": action.instance, "primary_region": None if region == topo.cluster.region else region}
+    if state.workflow is not None:
+        update["workflow"] = state.workflow.model_copy(update={"promoted_at": state.workflow.promoted_at or ex.clock.now()})
+    state = ex.save(state, **update)
+    ex.recorder.history(topo.cluster.name, "primary_recorded", f"{action.instance} is now the primary: {action.reason}", instance=action.instance)
+    return state
+
+
+def _protect(ex: Runner, topo: Topology, region: str, instance: str) -> None:
+    """Deletion protection on a new primary: a stale delete of it (a run that planned while it was
+    a replica) then fails at RDS. Best effort: recovery never waits for it."""
+    current = topo.instances.get(instance)
+    if current is not None and current.deletion_protection:
+        return
+    try:
+        ex.rds.set_deletion_protection(region, instance, True)
+    except AwsError as exc:
+        ex.recorder.history(topo.cluster.name, "step_failed", f"deletion protection on {instance} failed: {exc}", transient=exc.transient)
+
+
+def _scaling_step(ex: Runner, state: ClusterState, field: str, now: datetime, call: Callable[[], None]) -> ClusterState:
+    """A scaling call with its cooldown recorded first (a crash after the call must not let a
+    redelivery scale twice) and given back if AWS refuses the call (nothing changed)."""
+    before = getattr(state, field)
+    state = ex.save(state, **{field: now})
+    try:
+        call()
+    except AwsError:
+        ex.save(state, **{field: before})
+        raise
+    return state
+
+
+def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: CreateReplica) -> ClusterState:
+    region = action.region or _region(topo, action)
+
+    def create() -> None:
+        a = action
+        try:
+            ex.rds.create_replica(
+                region, a.instance, a.source, a.az, a.instance_class, a.tags, a.source_region, a.kms_key_id, a.subnet_group, a.security_group_ids
+            )
+        except InstanceAlreadyExistsError:
+            logger.info(f"replica {a.instance} exists already: created by an earlier run")
+
+    if action.scaling is not None:  # the cooldown starts before the call: a crash must not double it
+        state = _scaling_step(ex, state, "last_scale_out_at", ex.clock.now(), create)
+    else:
+        create()
+    ex.recorder.history(topo.cluster.name, "replica_created", f"{action.describe()}: {action.reason}", instance=action.instance, region=region)
+    ex.recorder.metric("ReplicaCreated", topo.cluster.name)
+    return state
+
+
+def _refusal(instance: str, state: ClusterState, current: Any) -> str | None:
+    """Why a replica must not be deleted after all, re-read right before the call."""
+    wf = state.workflow
+    if instance == state.primary or (wf is not None and instance == wf.new_primary):
+        return "it is the cluster's primary"
+    if not current.is_replica:
+        return "it is no longer a read replica"
+    if current.deletion_protection:
+        return "it has deletion protection"
+    return None
+
+
+def delete_instance(ex: Runner, topo: Topology, state: ClusterState, action: DeleteInstance) -> ClusterState:
+    """Delete a replica, re-read right before the call: a plan made a while ago may name an instance
+    that a promotion (or an operator) has since made standalone, or that the state now calls primary."""
+    region, instance = _region(topo, action), action.instance
+
+    def delete() -> None:
+        try:
+            why = _refusal(instance, state, ex.rds.describe(region, instance))
+            if why is not None:
+                raise StepRefusedError(f"refused to delete {instance}: re-read just before the call, {why}")
+            ex.rds.delete_replica(region, instance)
+        except InstanceNotFoundError:
+            logger.info(f"{instance} is gone already")
+
+    if action.scaling is not None:
+        state = _scaling_step(ex, state, "last_scale_in_at", ex.clock.now(), delete)
+    else:
+        delete()
+    kind = "replica_removed" if action.scaling else "orphan_deleted"
+    ex.recorder.history(topo.cluster.name, kind, f"{action.describe()}: {action.reason}", instance=instance)
+    ex.recorder.metric("ReplicaRemoved", topo.cluster.name)
+    return state
+
+
+def modify_multi_az(ex: Runner, topo: Topology, state: ClusterState, action: ModifyMultiAz) -> ClusterState:
+    ex.rds.modify_multi_az(_region(topo, action), action.instance, action.enabled)
+    note = "AWS builds the standby from a snapshot meanwhile; writes may slow until it is in sync"
+    ids = {"instance": action.instance, "enabled": action.enabled}
+    ex.recorder.history(topo.cluster.name, "multi_az", f"{action.describe()}: {action.reason}. {note}", **ids)
+    ex.recorder.notify(topo.cluster, "multi_az_changed", action.describe(), **ids, reason=action.reason)
+    return state
+
+
+def record_handled(ex: Runner, topo: Topology, state: ClusterState, action: RecordHandled) -> ClusterState:
+    """The one writer of handled alarm transitions, for every alarm role."""
+    assert action.at is not None
+    return ex.save(state, handled_alarms={**state.handled_alarms, action.alarm: HandledTransition(at=action.at, outcome=action.outcome)})
+
+
+def retarget_alarms(ex: Runner, topo: Topology, state: ClusterState, action: RetargetAlarms) -> ClusterState:
+    """Each failover alarm that watches the old primary now watches the new one. Done once per workflow:
+    a failure is recorded and notified (a human must point that alarm), never retried forever."""
+    name, cfg = topo.cluster.name, topo.cluster
+    new = topo.instances.get(action.new)
+    region = new.region if new is not None else cfg.region
+    if region != cfg.region:
+        why = f"the failover alarms live in {cfg.region}, and {action.new} is in {region}: deploy alarms there (rds-ha alarms render)"
+        ex.recorder.history(name, "alarms_not_moved", why)
+        ex.recorder.notify(cfg, "alarms_not_moved", why, new_primary=action.new)
+    else:
+        moved = []
+        for alarm in action.alarms:
+            try:
+                if ex.alarms.retarget_alarm(cfg.region, alarm, action.old, action.new):
+                    moved.append(alarm)
+            except AwsError as exc:
+                ex.recorder.history(name, "step_failed", f"pointing alarm {alarm} at {action.new} failed: {exc}", transient=exc.transient)
+                ex.recorder.notify(cfg, "alarm_not_moved", f"alarm {alarm} still watches {action.old}: {exc}", code=exc.code)
+        if moved:
+            ex.recorder.history(name, "alarms_moved", f"{', '.join(moved)} now watch {action.new} (were {action.old}): {action.reason}", alarms=moved)
+    return ex.save(state, workflow=_workflow(state).model_copy(update={"alarms_moved_at": ex.clock.now()}))
+
+
+def stop_instance(ex: Runner, topo: Topology, state: ClusterState, action: StopInstance) -> ClusterState:
+    ex.rds.stop(_region(topo, action), action.instance)
+    ex.recorder.history(topo.cluster.name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)
+    return state
+
+
+def verify_writer(ex: Runner, topo: Topology, state: ClusterState, action: VerifyWriter) -> ClusterState:
+    state = ex.save(state, workflow=_workflow(state).model_copy(update={"verified_at": ex.clock.now(), "step": "verified; restoring redundancy"}))
+    ex.recorder.history(topo.cluster.name, "writer_verified", f"{action.describe()}: {action.reason}", instance=action.instance)
+    ex.recorder.metric("WriterVerified", topo.cluster.name)
+    return state
+
+
+def complete_workflow(ex: Runner, topo: Topology, state: ClusterState, action: CompleteWorkflow) -> ClusterState:
+    wf, name, now = _workflow(state), topo.cluster.name, ex.clock.now()
+    took = (now - wf.started_at).total_seconds()
+    state = ex.save(state, workflow=None, last_failover_completed_at=now)
+    message = f"{wf.kind} complete: {wf.new_primary} is the primary ({took:.0f}s after it started)"
+    ex.recorder.history(name, f"{wf.kind}_completed", message, workflow=wf.id, seconds=round(took, 1))
+    ex.recorder.metric(f"{wf.kind.capitalize()}Completed", name)
+    ex.recorder.metric(f"{wf.kind.capitalize()}Seconds", name, took, unit=MetricUnit.Seconds)
+    ids = {"old_primary": wf.old_primary, "new_primary": wf.new_primary, "workflow": wf.id}
+    ex.recorder.notify(
+        topo.cluster, f"{wf.kind}_completed", message, unplanned=wf.kind == "failover", **ids, started_at=wf.started_at.isoformat(), seconds=round(took, 1)
+    )
+    ex.hooks.ended(topo, wf, "completed", message)
+    return state
+
+
+def abort_workflow(ex: Runner, topo: Topology, state: ClusterState, action: AbortWorkflow) -> ClusterState:
+    wf, name = _workflow(state), topo.cluster.name
+    state = ex.save(state, workflow=None, blocked=Blocked(at=ex.clock.now(), reason=action.reason, trigger=wf.trigger))
+    ex.recorder.history(name, f"{wf.kind}_aborted", f"{wf.kind} aborted: {action.reason}", workflow=wf.id)
+    ex.recorder.metric("FailoverBlocked", name)
+    ids = {"old_primary": wf.old_primary, "new_primary": wf.new_primary}
+    ex.recorder.notify(topo.cluster, f"{wf.kind}_aborted", action.reason, **ids, unplanned=wf.kind == "failover")
+    ex.hooks.ended(topo, wf, "aborted", action.reason)
+    return state
+
+
+STEPS: dict[type[Action], Step] = {
+    StartWorkflow: start_workflow,
+    Fence: fence,
+    Promote: promote,
+    ChangeRecords: change_records,
+    RecordPrimary: record_primary,
+    CreateReplica: create_replica,
+    DeleteInstance: delete_instance,
+    ModifyMultiAz: modify_multi_az,
+    RecordHandled: record_handled,
+    RetargetAlarms: retarget_alarms,
+    StopInstance: stop_instance,
+    VerifyWriter: verify_writer,
+    CompleteWorkflow: complete_workflow,
+    AbortWorkflow: abort_workflow,
+}

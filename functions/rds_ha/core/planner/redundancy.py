@@ -1,0 +1,114 @@
+"""Replicas to create (replicas.min, spread over AZs; replicas.cross_region), and why RDS would refuse any."""
+
+from __future__ import annotations
+
+from ... import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
+from ..actions import (
+    CreateReplica,
+)
+from ..config import CrossRegionReplicas
+from ..models import TERMINAL_STATUSES, Instance, Topology
+
+
+def replica_name(topo: Topology, suffix: str, taken: set[str]) -> str:
+    n = 1
+    while (name := f"{topo.cluster.name}-{suffix[:6]}-{n}") in taken:
+        n += 1
+    return name
+
+
+def live_replicas(topo: Topology, primary: Instance, region: str | None = None) -> list[Instance]:
+    """Replicas of `primary` in `region` (default: its own) that exist or are being created."""
+    where = region or primary.region
+    return [r for r in topo.replicas_of(primary.id) if r.region == where and r.status not in TERMINAL_STATUSES and not r.fenced]
+
+
+def no_replicas_of(primary: Instance) -> str | None:
+    """Why RDS would refuse to create any read replica of `primary`, or None."""
+    if primary.managed_password:
+        # RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager", Limitations.
+        return (
+            f"{primary.id}'s master password is managed by Secrets Manager (ManageMasterUserPassword): RDS creates no read replica of it "
+            "(turn it off: modify-db-instance --no-manage-master-user-password --master-user-password ...)"
+        )
+    if primary.backup_retention <= 0:
+        return f"{primary.id} has automated backups off (BackupRetentionPeriod 0): RDS creates no read replica of it"
+    return None
+
+
+def redundancy(
+    topo: Topology, primary: Instance, old: Instance | None, suffix: str, created_by: str, want: int | None = None, remote: bool = True
+) -> list[CreateReplica]:
+    """Replicas to create: up to `want` (default replicas.min) in the primary's region, spread over AZs
+    away from `old`, and (if `remote`) the configured count in each other region."""
+    cfg = topo.cluster
+    actions: list[CreateReplica] = []
+    taken = set(topo.instances)
+    tags = {TAG_CLUSTER: cfg.name, TAG_ROLE: "replica", TAG_CREATED_BY: created_by}
+    live = live_replicas(topo, primary)
+    want = cfg.replicas.min if want is None else want
+    missing = want - len(live)
+    for az in _spread_azs(topo, primary, old, live, max(0, missing)):
+        name = replica_name(topo, suffix, taken)
+        taken.add(name)
+        actions.append(
+            CreateReplica(
+                reason=f"{primary.id} has {len(live)} replica(s) in {primary.region}, replicas.min is {cfg.replicas.min}",
+                instance=name,
+                source=primary.id,
+                az=az,
+                instance_class=cfg.replicas.instance_class or primary.instance_class,
+                tags=tags,
+                region=primary.region,
+                source_region=primary.region,
+            )
+        )
+    for other in cfg.replicas.cross_region if remote else ():
+        if other.region == primary.region or other.region in topo.unreadable:
+            continue  # (a region that could not be read may hold its replicas: none is created blind)
+        have = live_replicas(topo, primary, other.region)
+        for _ in range(other.count - len(have)):
+            name = replica_name(topo, suffix, taken)
+            taken.add(name)
+            why = f"{primary.id} has {len(have)} replica(s) in {other.region}, replicas.cross_region asks for {other.count}"
+            actions.append(remote_replica(topo, primary, other.region, other, name, why, tags))
+    return actions
+
+
+def remote_replica(
+    topo: Topology, primary: Instance, region: str, other: CrossRegionReplicas | None, name: str, reason: str, tags: dict[str, str], az: str | None = None
+) -> CreateReplica:
+    """A replica of `primary` in another region: made there from the source's ARN, with that region's KMS
+    key, subnet group and security groups from replicas.cross_region (when it lists the region)."""
+    cfg = topo.cluster
+    return CreateReplica(
+        reason=reason,
+        instance=name,
+        source=primary.arn or primary.id,
+        az=az,
+        instance_class=(other.instance_class if other else None) or cfg.replicas.instance_class or primary.instance_class,
+        tags=tags,
+        region=region,
+        source_region=primary.region,
+        kms_key_id=other.kms_key_id if other else None,
+        subnet_group=other.subnet_group if other else None,
+        security_group_ids=other.security_group_ids if other else (),
+    )
+
+
+def _spread_azs(topo: Topology, new: Instance, old: Instance | None, live: list[Instance], count: int) -> list[str | None]:
+    """AZs for new replicas: the least used first, avoiding the failed primary's AZ."""
+    configured = [az for az in topo.cluster.replicas.availability_zones if az.startswith(new.region)]
+    pool = configured or sorted({i.az for i in topo.instances.values() if i.az and i.region == new.region})
+    bad = {old.az} if old is not None and old.az else set()
+    replica_azs = [r.az for r in live]
+    out: list[str | None] = []
+    for _ in range(count):
+        if not pool:
+            out.append(None)  # let RDS choose
+            continue
+        used = [new.az, *replica_azs]
+        az = min(pool, key=lambda a: (a in bad, used.count(a), replica_azs.count(a), a))
+        replica_azs.append(az)
+        out.append(az)
+    return out

@@ -1,0 +1,56 @@
+"""Outside a failover: the writer on the primary, the reader set, replicas.min and Multi-AZ as desired."""
+
+from __future__ import annotations
+
+from ..actions import (
+    ModifyMultiAz,
+    Plan,
+)
+from ..models import AVAILABLE, Topology
+from .dns import dns_actions, reader_verdicts
+from .redundancy import no_replicas_of, redundancy
+
+
+def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
+    """Outside a failover: keep the writer on the primary, the reader over its serving replicas,
+    replicas.min (and the cross-region replicas) in place, and Multi-AZ as desired."""
+    primary = topo.primary
+    if primary is None:
+        return Plan("steady", f"primary {topo.state.primary} not found; DNS left as it is")
+    if primary.is_replica or primary.fenced:
+        return Plan("steady", f"primary {primary.id} is a replica or fenced; DNS left as it is")
+    exclude = frozenset(topo.state.fenced)
+    actions = dns_actions(topo, primary, exclude, writer=True, why="reader set follows the primary's serving replicas")
+    reasons = ["DNS drifted"] if actions else []
+    if primary.status == AVAILABLE:
+        creates = redundancy(topo, primary, None, suffix, "rds-ha reconcile")
+        refused = no_replicas_of(primary) if creates else None
+        if refused:
+            reasons.append(f"replicas missing, but {refused}")
+        elif creates:
+            reasons.append("replicas missing")
+            actions += creates
+        else:  # a replica's creation needs the source available: Multi-AZ (which modifies it) comes after
+            multi_az = plan_multi_az(topo)
+            if multi_az.mutating:
+                reasons.append("Multi-AZ differs from the desired state")
+                actions += multi_az.mutating
+    verdicts = tuple(reader_verdicts(topo, primary, exclude)) if topo.cluster.dns.reader else ()
+    return Plan("steady", "; ".join(reasons) or "in sync", tuple(actions), reader=verdicts)
+
+
+def plan_multi_az(topo: Topology) -> Plan:
+    """Bring the primary's Multi-AZ to the desired state (config, or the last alarm/operator choice)."""
+    desired, primary = topo.desired_multi_az, topo.primary
+    if desired is None:
+        return Plan("steady", "Multi-AZ is not managed (no multi_az in the config, no choice made)")
+    want = "on" if desired else "off"
+    if primary is None or primary.is_replica:
+        return Plan("refused", f"primary {topo.state.primary} not found or not standalone")
+    if primary.multi_az == desired:
+        return Plan("steady", f"Multi-AZ is {want}, as desired")
+    if primary.status != AVAILABLE:
+        return Plan("waiting", f"Multi-AZ goes {want} once {primary.id} is available (status {primary.status})")
+    choice = topo.state.multi_az
+    source = f"chosen by {choice.by}" if choice is not None else "the config's multi_az"
+    return Plan("start", f"turn Multi-AZ {want}", (ModifyMultiAz(reason=f"desired Multi-AZ is {want} ({source})", instance=primary.id, enabled=desired),))

@@ -1,0 +1,202 @@
+"""The failover in progress: its next steps, derived from what AWS shows now (safe after a crash at any
+point: a step already done is not planned again), and `outline`, the same steps as the dry run states them."""
+
+from __future__ import annotations
+
+from ... import TAG_FENCED
+from ..actions import (
+    AbortWorkflow,
+    Action,
+    ChangeRecords,
+    CompleteWorkflow,
+    DeleteInstance,
+    Fence,
+    Plan,
+    Promote,
+    RecordPrimary,
+    RetargetAlarms,
+    StopInstance,
+    VerifyWriter,
+    Wait,
+)
+from ..models import AVAILABLE, TERMINAL_STATUSES, Instance, Topology, Workflow
+from .dns import dns_actions
+from .redundancy import live_replicas, no_replicas_of, redundancy
+
+# Statuses of a promoted instance in which it accepts writes.
+WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
+
+
+def plan_workflow(topo: Topology) -> Plan:
+    """The next steps of the failover in progress, derived from what AWS shows now."""
+    wf = topo.state.workflow
+    assert wf is not None
+    new = topo.instances.get(wf.new_primary)
+    old = topo.instances.get(wf.old_primary)
+    if new is None:
+        return Plan("blocked", f"{wf.new_primary}, chosen for promotion, no longer exists", (AbortWorkflow(reason=f"{wf.new_primary} disappeared"),))
+    limit = topo.cluster.failover.deadline_seconds
+    if wf.verified_at is None and (topo.now - wf.started_at).total_seconds() > limit:
+        missing = "promotion" if new.is_replica else "writer record verification"
+        why = f"{wf.kind} not verified within failover.deadline_seconds {limit}s (still waiting for the {missing}: {wf.step})"
+        return Plan("blocked", why, (AbortWorkflow(reason=why),))
+    fence: list[Action] = []
+    if old is not None and not old.fenced:
+        fence.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
+    if new.is_replica:
+        return _promoting(topo, wf, new, old, fence)
+    if new.status not in WRITABLE:
+        if new.status in TERMINAL_STATUSES:
+            return Plan("blocked", f"promoted {new.id} is {new.status}", (*fence, AbortWorkflow(reason=f"{new.id} is {new.status}")))
+        actions = fence + dns_actions(topo, new, _out_of_dns(wf), writer=False, why="orphans and the old primary leave the reader set at once")
+        actions.append(Wait(reason=f"{new.id} is promoted but {new.status}; the writer moves when it accepts writes"))
+        return Plan("progress", "finishing promotion", tuple(actions))
+    return _restoring(topo, wf, new, old, fence)
+
+
+def _out_of_dns(wf: Workflow) -> frozenset[str]:
+    return frozenset({wf.old_primary, *wf.orphans})
+
+
+def _promoting(topo: Topology, wf: Workflow, new: Instance, old: Instance | None, fence: list[Action]) -> Plan:
+    """The candidate is still a replica: promote it (once), fence the old primary, and let it alone serve reads."""
+    if new.status in TERMINAL_STATUSES:
+        return Plan("blocked", f"{new.id} went {new.status} before its promotion finished", (*fence, AbortWorkflow(reason=f"{new.id} is {new.status}")))
+    actions: list[Action] = []
+    # The promotion is the long pole: issue it first, then the fence and the reader set.
+    if wf.promote_issued_at is None and new.status == AVAILABLE:
+        retention = max(1, old.backup_retention if old is not None else 1)
+        actions.append(Promote(reason=f"{new.id} is the chosen candidate", instance=new.id, backup_retention=retention))
+    else:
+        actions.append(Wait(reason=f"promotion of {new.id} in progress (status {new.status})"))
+    # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
+    actions += fence + dns_actions(topo, new, _out_of_dns(wf), writer=False, why="orphans and the old primary leave the reader set at once")
+    return Plan("progress", "promoting", tuple(actions))
+
+
+def _restoring(topo: Topology, wf: Workflow, new: Instance, old: Instance | None, fence: list[Action]) -> Plan:
+    """Promoted and writable: move the writer, record the primary, point the alarms, then rebuild redundancy."""
+    cfg = topo.cluster
+    actions = fence + dns_actions(topo, new, _out_of_dns(wf), writer=True, why="reader set follows the new primary's replicas")
+    if topo.state.primary != new.id:
+        actions.append(RecordPrimary(reason=f"{new.id} is promoted and the writer points at it", instance=new.id))
+    if wf.alarms_moved_at is None and cfg.alarms.failover:
+        # Alarms that watch the old primary's instance would never see the new primary fail.
+        why = f"{new.id} is the primary: a second failure must be seen"
+        actions.append(RetargetAlarms(reason=why, alarms=tuple(cfg.alarms.failover), old=wf.old_primary, new=new.id))
+    ready = [r for r in live_replicas(topo, new) if r.status == AVAILABLE]
+    waiting: list[str] = []
+    for part in (_replicas(topo, wf, new, old, ready), _orphans(topo, wf, ready), _stop_old(topo, old)):
+        actions += part[0]
+        waiting += part[1]
+    moving_writer = any(isinstance(a, ChangeRecords) and a.role == "writer" for a in actions)
+    if wf.verified_at is None and not moving_writer:
+        verified, state = _writer_verified(topo, new)
+        if verified:
+            actions.append(VerifyWriter(reason=state, instance=new.id))
+        else:
+            waiting.append(state)
+    if any(a.mutates for a in actions):
+        return Plan("progress", "restoring redundancy", tuple(actions))
+    if waiting:
+        return Plan("waiting", "; ".join(waiting), (Wait(reason="; ".join(waiting)),))
+    return Plan("complete", f"{new.id} is the primary with {len(ready)} replica(s)", (CompleteWorkflow(reason="every step verified"),))
+
+
+Part = tuple[list[Action], list[str]]
+
+
+def _replicas(topo: Topology, wf: Workflow, new: Instance, old: Instance | None, ready: list[Instance]) -> Part:
+    """New replicas of the new primary up to replicas.min (once it is available), or why they wait."""
+    waiting: list[str] = []
+    creates: list[Action] = list(redundancy(topo, new, old, wf.id, f"rds-ha failover {wf.id}"))
+    refused = no_replicas_of(new) if creates and new.status == AVAILABLE else None
+    if refused:
+        waiting.append(f"redundancy cannot be rebuilt: {refused}")
+        creates = []
+    elif creates and new.status != AVAILABLE:
+        waiting.append(f"{new.id} is {new.status}; replicas are created once it is available")
+        return [], waiting
+    if len(ready) < topo.cluster.replicas.min and not creates and not refused:
+        waiting.append(f"{len(ready)}/{topo.cluster.replicas.min} new replicas available")
+    return creates, waiting
+
+
+def _orphans(topo: Topology, wf: Workflow, ready: list[Instance]) -> Part:
+    """The old primary's other replicas, deleted once their replacements are available and no record names them."""
+    cfg = topo.cluster
+    orphans = [topo.instances[o] for o in wf.orphans if o in topo.instances and topo.instances[o].status != "deleting"]
+    if not cfg.failover.delete_orphans or not orphans:
+        return [], []
+    if len(ready) < cfg.replicas.min:
+        return [], ["orphans are deleted once their replacements are available"]
+    named = {r.set_identifier for r in (*topo.reader, *topo.writer)}
+    # Never delete what a record still names: this plan's reader change goes first, the delete next run.
+    deletes: list[Action] = [
+        DeleteInstance(reason="orphaned replica of the old primary; its replacements are available", instance=o.id) for o in orphans if o.id not in named
+    ]
+    return deletes, (["orphans still named by a record are deleted once the record is gone"] if any(o.id in named for o in orphans) else [])
+
+
+def _stop_old(topo: Topology, old: Instance | None) -> Part:
+    if not topo.cluster.failover.stop_old_primary or old is None or old.status != AVAILABLE:
+        return [], []
+    if any(r.status != "deleting" for r in topo.replicas_of(old.id)):
+        return [], [f"{old.id} is stopped once its replicas are gone"]
+    return [StopInstance(reason="failover.stop_old_primary is set and nothing replicates from it", instance=old.id)], []
+
+
+# Route 53 propagates a change to all its servers "generally within 60 seconds" (GetChange: INSYNC).
+PROPAGATION_SECONDS = 60
+
+
+def _writer_verified(topo: Topology, new: Instance) -> tuple[bool, str]:
+    """Is the writer move done as far as clients can tell? Its change INSYNC, and Route 53's
+    authoritative answer (public zones) or its record (private zones) naming only the new primary.
+    A check that cannot run (Route 53 throttles, or refuses TestDNSAnswer) holds nothing up: the
+    record as Route 53 holds it decides, once the change is INSYNC (or, with GetChange failing too,
+    older than Route 53's propagation time)."""
+    check, expected = topo.writer_check, new.endpoint
+    if check is None:
+        return False, "writer record not checked yet"
+    if check.change_status not in (None, "INSYNC"):
+        return False, f"writer change {check.change_status} (Route 53 propagating)"
+    wf = topo.state.workflow
+    if not check.status_known:
+        moved = wf.writer_moved_at if wf is not None else None
+        if moved is None or (topo.now - moved).total_seconds() < PROPAGATION_SECONDS:
+            return False, f"{check.unchecked}; waiting {PROPAGATION_SECONDS}s after the writer change for Route 53 to propagate it"
+    if check.answer is not None:
+        if check.answer != (expected,):
+            return False, f"Route 53 answers {', '.join(check.answer) or 'nothing'} for {topo.cluster.dns.writer}, not {expected}"
+        return True, f"writer change INSYNC; Route 53 answers {expected}"
+    if [r.value for r in topo.writer] != [expected]:
+        return False, f"the writer record is {', '.join(r.value for r in topo.writer) or 'missing'}, not {expected}"
+    if check.unchecked is not None:
+        insync = "INSYNC" if check.status_known else f"older than {PROPAGATION_SECONDS}s"
+        return True, f"{check.unchecked}: verified from the record as Route 53 holds it (writer change {insync}; the record names {expected})"
+    return True, f"writer change INSYNC; private zone: the record names {expected} (TestDNSAnswer serves public zones only)"
+
+
+def outline(topo: Topology, wf: Workflow) -> list[str]:
+    """The steps a failover will take, in the order `plan_workflow` takes them (what `failover --dry-run`
+    prints; tests/integration/test_dry_run.py holds the two together)."""
+    cfg = topo.cluster
+    new = topo.instances.get(wf.new_primary)
+    steps = [
+        f"promote {wf.new_primary} (issued first: it is the long pole)",
+        f"fence {wf.old_primary}: tag it {TAG_FENCED}, take it out of every record (never delete it)",
+    ]
+    if wf.orphans:
+        steps.append(f"take the orphans {', '.join(wf.orphans)} out of the reader set")
+    target = new.endpoint if new else wf.new_primary
+    steps.append(
+        f"once {wf.new_primary} is standalone and accepts writes: move {cfg.dns.writer} CNAME to {target} (TTL {cfg.dns.ttl}s), "
+        "one batch that deletes the record as read and creates the new one"
+    )
+    steps.append(f"create replicas of {wf.new_primary} up to replicas.min={cfg.replicas.min}, spread over AZs")
+    if wf.orphans and cfg.failover.delete_orphans:
+        steps.append(f"delete the orphans {', '.join(wf.orphans)} once their replacements are available")
+    if cfg.failover.stop_old_primary:
+        steps.append(f"stop {wf.old_primary} once nothing replicates from it")
+    return steps

@@ -1,0 +1,78 @@
+"""Ports: what the executor and the recorder need of AWS and of the state table, as `Protocol`s.
+
+The adapters (`rds_ha.adapters`) implement them against boto3; tests may pass in-memory fakes where moto
+adds nothing. One method per AWS call, each raising the errors of `core.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from .actions import RecordChange
+from .models import ClusterState, Instance
+
+
+class StatePort(Protocol):
+    def get_state(self, cluster: str) -> ClusterState | None: ...
+
+    def put_state(self, state: ClusterState) -> ClusterState:
+        """Write the state if its version is still the stored one (StateConflictError otherwise)."""
+        ...
+
+    def add_history(self, cluster: str, at: datetime, kind: str, message: str, details: dict[str, Any] | None = None) -> None: ...
+
+
+class RdsPort(Protocol):
+    def describe(self, region: str, instance_id: str) -> Instance: ...
+
+    def promote(self, region: str, instance_id: str, backup_retention: int) -> None: ...
+
+    def create_replica(
+        self,
+        region: str,
+        instance_id: str,
+        source: str,
+        az: str | None,
+        instance_class: str | None,
+        tags: Mapping[str, str],
+        source_region: str | None = None,
+        kms_key_id: str | None = None,
+        subnet_group: str | None = None,
+        security_group_ids: tuple[str, ...] = (),
+    ) -> None: ...
+
+    def delete_replica(self, region: str, instance_id: str) -> None: ...
+
+    def modify_multi_az(self, region: str, instance_id: str, enabled: bool) -> None: ...
+
+    def set_deletion_protection(self, region: str, instance_id: str, enabled: bool) -> None: ...
+
+    def stop(self, region: str, instance_id: str) -> None: ...
+
+    def add_tags(self, region: str, arn: str, tags: Mapping[str, str]) -> None: ...
+
+
+class DnsPort(Protocol):
+    def change(self, zone_id: str, changes: tuple[RecordChange, ...], comment: str) -> str:
+        """Submit one atomic batch; the change id."""
+        ...
+
+
+class AlarmPort(Protocol):
+    def retarget_alarm(self, region: str, name: str, old: str, new: str) -> bool:
+        """Point the alarm's instance dimension from `old` to `new`; False if it did not watch `old`."""
+        ...
+
+
+class NotifyPort(Protocol):
+    def publish(self, topic_arn: str, subject: str, message: dict[str, Any]) -> None: ...
+
+
+class HookPort(Protocol):
+    def ask(self, arn: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]: ...
+
+    def tell(self, arn: str, payload: dict[str, Any]) -> None: ...
+
+    def exists(self, arn: str) -> bool: ...

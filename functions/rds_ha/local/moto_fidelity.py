@@ -21,7 +21,7 @@ from moto.cloudwatch.models import Alarm as FakeAlarm
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, RDSClientError
-from moto.rds.models import RDSBackend
+from moto.rds.models import DBInstance, RDSBackend
 from moto.route53.exceptions import Route53ClientError
 from moto.route53.models import Route53Backend
 
@@ -83,6 +83,20 @@ class RateLimit:
             return False
 
 
+class Backing(Protocol):
+    """Real servers behind moto's instances: told of each change RDS would make to an instance's server."""
+
+    def primary(self, db: Any) -> None: ...
+
+    def replica(self, db: Any, source: Any) -> None: ...
+
+    def promoted(self, db: Any) -> None: ...
+
+    def gone(self, instance_id: str) -> None: ...
+
+    def address(self, instance_id: str) -> str | None: ...
+
+
 @dataclass
 class Fidelity:
     """Which durations to simulate (seconds; 0 = instant, as moto does) and on which clock."""
@@ -93,6 +107,8 @@ class Fidelity:
     multi_az_seconds: float = 0
     # RDS API throttling (None = none, as moto): every RDS call takes a token or is refused with Throttling.
     rds_rate: RateLimit | None = None
+    # Real database servers behind the instances (the local lab, rds_ha.local.lab); None: records only.
+    backing: Backing | None = None
     pending: list[tuple[datetime, Callable[[], None]]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -130,6 +146,10 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         create=RDSBackend.create_db_instance_read_replica,
         describe=RDSBackend.describe_db_instances,
         modify=RDSBackend.modify_db_instance,
+        create_instance=RDSBackend.create_db_instance,
+        delete_instance=RDSBackend.delete_db_instance,
+        stop_instance=RDSBackend.stop_db_instance,
+        address=DBInstance.address,
     )
 
     _install_route53_transactions()
@@ -139,6 +159,10 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     RDSBackend.create_db_instance_read_replica = _create_db_instance_read_replica  # type: ignore[method-assign]
     RDSBackend.describe_db_instances = _describe_db_instances  # type: ignore[method-assign]
     RDSBackend.modify_db_instance = _modify_db_instance  # type: ignore[method-assign]
+    RDSBackend.create_db_instance = _create_db_instance  # type: ignore[method-assign]
+    RDSBackend.delete_db_instance = _delete_db_instance  # type: ignore[method-assign]
+    RDSBackend.stop_db_instance = _stop_db_instance  # type: ignore[method-assign]
+    DBInstance.address = property(_address)  # type: ignore[assignment,method-assign]
 
     # AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls
     # from threads race: two conditional DynamoDB puts can both "win" (our lease and idempotency
@@ -191,6 +215,8 @@ def _promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         if retention is not None:
             db.backup_retention_period = int(retention)
         db.status = "available"
+        if _active.backing is not None:
+            _active.backing.promoted(db)
 
     _active.later(_active.promote_seconds, done)
     return db
@@ -203,6 +229,8 @@ def _create_db_instance_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]
         raise DBInstanceAlreadyExists()
     _refuse_replica(self, db_kwargs)
     replica = _originals["create"](self, db_kwargs)
+    if _active.backing is not None:
+        _active.backing.replica(replica, self.find_db_from_id(db_kwargs["source_db_instance_identifier"]))
     # moto copies the source's tags, status and deletion protection into the replica; AWS starts from
     # the request (CreateDBInstanceReadReplica's DeletionProtection defaults to false).
     replica.tags = list(db_kwargs.get("tags") or [])
@@ -240,6 +268,33 @@ def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs
 def _describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
     _active.settle()
     return _originals["describe"](self, *args, **kwargs)
+
+
+def _create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+    db = _originals["create_instance"](self, db_kwargs)
+    if _active.backing is not None:
+        _active.backing.primary(db)
+    return db
+
+
+def _delete_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+    db = _originals["delete_instance"](self, db_instance_identifier, *args, **kwargs)
+    if _active.backing is not None:
+        _active.backing.gone(db_instance_identifier)
+    return db
+
+
+def _stop_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+    db = _originals["stop_instance"](self, db_instance_identifier, *args, **kwargs)
+    if _active.backing is not None:
+        _active.backing.gone(db_instance_identifier)
+    return db
+
+
+def _address(db: Any) -> str:
+    """The instance's endpoint: its real server's address in the lab, moto's made-up name otherwise."""
+    real = _active.backing.address(db.db_instance_identifier) if _active.backing is not None else None
+    return real if real is not None else str(_originals["address"].fget(db))
 
 
 def _refuse_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> None:

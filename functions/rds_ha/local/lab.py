@@ -1,0 +1,90 @@
+"""The local lab: moto's RDS instances backed by real PostgreSQL servers on loopback.
+
+With a lab installed as the fidelity layer's backing, what RDS would do to an instance's server is done
+to a real one: CreateDBInstance starts a primary (initdb); CreateDBInstanceReadReplica builds a streaming
+replica of its source's server (pg_basebackup -R); PromoteReadReplica's completion promotes it
+(pg_promote: standalone, writable); StopDBInstance and DeleteDBInstance stop it. Each instance's Endpoint
+is its server's own loopback address and port, so a writer record names a server a client can reach.
+`kill()` is a failed primary (`pg_ctl stop -m immediate`); `publish_lag()` puts each replica's
+ReplicaLag datapoint, from the server's replay state, where CloudWatch would.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from ..adapters.aws import AwsClients
+from . import moto_fidelity, sandbox
+from .postgres import PgServer, PgServers
+
+APP_USER = "app"
+APP_PASSWORD = "local-moto-only-1"  # noqa: S105 - the sandbox's master password (moto's and the lab's)
+
+# A replica's lag as the lab reports it: 0 when it has replayed all it received, else the seconds since
+# the last transaction it replayed (PostgreSQL's own measure, pg_last_xact_replay_timestamp).
+REPLICA_LAG_SQL = (
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+)
+
+
+class PgLab:
+    """Real servers behind moto's RDS instances; `install()` makes the fidelity layer use it."""
+
+    def __init__(self, servers: PgServers | None = None) -> None:
+        self.servers = servers or PgServers()
+
+    def install(self, fidelity: moto_fidelity.Fidelity) -> PgLab:
+        fidelity.backing = self
+        return self
+
+    def server(self, instance_id: str) -> PgServer:
+        return self.servers.servers[instance_id]
+
+    # -- what the fidelity layer tells it --------------------------------------------------------
+    def primary(self, db: Any) -> None:
+        server = self.servers.primary(db.db_instance_identifier)
+        server.sql(f"CREATE ROLE {APP_USER} WITH LOGIN SUPERUSER PASSWORD '{APP_PASSWORD}'")
+        db.port = server.port
+
+    def replica(self, db: Any, source: Any) -> None:
+        origin = self.servers.servers.get(source.db_instance_identifier)
+        if origin is None:
+            return  # a source the lab does not back (another region's, say): the replica stays a record
+        server = self.servers.replica(db.db_instance_identifier, origin)
+        db.port = server.port
+
+    def promoted(self, db: Any) -> None:
+        server = self.servers.servers.get(db.db_instance_identifier)
+        if server is not None and server.running and server.in_recovery():
+            server.promote()
+
+    def gone(self, instance_id: str) -> None:
+        server = self.servers.servers.get(instance_id)
+        if server is not None:
+            with suppress(RuntimeError):
+                server.stop("fast")
+
+    def address(self, instance_id: str) -> str | None:
+        server = self.servers.servers.get(instance_id)
+        return server.host if server is not None else None
+
+    # -- what a test or the demo does ------------------------------------------------------------
+    def kill(self, instance_id: str, region: str = sandbox.REGION) -> None:
+        """The instance fails: its server crashes, RDS shows it `failed`."""
+        self.server(instance_id).stop("immediate")
+        moto_fidelity.set_status(instance_id, "failed", region)
+
+    def publish_lag(self, clients: AwsClients, at: datetime) -> dict[str, float]:
+        """Each running replica's ReplicaLag datapoint at `at`, as CloudWatch would have it."""
+        out: dict[str, float] = {}
+        for name, server in self.servers.servers.items():
+            if server.running and server.in_recovery():
+                out[name] = float(server.sql(REPLICA_LAG_SQL)[0][0])
+                sandbox.put_lag(clients, name, out[name], at)
+        return out
+
+    def close(self) -> None:
+        self.servers.close()

@@ -20,7 +20,7 @@ from . import moto_fidelity, sandbox
 from .postgres import PgServer, PgServers
 
 APP_USER = "app"
-APP_PASSWORD = "local-moto-only-1"  # noqa: S105 - the sandbox's master password (moto's and the lab's)
+APP_PASSWORD = "local-moto-only-1"  # noqa: S105 # nosec B105 - the sandbox's master password (moto's and the lab's)
 
 # A replica's lag as the lab reports it: 0 when it has replayed all it received, else the seconds since
 # the last transaction it replayed (PostgreSQL's own measure, pg_last_xact_replay_timestamp).

@@ -26,7 +26,7 @@ from typing import Any
 
 SERVER_USER = "rdsha-pg"
 REPLICATION_USER = "replicator"
-REPLICATION_PASSWORD = "repl-S3cret-pw"  # noqa: S105 - a throwaway loopback server's password
+REPLICATION_PASSWORD = "repl-S3cret-pw"  # noqa: S105 # nosec B105 - a throwaway loopback server's password
 
 
 def bin_dir() -> Path:
@@ -129,7 +129,8 @@ class PgServer:
 class PgServers:
     """The servers of one lab (or one test), in one temporary directory."""
 
-    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rdsha-pg-", dir="/tmp")))
+    # Under /tmp, not $TMPDIR: the servers' user must reach it. mkdtemp: a new, unique directory (B108 is about fixed paths).
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rdsha-pg-", dir="/tmp")))  # nosec B108
     servers: dict[str, PgServer] = field(default_factory=dict)
     user: str | None = field(default_factory=_server_user)
     bins: Path = field(default_factory=bin_dir)

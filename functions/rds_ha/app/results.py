@@ -55,8 +55,8 @@ class Result:
         """The same result with a further run's reason and actions (reconcile's capacity check after its sync)."""
         return replace(self, reason=joined(self.reason, more.reason), actions=self.actions + more.actions)
 
-    def as_dict(self, full: bool = False) -> dict[str, Any]:
-        """JSON for handlers and `--json`; empty fields left out (but for candidates when `full`)."""
+    def as_dict(self) -> dict[str, Any]:
+        """JSON for handlers and `--json`; empty fields left out."""
         out: dict[str, Any] = {
             "cluster": self.cluster,
             "outcome": self.outcome,
@@ -68,4 +68,4 @@ class Result:
             "steps": list(self.steps),
             "readiness": self.readiness.as_dict(candidates=False) if self.readiness is not None else None,
         }
-        return {k: v for k, v in out.items() if (full and k == "candidates") or v not in (None, [], {})}
+        return {k: v for k, v in out.items() if v not in (None, [], {})}

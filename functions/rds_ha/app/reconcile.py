@@ -76,7 +76,7 @@ class Reconcile:
         """One cluster, under its lease: a missed failover alarm first, then the sync, then capacity alarms."""
         state = self.d.table.get_state(cfg.name) if any(n in in_alarm for n, _ in cfg.alarms.roles()) else None
         seen = firing(cfg, state, in_alarm) if state is not None and state.workflow is None else []
-        missed = missed_failover(state, seen) if state is not None else None
+        missed = missed_failover(state, seen) if state is not None and seen else None
         decided = None
         if missed is not None:
             trigger = AlarmTrigger(

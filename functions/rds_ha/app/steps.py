@@ -33,7 +33,7 @@ from ..core.actions import (
 )
 from ..core.clock import Clock
 from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError, StepRefusedError
-from ..core.models import Blocked, ClusterState, HandledTransition, Topology, Workflow
+from ..core.models import Blocked, ClusterState, HandledTransition, Instance, Topology, Workflow
 from ..core.ports import AlarmPort, DnsPort, RdsPort
 from ..observability import logger
 from .hooks import HookCalls
@@ -174,7 +174,7 @@ def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: Crea
     return state
 
 
-def _refusal(instance: str, state: ClusterState, current: Any) -> str | None:
+def _refusal(instance: str, state: ClusterState, current: Instance) -> str | None:
     """Why a replica must not be deleted after all, re-read right before the call."""
     wf = state.workflow
     if instance == state.primary or (wf is not None and instance == wf.new_primary):

@@ -5,8 +5,9 @@ to a real one: CreateDBInstance starts a primary (initdb); CreateDBInstanceReadR
 replica of its source's server (pg_basebackup -R); PromoteReadReplica's completion promotes it
 (pg_promote: standalone, writable); StopDBInstance and DeleteDBInstance stop it. Each instance's Endpoint
 is its server's own loopback address and port, so a writer record names a server a client can reach.
-`kill()` is a failed primary (`pg_ctl stop -m immediate`); `publish_lag()` puts each replica's
-ReplicaLag datapoint, from the server's replay state, where CloudWatch would.
+`kill()` is a failed primary (`pg_ctl stop -m immediate`); `publish_lag()` puts a ReplicaLag datapoint
+for each replica into CloudWatch (AWS/RDS), computed by the lab from the server's replay state
+(REPLICA_LAG_SQL: not RDS's own computation, which its documentation does not spell out).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class PgLab:
         moto_fidelity.set_status(instance_id, "failed", region)
 
     def publish_lag(self, clients: AwsClients, at: datetime) -> dict[str, float]:
-        """Each running replica's ReplicaLag datapoint at `at`, as CloudWatch would have it."""
+        """Each running replica's ReplicaLag datapoint at `at` (the lab's measure, REPLICA_LAG_SQL)."""
         out: dict[str, float] = {}
         for name, server in self.servers.servers.items():
             if server.running and server.in_recovery():

@@ -119,6 +119,14 @@ def _rds_db(region: str, ident: str) -> Resource:
     return Resource("db", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:db:{name}", _tags(db.tags) if db is not None else ())
 
 
+def _rds_pg(region: str, name: str) -> Resource:
+    """A DB parameter group with its tags as moto holds them (the aws:ResourceTag context)."""
+    from moto.rds.models import rds_backends
+
+    group = rds_backends[ACCOUNT][region].db_parameter_groups.get(name)
+    return Resource("pg", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:pg:{name}", _tags(getattr(group, "tags", None)))
+
+
 def _kms_key(region: str, key_id: str | None) -> tuple[str, bool] | None:
     """(key ARN, customer managed) of a key id, ARN or alias; None when moto does not know it."""
     if not key_id:
@@ -181,6 +189,15 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
             return one(_rds_db(region, params["DBInstanceIdentifier"]))
         if name == "AddTagsToResource":
             return one(_rds_db(region, params["ResourceName"]), **_tags_ctx(params.get("Tags")))
+        if name in {"ModifyDBParameterGroup", "DescribeDBParameters"}:
+            return one(_rds_pg(region, params["DBParameterGroupName"]))
+        if name == "CopyDBParameterGroup":
+            tags = _tags_ctx(params.get("Tags"))
+            target = Resource("pg", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:pg:{params['TargetDBParameterGroupIdentifier']}")
+            out = one(_rds_pg(region, params["SourceDBParameterGroupIdentifier"]), target, **tags)
+            if params.get("Tags"):  # RDS User Guide, "Grant permission to tag Amazon RDS resources during creation"
+                out.append(Request(fn, "rds:AddTagsToResource", (target,), _freeze(tags)))
+            return out
         if name == "CreateDBInstanceReadReplica":
             src_region, _, source = _rds_instance(region, params["SourceDBInstanceIdentifier"])
             same = src_region == region

@@ -229,13 +229,23 @@ def build_cluster(
     extra: str = "",
     engine: str = "postgres",
     kms_key_id: str | None = None,
+    own_parameter_groups: bool = False,
 ) -> ClusterConfig:
     """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied.
     `extra`: more YAML lines of the cluster (indented 4), e.g. more alarm roles under `alarms:` first."""
     if replicas is None:
         replicas = {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}
     sb.zone_id = sandbox.create_cluster(
-        sb.clients, sb.clock.now(), replicas, primary_az=primary_az, tags=tags, alarms=alarms, alarm_state="ALARM", engine=engine, kms_key_id=kms_key_id
+        sb.clients,
+        sb.clock.now(),
+        replicas,
+        primary_az=primary_az,
+        tags=tags,
+        alarms=alarms,
+        alarm_state="ALARM",
+        engine=engine,
+        kms_key_id=kms_key_id,
+        own_parameter_groups=own_parameter_groups,
     )
     text = CONFIG.format(
         min=min_replicas, zone=sb.zone_id, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms), extra=extra

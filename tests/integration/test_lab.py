@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from rds_ha.handlers.failover import handler
 from rds_ha.handlers.reconcile import handler as reconcile_handler
@@ -14,19 +11,6 @@ from rds_ha.local.lab import APP_PASSWORD, APP_USER, PgLab
 from rds_ha.local.postgres import PgServer
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
-from ..servers import have_postgres
-from .test_probe import _require
-
-
-@pytest.fixture
-def lab(aws: Sandbox) -> Iterator[PgLab]:
-    _require(have_postgres(), "PostgreSQL")
-    lab = PgLab().install(aws.fidelity)
-    try:
-        yield lab
-    finally:
-        aws.fidelity.backing = None
-        lab.close()
 
 
 def _writer(aws: Sandbox, lab: PgLab) -> PgServer:

@@ -28,8 +28,9 @@ def test_the_demo_fails_a_real_primary_over_and_switches_over_and_reports_what_t
         assert seen["writes_acknowledged"] > 5 and seen["write_downtime_seconds"] >= 0, seen
     # The replicas had replayed everything the dead primary acknowledged: none of it is lost.
     assert figures["failover"]["acknowledged_writes_lost"] == 0, figures
-    # A switchover does not fence the old primary's writes yet (issue 16's next step): what it measures is said, not asserted.
-    assert isinstance(figures["switchover"]["acknowledged_writes_lost"], int), figures
+    # The switchover's write fence: the target is promoted only once it has replayed the old primary's last write.
+    assert figures["switchover"]["acknowledged_writes_lost"] == 0, figures
+    assert figures["switchover"]["write_downtime_seconds"] > 0, figures  # the fence refused writes until the writer moved
 
 
 def test_the_simulated_demo_still_runs_on_records_alone(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:

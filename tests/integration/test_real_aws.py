@@ -185,3 +185,17 @@ def test_apply_refuses_a_hook_or_topic_of_another_account(aws: Sandbox) -> None:
     text = str(refused.value)
     assert "hooks.pre_failover arn:aws:lambda:us-east-1:210987654321:function:rds-ha-hook-check is in account 210987654321" in text
     assert "notifications.sns_topic_arn" in text and "not rds-ha's account 123456789012" in text
+
+
+def test_rds_refuses_a_change_to_a_default_parameter_group(aws: Sandbox) -> None:
+    """RDS User Guide, "Modifying parameters in a DB parameter group": a default group's values cannot be changed
+    (moto answers DBParameterGroupNotFound); the fence never tries (the switchover is refused first)."""
+    from botocore.exceptions import ClientError
+
+    build_cluster(aws)
+    with pytest.raises(ClientError) as refused:
+        aws.rds().modify_db_parameter_group(
+            DBParameterGroupName="default.postgres16",
+            Parameters=[{"ParameterName": "default_transaction_read_only", "ParameterValue": "1", "ApplyMethod": "immediate"}],
+        )
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue", refused.value.response

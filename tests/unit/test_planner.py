@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from rds_ha.core.actions import ChangeRecords, CompleteWorkflow, CreateReplica, DeleteInstance, Promote, RetargetAlarms
+from rds_ha.core.config import SwitchoverConfig
 from rds_ha.core.models import ClusterState, Record, WriterCheck
 from rds_ha.core.planner import decide_failover, plan_steady, plan_workflow
 
@@ -296,3 +298,36 @@ def test_a_transition_handled_before_one_record_served_every_alarm_role_stays_ha
     assert (plan.outcome, plan.reason) == ("duplicate", "this transition of down was handled already (blocked)")
     again = ClusterState.model_validate_json(state.model_dump_json())  # as the next write stores it
     assert "last_trigger" not in state.model_dump() and again.handled_alarms == state.handled_alarms
+
+
+# -- a switchover's write fence -----------------------------------------------------------------------
+
+
+def _fenced(promoted: bool, minutes: float) -> tuple[list[str], str]:
+    """A fenced switchover db -> r2, `minutes` after the fence; r2 promoted (standalone) or still a replica."""
+    from rds_ha.core.models import FenceView, WriteFence
+
+    cfg = cluster(deadline_seconds=300).model_copy(
+        update={
+            "switchover": SwitchoverConfig.model_validate(
+                {"catch_up_seconds": 60, "fence": {"secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:m"}}
+            )
+        }
+    )
+    at = NOW - timedelta(minutes=minutes)
+    fence = WriteFence(instance="db", group="db-params", parameter="default_transaction_read_only", previous="0", requested_at=at, position=5.0, sealed_at=at)
+    wf = workflow(kind="switchover", started_at=at, fence=fence, promote_issued_at=at if promoted else None)
+    state = ClusterState(cluster="orders", primary="db", workflow=wf)
+    t = topo(inst("db", parameter_group="db-params"), inst("r2", None if promoted else "db"), state=state, cfg=cfg)
+    t = replace(t, fence=FenceView(replayed=1.0))
+    plan = plan_workflow(t)
+    return [type(a).__name__ for a in plan.actions], plan.reason
+
+
+def test_a_fence_is_lifted_when_the_target_has_not_replayed_in_time_and_never_once_it_is_promoted() -> None:
+    actions, reason = _fenced(promoted=False, minutes=2)
+    assert actions == ["LiftFence", "AbortWorkflow"] and "catch_up_seconds (60s)" in reason
+    actions, reason = _fenced(promoted=True, minutes=10)  # past failover.deadline_seconds, unverified: aborted
+    assert "AbortWorkflow" in actions and "LiftFence" not in actions, (actions, reason)
+    actions, _ = _fenced(promoted=False, minutes=0)  # in time, not replayed yet: wait
+    assert actions == ["Wait"]

@@ -51,7 +51,13 @@ def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
         managed_password=bool(raw.get("MasterUserSecret")),
         subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
         storage_encrypted=bool(raw.get("StorageEncrypted", False)),
+        parameter_group=next((g.get("DBParameterGroupName") for g in raw.get("DBParameterGroups") or []), None),
     )
+
+
+# A parameter's value when DescribeDBParameters gives none: RDS's engine defaults (MySQL/MariaDB read_only
+# is {TrueIfReplica}: on for a read replica, off otherwise; PostgreSQL's default_transaction_read_only is off).
+ENGINE_DEFAULTS = {"read_only": "{TrueIfReplica}", "default_transaction_read_only": "0"}
 
 
 class RdsAdapter:
@@ -91,6 +97,41 @@ class RdsAdapter:
         except _ERRORS as exc:
             raise translate(exc, f"describe {instance_id}") from exc
 
+    def parameter(self, region: str, group: str, name: str) -> str:
+        """A parameter's value in a DB parameter group (its engine default if the group gives none)."""
+        try:
+            for page in self._rds(region).get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group):
+                for param in page.get("Parameters", []):
+                    if param.get("ParameterName") == name and param.get("ParameterValue") is not None:
+                        return str(param["ParameterValue"])
+        except _ERRORS as exc:
+            raise translate(exc, f"read {name} of parameter group {group}") from exc
+        return ENGINE_DEFAULTS.get(name, "0")
+
+    def set_parameter(self, region: str, group: str, name: str, value: str) -> None:
+        """Set a dynamic parameter, applied at once to every instance of the group (ApplyMethod immediate)."""
+        try:
+            self._rds(region).modify_db_parameter_group(
+                DBParameterGroupName=group, Parameters=[{"ParameterName": name, "ParameterValue": value, "ApplyMethod": "immediate"}]
+            )
+        except _ERRORS as exc:
+            raise translate(exc, f"set {name}={value} in parameter group {group}") from exc
+
+    def copy_parameter_group(self, region: str, source: str, target: str, description: str, tags: Mapping[str, str]) -> None:
+        """A copy of `source` named `target`, tagged; one that exists already (an earlier attempt's) is kept."""
+        try:
+            self._rds(region).copy_db_parameter_group(
+                SourceDBParameterGroupIdentifier=source,
+                TargetDBParameterGroupIdentifier=target,
+                TargetDBParameterGroupDescription=description,
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "DBParameterGroupAlreadyExists":
+                raise translate(exc, f"copy parameter group {source} to {target}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"copy parameter group {source} to {target}") from exc
+
     def promote(self, region: str, instance_id: str, backup_retention: int) -> None:
         try:
             self._rds(region).promote_read_replica(DBInstanceIdentifier=instance_id, BackupRetentionPeriod=backup_retention)
@@ -109,6 +150,7 @@ class RdsAdapter:
         kms_key_id: str | None = None,
         subnet_group: str | None = None,
         security_group_ids: tuple[str, ...] = (),
+        parameter_group: str | None = None,
     ) -> None:
         """A read replica of `source` in `region`. Cross-region (`source_region` differs): the call is
         made in the destination region with the source's ARN, boto3 presigns the URL from SourceRegion,
@@ -131,6 +173,8 @@ class RdsAdapter:
             kwargs["DBSubnetGroupName"] = subnet_group
         if security_group_ids:
             kwargs["VpcSecurityGroupIds"] = list(security_group_ids)
+        if parameter_group:
+            kwargs["DBParameterGroupName"] = parameter_group
         try:
             self._rds(region).create_db_instance_read_replica(**kwargs)
         except _ERRORS as exc:

@@ -14,6 +14,7 @@ from ..adapters.route53 import Route53Adapter
 from ..adapters.state import StateTable
 from ..core.clock import Clock
 from .executor import Executor
+from .fences import Fences
 from .hooks import HookCalls
 from .lease import Leases
 from .recorder import Recorder
@@ -30,10 +31,17 @@ class Settings:
 
     table: str = DEFAULT_TABLE
     topic_arn: str | None = None
+    # Does this process reach the databases for a switchover's write fence? The Lambdas do not
+    # (RDS_HA_FENCE_SQL=0 in template.yaml): they never try to log in, so never freeze or seal a fence.
+    fence_sql: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE, topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None)
+        return cls(
+            table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE,
+            topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None,
+            fence_sql=os.environ.get("RDS_HA_FENCE_SQL", "1") != "0",
+        )
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ def build(clients: AwsClients, settings: Settings, clock: Clock, poll_seconds: f
     hooks = HookCalls(Hooks(clients), recorder)
     leases = Leases(table, clock)
     clients.send_guard = leases.before_send  # every mutating attempt is sent only under a live lease
-    executor = Executor(rds, route53, cloudwatch, table, recorder, hooks, clock, leases)
-    snapshots = Snapshotter(rds, route53, cloudwatch, table, clock)
+    fences = Fences(clients, reach=settings.fence_sql)
+    executor = Executor(rds, route53, cloudwatch, table, recorder, hooks, clock, leases, fences=fences.of)
+    snapshots = Snapshotter(rds, route53, cloudwatch, table, clock, fences=fences.of)
     return Deps(settings, clients, clock, table, rds, route53, cloudwatch, hooks, leases, snapshots, recorder, executor, poll_seconds)

@@ -29,7 +29,9 @@ Mode = Literal["failover", "switchover"]
 # History kinds that mark the milestones of a recovery, in order: a short name and what it means.
 MILESTONES: list[tuple[str, str, str]] = [
     ("started", "decision", "decision taken, workflow started (lease held)"),
-    ("promote_issued", "promote issued", "PromoteReadReplica issued"),
+    ("writes_frozen", "writes frozen", "switchover.fence: the old primary's parameter group made it read-only"),
+    ("writes_sealed", "writes sealed", "its open transactions ended, its final write position recorded"),
+    ("promote_issued", "promote issued", "PromoteReadReplica issued (a fenced switchover: once the target replayed that position)"),
     ("writer_dns", "writer moved", "promotion complete: writer record moved to the new primary"),
     ("writer_verified", "DNS verified", "writer change INSYNC and answered by Route 53"),
     ("completed", "redundancy restored", "redundancy restored: replicas available, orphans gone"),
@@ -226,12 +228,23 @@ class Drill:
             history=[h for h in reversed(history) if datetime.fromisoformat(h["at"]) >= started],
         )
         by_kind = {m.kind: m.seconds for m in marks}
-        report.write_downtime_seconds = by_kind.get("writer_dns")
+        moved, frozen = by_kind.get("writer_dns"), by_kind.get("writes_frozen")
+        # A fenced switchover refuses writes from the fence on: its downtime is the fence-to-writer-moved window.
+        report.write_downtime_seconds = round(moved - frozen, 3) if moved is not None and frozen is not None else moved
         report.total_seconds = by_kind.get("completed")
-        if mode == "failover":
-            report.notes.append("a drill fails over a healthy primary: it stays up, fenced; writes it accepted after the promotion are not on the new primary")
-        report.notes.append(
-            "write downtime here is from the trigger to the writer record's move; clients also wait out the record's TTL "
-            f"({cfg.dns.ttl}s) and their own reconnects (--probe-dsn-secret measures what a client sees)"
-        )
+        report.notes += _notes(cfg, mode, frozen is not None)
         return report
+
+
+def _notes(cfg: ClusterConfig, mode: Mode, fenced: bool) -> list[str]:
+    notes: list[str] = []
+    if mode == "failover":
+        notes.append("a drill fails over a healthy primary: it stays up, fenced; writes it accepted after the promotion are not on the new primary")
+    elif not fenced:
+        notes.append("no switchover.fence: the old primary took writes until the writer moved; those after the target's last replay are lost")
+    since = "the write fence" if fenced else "the trigger"
+    notes.append(
+        f"write downtime here is from {since} to the writer record's move; clients also wait out the record's TTL "
+        f"({cfg.dns.ttl}s) and their own reconnects (--probe-dsn-secret measures what a client sees)"
+    )
+    return notes

@@ -14,9 +14,10 @@ from typing import Any
 
 from ..core.actions import Plan, RecordHandled, Wait
 from ..core.clock import Clock
+from ..core.config import ClusterConfig
 from ..core.errors import AwsError, StateConflictError
 from ..core.models import ClusterState, Topology
-from ..core.ports import AlarmPort, DnsPort, RdsPort, StatePort
+from ..core.ports import AlarmPort, DnsPort, FencePort, RdsPort, StatePort
 from .hooks import HookCalls
 from .lease import Leases
 from .recorder import Recorder
@@ -50,9 +51,12 @@ class Executor:
         hooks: HookCalls,
         clock: Clock,
         leases: Leases | None = None,
+        fences: Callable[[ClusterConfig], FencePort | None] = lambda cfg: None,
     ) -> None:
         self.rds, self.route53, self.alarms, self.table = rds, route53, alarms, table
         self.recorder, self.hooks, self.clock, self.leases = recorder, hooks, clock, leases
+        # A cluster's SQL fence (switchover.fence), or None.
+        self.fences = fences
         # Tests set this to raise CrashPoint after the Nth AWS mutation (crash-at-every-step proofs).
         self.after_step: Callable[[str], Any] | None = None
 

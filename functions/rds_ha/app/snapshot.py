@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,8 +14,10 @@ from ..adapters.state import StateTable
 from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError
-from ..core.models import AlarmStatus, ClusterState, EngineReading, Instance, LagReading, Record, Topology, WriterCheck
+from ..core.models import AlarmStatus, ClusterState, EngineReading, FenceView, Instance, LagReading, Record, Topology, WriterCheck
+from ..core.ports import FencePort
 from ..observability import logger
+from ..probe.model import EngineError
 
 # The reader set and scale-in judge a replica by its latest ReplicaLag datapoint in this window.
 RECENT_LAG_SECONDS = 300
@@ -72,8 +74,17 @@ def by_region(instances: Iterable[Instance]) -> dict[str, list[str]]:
 
 
 class Snapshotter:
-    def __init__(self, rds: RdsAdapter, route53: Route53Adapter, cloudwatch: CloudWatchAdapter, table: StateTable, clock: Clock) -> None:
+    def __init__(
+        self,
+        rds: RdsAdapter,
+        route53: Route53Adapter,
+        cloudwatch: CloudWatchAdapter,
+        table: StateTable,
+        clock: Clock,
+        fences: Callable[[ClusterConfig], FencePort | None] = lambda cfg: None,
+    ) -> None:
         self.rds, self.route53, self.cloudwatch, self.table, self.clock = rds, route53, cloudwatch, table, clock
+        self.fences = fences
 
     def _describe_members(self, cfg: ClusterConfig, state: ClusterState, hint: Iterable[str] = ()) -> Sweep:
         """Filtered calls (known instances, then their replicas) per region of the cluster, not a listing
@@ -229,4 +240,28 @@ class Snapshotter:
             writer_check=self._writer_check(cfg, state, instances, writer) if check_writer else None,
             engine=engine,
             unreadable=dict(sweep.unreadable),
+            fence=self._fence_view(cfg, state, instances),
         )
+
+    def _fence_view(self, cfg: ClusterConfig, state: ClusterState, instances: Mapping[str, Instance]) -> FenceView | None:
+        """A fenced switchover before its promotion, over SQL: before the fence, can this run reach the old
+        primary at all (a run that cannot must not freeze writes it could never seal); then, is the old
+        primary read-only yet (until the final position is recorded), and how far has the target replayed."""
+        wf = state.workflow
+        if wf is None or wf.kind != "switchover" or cfg.switchover.fence is None or wf.promote_issued_at is not None:
+            return None
+        if wf.fence is not None and not wf.fence.holding:
+            return None
+        port = self.fences(cfg)
+        old, new = instances.get(wf.old_primary), instances.get(wf.new_primary)
+        if port is None or old is None or new is None:
+            return FenceView(error="the fence's SQL is not available here")
+        try:
+            if wf.fence is None:  # both ends must answer before writes are frozen
+                return FenceView(frozen=port.frozen(old), replayed=port.replayed(new))
+            if wf.fence.position is None:
+                return FenceView(frozen=port.frozen(old))
+            return FenceView(replayed=port.replayed(new))
+        except (EngineError, AwsError) as exc:
+            logger.warning(f"fence of {cfg.name}: {exc}")
+            return FenceView(error=str(exc))

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .. import TAG_FENCED
+from .. import TAG_CLUSTER, TAG_FENCED
 from ..core.actions import (
     AbortWorkflow,
     Action,
@@ -22,20 +22,26 @@ from ..core.actions import (
     CreateReplica,
     DeleteInstance,
     Fence,
+    FenceWrites,
+    LiftFence,
     ModifyMultiAz,
     Promote,
     RecordHandled,
     RecordPrimary,
     RetargetAlarms,
+    SealWrites,
     StartWorkflow,
     StopInstance,
     VerifyWriter,
+    parameter_group_of,
 )
 from ..core.clock import Clock
+from ..core.config import ClusterConfig
 from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError, StepRefusedError
-from ..core.models import Blocked, ClusterState, HandledTransition, Instance, Topology, Workflow
-from ..core.ports import AlarmPort, DnsPort, RdsPort
+from ..core.models import Blocked, ClusterState, HandledTransition, Instance, Topology, Workflow, WriteFence
+from ..core.ports import AlarmPort, DnsPort, FencePort, RdsPort
 from ..observability import logger
+from ..probe.model import EngineError
 from .hooks import HookCalls
 from .recorder import Recorder
 
@@ -49,6 +55,7 @@ class Runner(Protocol):
     recorder: Recorder
     hooks: HookCalls
     clock: Clock
+    fences: Callable[[ClusterConfig], FencePort | None]
 
     def save(self, state: ClusterState, **update: Any) -> ClusterState: ...
 
@@ -87,6 +94,57 @@ def fence(ex: Runner, topo: Topology, state: ClusterState, action: Fence) -> Clu
     ex.rds.add_tags(inst.region, inst.arn, {TAG_FENCED: ex.clock.now().isoformat()})
     state = ex.save(state, fenced=tuple(dict.fromkeys((*state.fenced, action.instance))))
     ex.recorder.history(topo.cluster.name, "fenced", f"fenced {action.instance}: {action.reason}", instance=action.instance)
+    return state
+
+
+def _fence_port(ex: Runner, topo: Topology) -> FencePort:
+    port = ex.fences(topo.cluster)
+    if port is None:
+        raise StepRefusedError(f"{topo.cluster.name} has no switchover.fence configured any more")
+    return port
+
+
+def fence_writes(ex: Runner, topo: Topology, state: ClusterState, action: FenceWrites) -> ClusterState:
+    """The fence is recorded, with the value to put back, before the parameter group is changed: a crash
+    after the change leaves the record that lifts it."""
+    inst = topo.instances[action.instance]
+    previous = ex.rds.parameter(inst.region, action.group, action.parameter)
+    fence = WriteFence(instance=action.instance, group=action.group, parameter=action.parameter, previous=previous, requested_at=ex.clock.now())
+    state = ex.save(state, workflow=_workflow(state).model_copy(update={"fence": fence, "step": f"freezing writes on {action.instance}"}))
+    try:
+        ex.rds.set_parameter(inst.region, action.group, action.parameter, "1")
+    except AwsError as exc:
+        if exc.transient:
+            raise  # the change may have been made: the fence holds, and is sealed or lifted later
+        # Refused (no permission on the group, say): nothing changed; the switchover ends at the next look.
+        lifted = fence.model_copy(update={"lifted_at": ex.clock.now(), "outcome": f"RDS refused it: {exc}"})
+        ex.recorder.history(topo.cluster.name, "step_failed", f"{action.describe()} refused: {exc}", instance=action.instance)
+        return ex.save(state, workflow=_workflow(state).model_copy(update={"fence": lifted}))
+    ex.recorder.history(topo.cluster.name, "writes_frozen", f"{action.describe()}: {action.reason}", instance=action.instance, previous=previous)
+    return state
+
+
+def seal_writes(ex: Runner, topo: Topology, state: ClusterState, action: SealWrites) -> ClusterState:
+    wf = _workflow(state)
+    assert wf.fence is not None
+    try:
+        position = _fence_port(ex, topo).seal(topo.instances[action.instance])
+    except EngineError as exc:
+        raise AwsError(f"seal writes on {action.instance}: {exc}", transient=True) from exc
+    fence = wf.fence.model_copy(update={"position": position, "sealed_at": ex.clock.now()})
+    state = ex.save(state, workflow=wf.model_copy(update={"fence": fence, "step": f"waiting for {wf.new_primary} to replay {position:.0f}"}))
+    ex.recorder.history(topo.cluster.name, "writes_sealed", f"{action.instance} sealed at write position {position:.0f}: {action.reason}", position=position)
+    return state
+
+
+def lift_fence(ex: Runner, topo: Topology, state: ClusterState, action: LiftFence) -> ClusterState:
+    wf = _workflow(state)
+    fence = wf.fence
+    assert fence is not None
+    inst = topo.instances.get(action.instance)
+    ex.rds.set_parameter(inst.region if inst else topo.cluster.region, fence.group, fence.parameter, fence.previous)
+    state = ex.save(state, workflow=wf.model_copy(update={"fence": fence.model_copy(update={"lifted_at": ex.clock.now(), "outcome": action.reason})}))
+    ex.recorder.history(topo.cluster.name, "fence_lifted", f"{action.describe()}: {action.reason}", instance=action.instance, value=fence.previous)
     return state
 
 
@@ -158,9 +216,14 @@ def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: Crea
 
     def create() -> None:
         a = action
+        group = None
+        if a.parameter_group_from:
+            group = parameter_group_of(a.instance)
+            own = f"rds-ha: {a.instance}'s own copy of {a.parameter_group_from}"
+            ex.rds.copy_parameter_group(region, a.parameter_group_from, group, own, {TAG_CLUSTER: topo.cluster.name})
         try:
             ex.rds.create_replica(
-                region, a.instance, a.source, a.az, a.instance_class, a.tags, a.source_region, a.kms_key_id, a.subnet_group, a.security_group_ids
+                region, a.instance, a.source, a.az, a.instance_class, a.tags, a.source_region, a.kms_key_id, a.subnet_group, a.security_group_ids, group
             )
         except InstanceAlreadyExistsError:
             logger.info(f"replica {a.instance} exists already: created by an earlier run")
@@ -291,6 +354,9 @@ def abort_workflow(ex: Runner, topo: Topology, state: ClusterState, action: Abor
 
 STEPS: dict[type[Action], Step] = {
     StartWorkflow: start_workflow,
+    FenceWrites: fence_writes,
+    SealWrites: seal_writes,
+    LiftFence: lift_fence,
     Fence: fence,
     Promote: promote,
     ChangeRecords: change_records,

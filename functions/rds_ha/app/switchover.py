@@ -66,7 +66,9 @@ class Switchover:
             self._refused(topo, "switchover_vetoed", veto, request.trigger)
             return Result(cfg.name, "vetoed", veto, candidates=result.candidates, chosen=result.chosen)
         state = self.d.executor.execute(topo, plan).state
-        return result.then(self.drive.run(cfg, deadline, first=replace(topo, state=state)))
+        # A fenced switchover's first step needs a look over SQL that the decision's topology did not take.
+        first = None if cfg.switchover.fence is not None else replace(topo, state=state)
+        return result.then(self.drive.run(cfg, deadline, first=first))
 
     def _refused(self, topo: Topology, kind: str, reason: str, trigger: str) -> None:
         self.d.recorder.history(topo.cluster.name, kind, reason, trigger=trigger)

@@ -34,6 +34,9 @@ from .invoke import invoke
 
 # The client writes a row this often (the application's steady traffic).
 WRITE_EVERY_SECONDS = 0.1
+# The planned switchover freezes writes on the old primary first (its own parameter group: read-only), ends
+# its open transactions and promotes the target once it has replayed the old primary's last write.
+FENCE = "    switchover: {{max_lag_seconds: 5, catch_up_seconds: 30, fence: {{secret_arn: '{arn}', tls: disable, connect_timeout_seconds: 1}}}}\n"
 
 
 def _writer_target(lab: PgLab, zone: str) -> Callable[[], tuple[str, int, str]]:
@@ -99,7 +102,7 @@ def run_lab_demo(console: Console, as_json: bool) -> dict[str, Any]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     from moto import mock_aws
 
-    say = (lambda *a: None) if as_json else console.print
+    say = (lambda *a, **k: None) if as_json else console.print
     with mock_aws():
         fidelity = moto_fidelity.install(moto_fidelity.Fidelity())
         lab = PgLab().install(fidelity)
@@ -119,8 +122,12 @@ def _run(say: Callable[..., None], lab: PgLab) -> dict[str, Any]:
     runtime.use(app)
     failover_handler.reset()
     app.ensure_table()
-    zone = sandbox.create_cluster(clients, datetime.now(UTC), {"orders-db-r1": ("us-east-1b", 0.0), "orders-db-r2": ("us-east-1c", 0.0)})
-    app.apply(parse_config(CONFIG.format(zone=zone), "orders.yaml").clusters, "orders.yaml", "demo")
+    replicas: dict[str, tuple[str, float | None]] = {"orders-db-r1": ("us-east-1b", 0.0), "orders-db-r2": ("us-east-1c", 0.0)}
+    zone = sandbox.create_cluster(clients, datetime.now(UTC), replicas, own_parameter_groups=True)
+    # The switchover's write fence logs in as the master user (its secret in the local Secrets Manager).
+    master = {"username": APP_USER, "password": APP_PASSWORD}
+    secret = clients.client("secretsmanager").create_secret(Name="rds-ha/lab/master", SecretString=json.dumps(master))["ARN"]
+    app.apply(parse_config(CONFIG.format(zone=zone) + FENCE.format(arn=secret), "orders.yaml").clusters, "orders.yaml", "demo")
     primary = lab.server("orders-db")
     lab.servers.wait_streaming(primary, {"orders-db-r1", "orders-db-r2"})
     engine = f"PostgreSQL {primary.sql('SHOW server_version')[0][0]}"
@@ -149,8 +156,12 @@ def _run(say: Callable[..., None], lab: PgLab) -> dict[str, Any]:
     switchover = client()
     with _writing(switchover):
         lab.publish_lag(clients, datetime.now(UTC))
-        done = app.switchover(app.cluster("orders"), None, "demo", datetime.now(UTC) + timedelta(seconds=60))
+        since = datetime.now(UTC)
+        done = app.switchover(app.cluster("orders"), None, "demo", since + timedelta(seconds=60))
         say(f"planned switchover: {done.outcome}: {done.reason}")
+        for entry in reversed(app.history("orders", limit=40)):
+            if entry["kind"] in ("writes_frozen", "writes_sealed", "promote_issued", "writer_dns") and datetime.fromisoformat(entry["at"]) >= since:
+                say(f"  {entry['at'][11:23]} {entry['message']}", markup=False)
         _settle(app, lab, clients)
     out["switchover"] = _figures(switchover.report())
     say(_line("switchover", out["switchover"], app.state(app.cluster("orders")).primary))

@@ -52,6 +52,38 @@ class Fence(Action):
 
 
 @dataclass(frozen=True)
+class FenceWrites(Action):
+    """Make the old primary read-only through its own DB parameter group (dynamic: no reboot)."""
+
+    instance: str = ""
+    group: str = ""
+    parameter: str = ""
+
+    def describe(self) -> str:
+        return f"freeze writes on {self.instance} ({self.parameter}=1 in its parameter group {self.group})"
+
+
+@dataclass(frozen=True)
+class SealWrites(Action):
+    """The fence is in effect: end the sessions still inside a transaction and read the final write position."""
+
+    instance: str = ""
+
+    def describe(self) -> str:
+        return f"end {self.instance}'s open transactions and read its final write position"
+
+
+@dataclass(frozen=True)
+class LiftFence(Action):
+    """Put the old primary's parameter back: it takes writes again (a switchover that did not promote)."""
+
+    instance: str = ""
+
+    def describe(self) -> str:
+        return f"lift the write fence on {self.instance} (its parameter group's value restored)"
+
+
+@dataclass(frozen=True)
 class Promote(Action):
     instance: str = ""
     backup_retention: int = 1
@@ -111,11 +143,20 @@ class CreateReplica(Action):
     security_group_ids: tuple[str, ...] = ()
     # Set when the replica is a scaling step: its cooldown starts before the call.
     scaling: Scaling | None = None
+    # The source's DB parameter group, copied for the replica as its own (PARAMETER_GROUP_OF), so a write
+    # fence on one instance never reaches another. None: RDS's default (the source's group, same region).
+    parameter_group_from: str | None = None
 
     def describe(self) -> str:
         where = self.az or (self.region if self.region != self.source_region else "")
         source = self.source.split(":db:")[-1]
-        return f"create replica {self.instance} of {source}" + (f" in {where}" if where else "")
+        own = f" with its own parameter group (a copy of {self.parameter_group_from})" if self.parameter_group_from else ""
+        return f"create replica {self.instance} of {source}" + (f" in {where}" if where else "") + own
+
+
+def parameter_group_of(instance: str) -> str:
+    """The DB parameter group rds-ha gives a replica it creates (a copy of its source's)."""
+    return f"{instance}-params"
 
 
 @dataclass(frozen=True)

@@ -149,12 +149,46 @@ class FailoverConfig(_Strict):
     allow_cross_region: bool = False
 
 
+class FenceConfig(_Strict):
+    """The write fence of a planned switchover: the old primary is made read-only through its own DB
+    parameter group (PostgreSQL default_transaction_read_only, MySQL/MariaDB read_only: dynamic, applied
+    without a reboot), its open transactions are ended, and the target is promoted only once it has
+    replayed the old primary's final position. Needs SQL reach to both instances from the machine that
+    runs `rds-ha switchover`, and, for each instance, a DB parameter group of its own."""
+
+    # The master user (or a login with its privileges): ends other sessions (PostgreSQL rds_superuser's
+    # pg_terminate_backend, MySQL/MariaDB mysql.rds_kill) and reads write and replay positions.
+    secret_arn: Annotated[str, Field(pattern=SM_ARN)]
+    # PostgreSQL: the database to log in to ("postgres" by default).
+    database: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_$-]*$")] | None = None
+    tls: Literal["require", "verify-full", "disable"] = "verify-full"
+    ca_bundle: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    connect_timeout_seconds: Annotated[float, Field(ge=0.5, le=30)] = 3
+    statement_timeout_seconds: Annotated[float, Field(ge=0.1, le=30)] = 5
+
+    def connection(self) -> ProbeConfig:
+        """The connection settings, in the probe's terms (the same drivers connect)."""
+        return ProbeConfig(
+            secret_arn=self.secret_arn,
+            database=self.database,
+            tls=self.tls,
+            ca_bundle=self.ca_bundle,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            statement_timeout_seconds=self.statement_timeout_seconds,
+        )
+
+
 class SwitchoverConfig(_Strict):
-    # A planned switchover promotes the target only once its ReplicaLag is at most this (near zero:
-    # writes not yet replayed are lost; stop application writes first for a zero-loss switchover).
+    # A planned switchover starts only once the target's ReplicaLag is at most this (near zero: with no
+    # fence, writes not yet replayed are lost).
     max_lag_seconds: Annotated[float, Field(ge=0, le=3600)] = 1
-    # How long `rds-ha switchover` waits for the target to catch up before refusing.
+    # How long `rds-ha switchover` waits for the target to catch up before refusing; with a fence, also
+    # how long writes may stay frozen before the target has replayed the final position (then the fence
+    # is lifted and the switchover refused).
     catch_up_seconds: Annotated[int, Field(ge=0, le=3600, strict=True)] = 300
+    # Freeze writes on the old primary before promoting (no acknowledged write lost). None: no fence;
+    # writes acknowledged by the old primary after the target's last replay are lost.
+    fence: FenceConfig | None = None
 
 
 # Hooks must be named rds-ha-hook-*: the functions' IAM policy allows invoking only those.

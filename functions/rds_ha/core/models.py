@@ -65,6 +65,8 @@ class Instance:
     # DBSubnetGroup's name: the instance is in a VPC (None: not in one, or not known).
     subnet_group: str | None = None
     storage_encrypted: bool = False
+    # Its DB parameter group (DBParameterGroups[0]); a write fence changes it, so it must be the instance's own.
+    parameter_group: str | None = None
 
     @property
     def is_replica(self) -> bool:
@@ -81,6 +83,16 @@ class Instance:
     @property
     def cluster_tag(self) -> str | None:
         return self.tags.get(TAG_CLUSTER)
+
+
+@dataclass(frozen=True)
+class FenceView:
+    """A fenced switchover seen over SQL: is the old primary read-only for new transactions, and how far
+    has the target replayed (the same measure as WriteFence.position). None: not read, or unreadable (why)."""
+
+    frozen: bool | None = None
+    replayed: float | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,28 @@ class _Stored(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class WriteFence(_Stored):
+    """Writes frozen on the old primary through its DB parameter group, recorded before the change is made
+    (a crash after it leaves a record to lift it by)."""
+
+    instance: str
+    group: str
+    parameter: str
+    # The group's value before the fence, put back when the fence is lifted.
+    previous: str
+    requested_at: datetime
+    # The old primary's last write position once no session can write (LSN bytes / binlog coordinate).
+    position: float | None = None
+    sealed_at: datetime | None = None
+    lifted_at: datetime | None = None
+    # Why it was lifted (or refused).
+    outcome: str = ""
+
+    @property
+    def holding(self) -> bool:
+        return self.lifted_at is None
+
+
 class Workflow(_Stored):
     """An unfinished failover. Every step is re-derived from AWS state, so a crash loses nothing."""
 
@@ -172,6 +206,8 @@ class Workflow(_Stored):
     verified_at: datetime | None = None
     # The failover alarms were pointed at the new primary (or tried: a failure is recorded, not retried forever).
     alarms_moved_at: datetime | None = None
+    # A switchover's write fence on the old primary (switchover.fence), from before it is requested.
+    fence: WriteFence | None = None
     step: str = "starting"
 
 
@@ -276,6 +312,8 @@ class Topology:
     engine: Mapping[str, EngineReading] = field(default_factory=dict)
     # Regions of the cluster whose instances could not be read (region -> the error): unknown, not gone.
     unreadable: Mapping[str, str] = field(default_factory=dict)
+    # What SQL shows of a switchover's write fence while it holds and the target is not promoted.
+    fence: FenceView | None = None
 
     def engine_reading(self, instance: str) -> EngineReading | None:
         """The probe's reading of `instance` if it is recent enough to decide on (probe.max_age_seconds)."""

@@ -41,7 +41,14 @@ class RdsPort(Protocol):
         kms_key_id: str | None = None,
         subnet_group: str | None = None,
         security_group_ids: tuple[str, ...] = (),
+        parameter_group: str | None = None,
     ) -> None: ...
+
+    def parameter(self, region: str, group: str, name: str) -> str: ...
+
+    def set_parameter(self, region: str, group: str, name: str, value: str) -> None: ...
+
+    def copy_parameter_group(self, region: str, source: str, target: str, description: str, tags: Mapping[str, str]) -> None: ...
 
     def delete_replica(self, region: str, instance_id: str) -> None: ...
 
@@ -52,6 +59,22 @@ class RdsPort(Protocol):
     def stop(self, region: str, instance_id: str) -> None: ...
 
     def add_tags(self, region: str, arn: str, tags: Mapping[str, str]) -> None: ...
+
+
+class FencePort(Protocol):
+    """SQL on a switchover's two instances (switchover.fence); positions are LSN bytes or binlog coordinates."""
+
+    def frozen(self, instance: Instance) -> bool:
+        """Does a new session on `instance` start read-only transactions (the fence is in effect)?"""
+        ...
+
+    def seal(self, instance: Instance) -> float:
+        """End every other session inside a transaction, wait until they are gone, and return the final write position."""
+        ...
+
+    def replayed(self, instance: Instance) -> float | None:
+        """How far the replica `instance` has replayed (None: it is not replicating)."""
+        ...
 
 
 class DnsPort(Protocol):

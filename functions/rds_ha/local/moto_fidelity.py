@@ -96,6 +96,8 @@ class Backing(Protocol):
 
     def address(self, instance_id: str) -> str | None: ...
 
+    def parameters(self, db: Any, values: dict[str, str | None]) -> None: ...
+
 
 @dataclass
 class Fidelity:
@@ -149,6 +151,7 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
         create_instance=RDSBackend.create_db_instance,
         delete_instance=RDSBackend.delete_db_instance,
         stop_instance=RDSBackend.stop_db_instance,
+        modify_parameters=RDSBackend.modify_db_parameter_group,
         address=DBInstance.address,
     )
 
@@ -162,6 +165,7 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
     RDSBackend.create_db_instance = _create_db_instance  # type: ignore[method-assign]
     RDSBackend.delete_db_instance = _delete_db_instance  # type: ignore[method-assign]
     RDSBackend.stop_db_instance = _stop_db_instance  # type: ignore[method-assign]
+    RDSBackend.modify_db_parameter_group = _modify_db_parameter_group  # type: ignore[method-assign]
     DBInstance.address = property(_address)  # type: ignore[assignment,method-assign]
 
     # AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls
@@ -180,6 +184,7 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
             "add_tags_to_resource",
             "modify_db_instance",
             "create_db_instance",
+            "modify_db_parameter_group",
         ),
     )
     return _active
@@ -289,6 +294,23 @@ def _stop_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any,
     if _active.backing is not None:
         _active.backing.gone(db_instance_identifier)
     return db
+
+
+def _modify_db_parameter_group(self: RDSBackend, db_parameter_group_name: str, db_parameter_group_parameters: Any) -> Any:
+    # AWS: "You can't change the parameter values of a default DB parameter group" (RDS User Guide, "Modifying
+    # parameters in a DB parameter group"); moto answers DBParameterGroupNotFound for them.
+    if db_parameter_group_name.startswith("default."):
+        raise InvalidParameterValueError(f"The parameter group {db_parameter_group_name} is a default parameter group and cannot be modified.")
+    params = list(db_parameter_group_parameters)
+    group = _originals["modify_parameters"](self, db_parameter_group_name, params)
+    # AWS: a dynamic parameter's change with ApplyMethod immediate reaches every instance of the group
+    # without a reboot (ModifyDBParameterGroup). In the lab, the servers behind them.
+    values = {p["ParameterName"]: p.get("ParameterValue") for p in params if p.get("ApplyMethod", "immediate") == "immediate"}
+    if _active.backing is not None and values:
+        for db in list(self.databases.values()):
+            if db.db_parameter_group_name == db_parameter_group_name:
+                _active.backing.parameters(db, values)
+    return group
 
 
 def _address(db: Any) -> str:

@@ -6,6 +6,7 @@ Shared by the demo and the tests so both exercise the same setup.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..adapters.aws import AwsClients
 
@@ -49,6 +50,15 @@ def put_alarm(clients: AwsClients, name: str, instance: str, state: str | None =
         cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="set by the local sandbox")
 
 
+def _own_group(rds: Any, instance: str, engine: str) -> dict[str, str]:
+    """A DB parameter group of the instance's own, `<id>-params`, tagged as the cluster's (rds-ha may change only
+    tagged groups): CreateDBInstance's argument naming it."""
+    family = {"postgres": "postgres16", "mysql": "mysql8.0", "mariadb": "mariadb10.11"}.get(engine, "postgres16")
+    tags = [{"Key": "rds-ha:cluster", "Value": "orders"}]
+    rds.create_db_parameter_group(DBParameterGroupName=f"{instance}-params", DBParameterGroupFamily=family, Description=f"{instance}'s own", Tags=tags)
+    return {"DBParameterGroupName": f"{instance}-params"}
+
+
 def create_cluster(
     clients: AwsClients,
     now: datetime,
@@ -62,16 +72,23 @@ def create_cluster(
     region: str = REGION,
     engine: str = "postgres",
     kms_key_id: str | None = None,
+    own_parameter_groups: bool = False,
 ) -> str:
     """Create the cluster; replicas are {id: (az, ReplicaLag seconds or None for no data)}. Returns the zone id.
-    `kms_key_id`: the primary's storage is encrypted with that key (its replicas inherit it)."""
+    `kms_key_id`: the primary's storage is encrypted with that key (its replicas inherit it).
+    `own_parameter_groups`: each instance gets a DB parameter group of its own, `<id>-params` (what a write fence needs)."""
     rds = clients.client("rds", region)
     member = [{"Key": "rds-ha:cluster", "Value": "orders"}]
+    version = {"postgres": "16.4", "mysql": "8.0.39", "mariadb": "10.11.9"}.get(engine, "16.4")
+
+    def group(instance: str) -> dict[str, str]:
+        return _own_group(rds, instance, engine) if own_parameter_groups else {}
+
     rds.create_db_instance(
         DBInstanceIdentifier=primary,
         Engine=engine,
         # moto has no default version for MariaDB (a KeyError): name one, as a real template would.
-        EngineVersion={"postgres": "16.4", "mysql": "8.0.39", "mariadb": "10.11.9"}.get(engine, "16.4"),
+        EngineVersion=version,
         DBInstanceClass="db.r6g.large",
         AllocatedStorage=100,
         MasterUsername="app",
@@ -80,10 +97,13 @@ def create_cluster(
         AvailabilityZone=primary_az,
         Tags=member,
         **({"StorageEncrypted": True, "KmsKeyId": kms_key_id} if kms_key_id else {}),
+        **group(primary),
     )
     for rid, (az, lag) in replicas.items():
         extra = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]
-        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier=primary, AvailabilityZone=az, Tags=member + extra)
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=rid, SourceDBInstanceIdentifier=primary, AvailabilityZone=az, Tags=member + extra, **group(rid)
+        )
         if lag is not None:
             put_lag(clients, rid, lag, now - timedelta(seconds=30), region)
     r53 = clients.client("route53", region)

@@ -95,7 +95,7 @@ def _ca(settings: ProbeConfig) -> str | None:
     return path
 
 
-def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig, read_only: bool = True) -> Any:
+def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig, read_only: bool = True, application_name: str | None = None) -> Any:
     import psycopg  # the probe's own dependency: imported on first use
 
     ca = _ca(settings)
@@ -110,7 +110,7 @@ def pg_connect(host: str, port: int, creds: Credentials, settings: ProbeConfig, 
         connect_timeout=max(2, math.ceil(settings.connect_timeout_seconds)),
         sslmode=settings.tls,  # libpq's own names: require, verify-full, disable
         sslrootcert=ca,
-        application_name="rds-ha-probe" if read_only else "rds-ha-drill",
+        application_name=application_name or ("rds-ha-probe" if read_only else "rds-ha-drill"),
         # The health probe never writes; the drill's client does (read_only=False).
         options=f"-c statement_timeout={statement_ms}" + (" -c default_transaction_read_only=on" if read_only else ""),
         # A peer that stops answering mid-query is given up after this (kernel-level), not waited on forever.

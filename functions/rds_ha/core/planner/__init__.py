@@ -6,7 +6,7 @@ goal with the instances and records as AWS shows them, so it is safe to call aft
 any point: a step already done is simply not planned again.
 
 Modules, each importing only `core` and the modules before it: `request`, `guards` (the refusals: a
-reason or None), `candidates`, `dns`, `redundancy`, `decide`, `steady`, `workflow`, `capacity`. Callers
+reason or None), `candidates`, `dns`, `redundancy`, `fence`, `decide`, `steady`, `workflow`, `capacity`. Callers
 import from this package.
 """
 

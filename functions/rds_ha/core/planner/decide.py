@@ -15,6 +15,7 @@ from ..actions import (
 from ..models import AVAILABLE, Topology, Workflow
 from . import guards
 from .candidates import fmt, judged_now, none_qualify, ranked
+from .fence import fence_limitation
 from .request import FailoverRequest
 
 Limitation = tuple[Outcome, str]
@@ -109,7 +110,13 @@ def switchover_limitation(topo: Topology, request: FailoverRequest) -> str | Non
     if primary is None:
         return guards.in_progress(topo.state) or f"primary {topo.state.primary} not found"
     down = f"primary {primary.id} is {primary.status}: that is a failover (rds-ha failover), not a switchover" if primary.status != AVAILABLE else None
-    return guards.in_progress(topo.state) or guards.primary_is_replica(topo) or down or guards.not_a_replica(topo, request.target)
+    return (
+        guards.in_progress(topo.state)
+        or guards.primary_is_replica(topo)
+        or down
+        or guards.not_a_replica(topo, request.target)
+        or fence_limitation(topo, primary)
+    )
 
 
 def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:

@@ -61,6 +61,7 @@ def redundancy(
                 tags=tags,
                 region=primary.region,
                 source_region=primary.region,
+                parameter_group_from=own_group_from(topo, primary),
             )
         )
     for other in cfg.replicas.cross_region if remote else ():
@@ -73,6 +74,16 @@ def redundancy(
             why = f"{primary.id} has {len(have)} replica(s) in {other.region}, replicas.cross_region asks for {other.count}"
             actions.append(remote_replica(topo, primary, other.region, other, name, why, tags))
     return actions
+
+
+def own_group_from(topo: Topology, source: Instance) -> str | None:
+    """With a write fence configured, a replica gets its own copy of its source's parameter group: fencing the
+    primary then never freezes the replica that will replace it. (A default group is not copied: a fence
+    cannot use it anyway.)"""
+    group = source.parameter_group
+    if topo.cluster.switchover.fence is None or not group or group.startswith("default."):
+        return None
+    return group
 
 
 def remote_replica(

@@ -21,6 +21,7 @@ from ..actions import (
 )
 from ..models import AVAILABLE, TERMINAL_STATUSES, Instance, Topology, Workflow
 from .dns import dns_actions
+from .fence import fence_parameter, lift_if_held, plan_fence
 from .redundancy import live_replicas, no_replicas_of, redundancy
 
 # Statuses of a promoted instance in which it accepts writes.
@@ -34,12 +35,16 @@ def plan_workflow(topo: Topology) -> Plan:
     new = topo.instances.get(wf.new_primary)
     old = topo.instances.get(wf.old_primary)
     if new is None:
-        return Plan("blocked", f"{wf.new_primary}, chosen for promotion, no longer exists", (AbortWorkflow(reason=f"{wf.new_primary} disappeared"),))
+        gone = f"{wf.new_primary}, chosen for promotion, no longer exists"
+        return Plan("blocked", gone, (*lift_if_held(wf, new, gone), AbortWorkflow(reason=f"{wf.new_primary} disappeared")))
     limit = topo.cluster.failover.deadline_seconds
     if wf.verified_at is None and (topo.now - wf.started_at).total_seconds() > limit:
         missing = "promotion" if new.is_replica else "writer record verification"
         why = f"{wf.kind} not verified within failover.deadline_seconds {limit}s (still waiting for the {missing}: {wf.step})"
-        return Plan("blocked", why, (AbortWorkflow(reason=why),))
+        return Plan("blocked", why, (*lift_if_held(wf, new, why), AbortWorkflow(reason=why)))
+    fencing = plan_fence(topo, wf, new, old)
+    if fencing is not None:
+        return fencing
     fence: list[Action] = []
     if old is not None and not old.fenced:
         fence.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
@@ -61,7 +66,9 @@ def _out_of_dns(wf: Workflow) -> frozenset[str]:
 def _promoting(topo: Topology, wf: Workflow, new: Instance, old: Instance | None, fence: list[Action]) -> Plan:
     """The candidate is still a replica: promote it (once), fence the old primary, and let it alone serve reads."""
     if new.status in TERMINAL_STATUSES:
-        return Plan("blocked", f"{new.id} went {new.status} before its promotion finished", (*fence, AbortWorkflow(reason=f"{new.id} is {new.status}")))
+        why = f"{new.id} went {new.status} before its promotion finished"
+        lift = lift_if_held(wf, new, why)
+        return Plan("blocked", why, (*(lift or fence), AbortWorkflow(reason=f"{new.id} is {new.status}")))
     actions: list[Action] = []
     # The promotion is the long pole: issue it first, then the fence and the reader set.
     if wf.promote_issued_at is None and new.status == AVAILABLE:
@@ -183,7 +190,17 @@ def outline(topo: Topology, wf: Workflow) -> list[str]:
     prints; tests/integration/test_dry_run.py holds the two together)."""
     cfg = topo.cluster
     new = topo.instances.get(wf.new_primary)
-    steps = [
+    steps: list[str] = []
+    if wf.kind == "switchover" and cfg.switchover.fence is not None:
+        old = topo.instances.get(wf.old_primary)
+        parameter = fence_parameter(old.engine if old else "postgres")
+        steps += [
+            f"freeze writes on {wf.old_primary}: {parameter}=1 in its DB parameter group {old.parameter_group if old else '?'} (recorded first)",
+            f"once {wf.old_primary} refuses writes: end its open transactions, read its final write position",
+            f"wait until {wf.new_primary} has replayed that position (else, after switchover.catch_up_seconds="
+            f"{cfg.switchover.catch_up_seconds}s, lift the fence and refuse)",
+        ]
+    steps += [
         f"promote {wf.new_primary} (issued first: it is the long pole)",
         f"fence {wf.old_primary}: tag it {TAG_FENCED}, take it out of every record (never delete it)",
     ]

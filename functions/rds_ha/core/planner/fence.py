@@ -1,0 +1,92 @@
+"""A planned switchover's write fence (switchover.fence): freeze writes on the old primary through its own DB
+parameter group, end its open transactions and read its final write position, promote the target only once
+it has replayed that position; lift the fence (and refuse) if that does not happen within
+switchover.catch_up_seconds of the fence.
+
+The order makes every crash safe: the fence is recorded in the workflow before the parameter group is
+changed; the target is promoted only after the final position is recorded and replayed; and the fence is
+lifted only while the target is still a replica, so the old primary and the new one are never both writable.
+"""
+
+from __future__ import annotations
+
+from ..actions import AbortWorkflow, Action, FenceWrites, LiftFence, Plan, SealWrites, Wait
+from ..models import AVAILABLE, TERMINAL_STATUSES, FenceView, Instance, Topology, Workflow
+
+
+def fence_parameter(engine: str) -> str:
+    """The dynamic parameter that makes new transactions read-only: PostgreSQL's default_transaction_read_only,
+    MySQL's and MariaDB's read_only (both in RDS parameter groups, applied without a reboot)."""
+    return "default_transaction_read_only" if engine.startswith("postgres") else "read_only"
+
+
+def fence_limitation(topo: Topology, old: Instance) -> str | None:
+    """Why the old primary cannot be fenced (or None): the fence changes its DB parameter group, so the group
+    must be one RDS lets a customer change (not a default one) and used by no other instance of the cluster."""
+    if topo.cluster.switchover.fence is None:
+        return None
+    group = old.parameter_group
+    if not group or group.startswith("default."):
+        return (
+            f"switchover.fence needs {old.id}'s own DB parameter group, and it uses {group or 'none known'} "
+            "(RDS does not let default groups be changed): create one, attach it to the instance and reboot it"
+        )
+    live = (i for i in topo.instances.values() if i.id != old.id and i.status not in TERMINAL_STATUSES)
+    sharing = sorted(i.id for i in live if i.parameter_group == group)
+    if sharing:
+        return (
+            f"switchover.fence: {old.id}'s DB parameter group {group} is also {', '.join(sharing)}'s: "
+            "freezing it would freeze them (give each instance its own group)"
+        )
+    return None
+
+
+def lift_if_held(wf: Workflow, new: Instance | None, reason: str) -> tuple[Action, ...]:
+    """The fence's lifting when a switchover ends without a promotion: only while the target is not writable."""
+    fence = wf.fence
+    if fence is None or not fence.holding or wf.writer_moved_at is not None or (new is not None and not new.is_replica):
+        return ()
+    return (LiftFence(reason=reason, instance=fence.instance),)
+
+
+def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None) -> Plan | None:
+    """The fence's next step before the promotion, or None when there is none (no fence configured, the
+    promotion issued, or the target has replayed the final position: promote)."""
+    cfg = topo.cluster
+    if wf.kind != "switchover" or cfg.switchover.fence is None or wf.promote_issued_at is not None or not new.is_replica or old is None:
+        return None
+    fence = wf.fence
+    view = topo.fence or FenceView(error="not read")
+    if fence is None:
+        if view.error is not None:  # this run could never seal the fence: it must not freeze writes
+            why = f"the write fence's SQL cannot reach {old.id} and {new.id} from here ({view.error}); nothing was changed"
+            return Plan("blocked", why, (AbortWorkflow(reason=why),))
+        if view.replayed is None:
+            why = f"{new.id} does not replicate from {old.id} as SQL sees it (no replay position); nothing was changed"
+            return Plan("blocked", why, (AbortWorkflow(reason=why),))
+        parameter = fence_parameter(old.engine)
+        why = f"no write may reach {old.id} once {new.id} has replayed its last one"
+        return Plan("progress", "freezing writes", (FenceWrites(reason=why, instance=old.id, group=old.parameter_group or "", parameter=parameter),))
+    if not fence.holding:
+        why = f"the write fence on {old.id} was lifted ({fence.outcome or 'no reason recorded'}); nothing else was changed"
+        return Plan("blocked", why, (AbortWorkflow(reason=why),))
+    if old.status != AVAILABLE:  # the old primary failed meanwhile: a failover's decision, not this switchover's
+        why = f"{old.id} is {old.status}: the switchover ends (its fence lifted) and a failover decides"
+        return Plan("blocked", why, (*lift_if_held(wf, new, why), AbortWorkflow(reason=why)))
+    limit = cfg.switchover.catch_up_seconds
+    if (topo.now - fence.requested_at).total_seconds() > limit:
+        missing = (
+            f"{new.id} did not replay {old.id}'s final write position" if fence.position is not None else f"the write fence on {old.id} did not take effect"
+        )
+        why = f"{missing} within switchover.catch_up_seconds ({limit}s) of the fence" + (f" ({view.error})" if view.error else "")
+        return Plan("blocked", why, (*lift_if_held(wf, new, why), AbortWorkflow(reason=why)))
+    if fence.position is None:
+        if view.frozen:
+            return Plan("progress", "sealing", (SealWrites(reason=f"{old.id} starts no writing transaction any more", instance=old.id),))
+        why = f"waiting for {fence.parameter}=1 to take effect on {old.id}" + (f" ({view.error})" if view.error else "")
+        return Plan("waiting", why, (Wait(reason=why),))
+    if view.replayed is not None and view.replayed >= fence.position:
+        return None
+    seen = "unknown" if view.replayed is None else f"{view.replayed:.0f}"
+    why = f"waiting for {new.id} to replay {old.id}'s final write position {fence.position:.0f} (replayed: {seen})" + (f"; {view.error}" if view.error else "")
+    return Plan("waiting", why, (Wait(reason=why),))

@@ -1,0 +1,271 @@
+"""A switchover's write fence on moto (switchover.fence), where no server answers SQL: the fence's SQL is a
+stand-in that reads the old primary as read-only once its parameter group says so. What a user checks: the
+parameter group, the instances, the writer record, the history; and what is left after a crash at any step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from rds_ha.app.executor import CrashPoint
+from rds_ha.core.models import Instance
+from rds_ha.handlers.failover import handler as failover
+from rds_ha.handlers.reconcile import handler as reconcile
+from rds_ha.probe.model import EngineError
+
+from ..builders import REGION, Sandbox, alarm_event, build_cluster, context
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-ha/orders/master"
+FENCE = f"    switchover: {{max_lag_seconds: 30, catch_up_seconds: 30, fence: {{secret_arn: '{SECRET}', tls: disable}}}}\n"
+FINAL = 1000.0  # the old primary's final write position, as the stand-in seals it
+# A clean fenced switchover of the default cluster performs this many AWS-mutating steps (asserted below).
+STEPS = 14
+
+
+class StandIn:
+    """The fence's SQL: `frozen` from the old primary's parameter group, `seal` at FINAL, `replayed` as told."""
+
+    def __init__(self, aws: Sandbox, replayed: Callable[[], float] = lambda: math.inf, reachable: bool = True) -> None:
+        self.aws, self._replayed, self.reachable = aws, replayed, reachable
+        self.sealed = 0
+
+    def _reach(self, instance: Instance) -> None:
+        if not self.reachable:
+            raise EngineError("down", f"connection to {instance.endpoint} refused")
+
+    def frozen(self, instance: Instance) -> bool:
+        self._reach(instance)
+        return parameter(self.aws, instance.parameter_group or "") == "1"
+
+    def seal(self, instance: Instance) -> float:
+        self._reach(instance)
+        self.sealed += 1
+        return FINAL
+
+    def replayed(self, instance: Instance) -> float | None:
+        self._reach(instance)
+        return self._replayed()
+
+
+def parameter(aws: Sandbox, group: str, name: str = "default_transaction_read_only") -> str | None:
+    params = aws.rds().describe_db_parameters(DBParameterGroupName=group)["Parameters"]
+    return next((p["ParameterValue"] for p in params if p["ParameterName"] == name), None)
+
+
+def use(aws: Sandbox, fence: StandIn) -> StandIn:
+    aws.service.deps.executor.fences = lambda cfg: fence if cfg.switchover.fence else None
+    aws.service.deps.snapshots.fences = aws.service.deps.executor.fences
+    return fence
+
+
+@pytest.fixture
+def fenced(aws: Sandbox) -> Sandbox:
+    """Each instance with its own tagged parameter group, the fence configured, the primary healthy."""
+    build_cluster(aws, extra=FENCE, own_parameter_groups=True)  # r2 is 2 s behind, r1 12 s
+    aws.set_alarm("OK")
+    return aws
+
+
+def switchover(aws: Sandbox, seconds: float = 120) -> Any:
+    assert aws.cfg is not None
+    return aws.service.switchover(aws.cfg, None, "test", aws.clock.now() + timedelta(seconds=seconds))
+
+
+def died_with_writes_frozen(aws: Sandbox) -> None:
+    """The switchover's process dies right after its parameter group change."""
+    use(aws, StandIn(aws))
+
+    def crash(step: str) -> None:
+        if step.startswith("freeze writes"):
+            raise CrashPoint(step)
+
+    aws.service.deps.executor.after_step = crash
+    with pytest.raises(CrashPoint):
+        switchover(aws)
+    aws.service.deps.executor.after_step = None
+
+
+def is_replica(aws: Sandbox, instance: str) -> bool:
+    found = aws.instance(instance)
+    return found is not None and bool(found.get("ReadReplicaSourceDBInstanceIdentifier"))
+
+
+def test_writes_are_frozen_and_sealed_before_the_promotion_and_the_fence_stays_on_the_old_primary(fenced: Sandbox) -> None:
+    aws = fenced
+    fence = use(aws, StandIn(aws))
+    result = switchover(aws)
+    assert result.outcome == "complete", result
+    assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+    kinds = list(reversed(aws.history_kinds()))
+    assert kinds.index("writes_frozen") < kinds.index("writes_sealed") < kinds.index("promote_issued") < kinds.index("writer_dns"), kinds
+    assert fence.sealed == 1
+    assert parameter(aws, "orders-db-params") == "1"  # the old primary stays read-only: it is fenced
+    assert parameter(aws, "orders-db-r2-params") is None  # the new primary's own group is untouched
+
+
+def test_a_target_that_does_not_replay_the_final_position_gets_the_fence_lifted_and_nothing_else_changed(fenced: Sandbox) -> None:
+    aws = fenced
+    use(aws, StandIn(aws, replayed=lambda: FINAL - 1))
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    result = switchover(aws)
+    assert result.outcome == "blocked" and "did not replay orders-db's final write position" in result.reason, result
+    assert "switchover.catch_up_seconds (30s)" in result.reason
+    assert parameter(aws, "orders-db-params") == "0"  # its value before the fence, put back
+    assert promotes[0] == 0 and is_replica(aws, "orders-db-r2")
+    assert aws.state().primary == "orders-db" and aws.state().workflow is None
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]
+    assert {"fence_lifted", "switchover_aborted"} <= set(aws.history_kinds())
+
+
+def test_a_run_that_cannot_reach_the_database_freezes_nothing(fenced: Sandbox) -> None:
+    aws = fenced
+    use(aws, StandIn(aws, reachable=False))
+    modified = aws.count_calls("rds", "ModifyDBParameterGroup")
+    result = switchover(aws)
+    assert result.outcome == "blocked" and "cannot reach orders-db" in result.reason and "nothing was changed" in result.reason, result
+    assert modified[0] == 0 and parameter(aws, "orders-db-params") is None and aws.state().primary == "orders-db"
+
+
+def test_a_fence_left_by_a_crashed_run_is_lifted_by_the_scheduled_reconcile(fenced: Sandbox) -> None:
+    """The switchover's process dies right after freezing writes; the reconcile Lambda (which reaches no
+    database) lifts the fence once switchover.catch_up_seconds have passed since it was requested."""
+    aws = fenced
+    died_with_writes_frozen(aws)
+    assert parameter(aws, "orders-db-params") == "1"
+    use(aws, StandIn(aws, reachable=False))  # the Lambda: no SQL reach
+    aws.clock.advance(600)  # the dead run's lease expires
+    reconcile({}, context())
+    assert parameter(aws, "orders-db-params") == "0"
+    assert aws.state().workflow is None and aws.state().primary == "orders-db" and is_replica(aws, "orders-db-r2")
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]
+
+
+def test_a_clean_fenced_switchover_has_the_expected_number_of_steps(fenced: Sandbox) -> None:
+    steps: list[str] = []
+    use(fenced, StandIn(fenced))
+    fenced.service.deps.executor.after_step = steps.append
+    assert switchover(fenced).outcome == "complete"
+    assert len(steps) == STEPS, steps
+
+
+@pytest.mark.parametrize("crash_after", range(1, STEPS + 1))
+def test_a_crash_at_any_step_leaves_one_writable_primary_or_a_finished_switchover(fenced: Sandbox, crash_after: int) -> None:
+    """Never the target promoted while the old primary takes writes; once the schedule's reconciles have run
+    (as the Lambda: no SQL reach), either the switchover is finished or the old primary is writable again."""
+    aws = fenced
+    use(aws, StandIn(aws))
+    aws.crash_after(crash_after, lambda: switchover(aws))
+    promoted = not is_replica(aws, "orders-db-r2")
+    assert parameter(aws, "orders-db-params") == "1" or not promoted, "the target is promoted while the old primary takes writes"
+    use(aws, StandIn(aws, reachable=False))
+    aws.clock.advance(600)  # the dead run's lease expires
+    for _ in range(5):
+        reconcile({}, context())
+        aws.clock.advance(60)
+    state = aws.state()
+    assert state.workflow is None, state.workflow
+    if state.primary == "orders-db":
+        assert parameter(aws, "orders-db-params") in (None, "0") and is_replica(aws, "orders-db-r2")
+        assert aws.writer_targets() == [aws.endpoint("orders-db")]
+    else:
+        assert state.primary == "orders-db-r2" and parameter(aws, "orders-db-params") == "1"
+        assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+def test_an_old_primary_without_a_parameter_group_of_its_own_is_refused_before_anything_changes(aws: Sandbox) -> None:
+    build_cluster(aws, extra=FENCE)  # every instance on RDS's default group
+    aws.set_alarm("OK")
+    result = switchover(aws)
+    assert result.outcome == "refused" and "needs orders-db's own DB parameter group" in result.reason, result
+    assert "default groups" in result.reason and aws.state().workflow is None
+
+
+def test_a_parameter_group_the_target_shares_is_refused_naming_who_shares_it(aws: Sandbox) -> None:
+    rds = aws.rds()
+    build_cluster(aws, extra=FENCE, replicas={})
+    rds.create_db_parameter_group(DBParameterGroupName="shared", DBParameterGroupFamily="postgres16", Description="one for all")
+    rds.modify_db_instance(DBInstanceIdentifier="orders-db", DBParameterGroupName="shared", ApplyImmediately=True)
+    for rid in ("orders-db-r1", "orders-db-r2"):  # same-region replicas inherit the source's group (RDS's default)
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=rid, SourceDBInstanceIdentifier="orders-db", Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}]
+        )
+        aws.put_lag(rid, 0.0)
+    aws.set_alarm("OK")
+    result = switchover(aws)
+    assert result.outcome == "refused" and "shared is also orders-db-r1, orders-db-r2's" in result.reason, result
+
+
+def test_replicas_rds_ha_creates_get_their_own_copy_of_the_parameter_group(fenced: Sandbox) -> None:
+    aws = fenced
+    aws.set_alarm("ALARM")
+    assert failover(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "complete"
+    created = [i for i in aws.rds().describe_db_instances()["DBInstances"] if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-r2"]
+    assert len(created) == 2
+    for replica in created:
+        group = replica["DBParameterGroups"][0]["DBParameterGroupName"]
+        assert group == f"{replica['DBInstanceIdentifier']}-params", replica["DBParameterGroups"]
+        arn = f"arn:aws:rds:{REGION}:123456789012:pg:{group}"
+        tags = aws.rds().list_tags_for_resource(ResourceName=arn)["TagList"]
+        assert {"Key": "rds-ha:cluster", "Value": "orders"} in tags
+
+
+def test_a_primary_that_dies_under_a_stranded_fence_is_failed_over_at_once(fenced: Sandbox) -> None:
+    """The switchover's process died with writes frozen; then the primary fails: the failover alarm's
+    delivery lifts the fence and ends the switchover, and the failover follows at the next reconcile."""
+    from rds_ha.local.moto_fidelity import set_status
+
+    aws = fenced
+    died_with_writes_frozen(aws)
+    use(aws, StandIn(aws, reachable=False))
+    aws.clock.advance(20)  # within switchover.catch_up_seconds (30) of the fence
+    set_status("orders-db", "failed")
+    aws.set_alarm("ALARM")
+    event = alarm_event("eventbridge", aws.clock.now())
+    first = failover(event, context())
+    assert first["outcome"] == "blocked" and "orders-db is failed: the switchover ends" in first["reason"], first
+    assert parameter(aws, "orders-db-params") == "0" and aws.state().workflow is None
+    reconcile({}, context())  # the alarm is still in ALARM and its transition not decided on: the failover now
+    assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+def test_a_replica_added_by_scale_out_gets_its_own_parameter_group(aws: Sandbox) -> None:
+    from rds_ha.handlers.scaling import handler as scaling
+
+    from .test_read_capacity import alarm, capacity_cluster
+
+    capacity_cluster(aws, extra=FENCE, own_parameter_groups=True)
+    assert scaling(alarm(aws, "orders-replicas-cpu-high"), context())["outcome"] == "done"
+    added = [i for i in aws.replicas_of("orders-db") if i["DBInstanceIdentifier"] not in ("orders-db-r1", "orders-db-r2")]
+    assert len(added) == 1 and added[0]["DBParameterGroups"][0]["DBParameterGroupName"] == f"{added[0]['DBInstanceIdentifier']}-params"
+
+
+def test_the_dry_run_states_the_fence_first(fenced: Sandbox) -> None:
+    aws = fenced
+    assert aws.cfg is not None
+    result = aws.service.switchover(aws.cfg, None, "test", aws.clock.now(), dry_run=True)
+    assert result.outcome == "start", result
+    assert result.steps[0].startswith("freeze writes on orders-db: default_transaction_read_only=1 in its DB parameter group orders-db-params")
+    assert "replayed that position" in result.steps[2] and result.steps[3].startswith("promote orders-db-r2")
+    assert aws.state().workflow is None and parameter(aws, "orders-db-params") is None  # nothing changed
+
+
+def test_a_function_deployed_without_database_reach_never_freezes_writes(fenced: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """template.yaml sets RDS_HA_FENCE_SQL=0 for every function: a Lambda driving a fenced switchover (a
+    failover alarm's delivery resuming it, reconcile) refuses to fence instead of logging in."""
+    from rds_ha.app import App, Settings
+    from rds_ha.local.template import load_template
+
+    from ..builders import ROOT
+
+    env = load_template(ROOT / "template.yaml")["Globals"]["Function"]["Environment"]["Variables"]
+    monkeypatch.setenv("RDS_HA_FENCE_SQL", env["RDS_HA_FENCE_SQL"])
+    assert fenced.cfg is not None
+    lambda_app = App(fenced.clients, Settings.from_env(), clock=fenced.clock)
+    modified = fenced.count_calls("rds", "ModifyDBParameterGroup")
+    result = lambda_app.switchover(fenced.cfg, None, "test", fenced.clock.now() + timedelta(seconds=60))
+    assert result.outcome == "blocked" and "RDS_HA_FENCE_SQL=0" in result.reason and "nothing was changed" in result.reason, result
+    assert modified[0] == 0 and parameter(fenced, "orders-db-params") is None

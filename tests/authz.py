@@ -371,6 +371,8 @@ class Resolver:
             import os
 
             return f"arn:{PARTITION}:dynamodb:{STACK_REGION}:{ACCOUNT}:table/{os.environ['RDS_HA_TABLE']}"
+        if resource["Type"] == "AWS::Serverless::Function" and attr == "Arn":
+            return f"arn:{PARTITION}:lambda:{STACK_REGION}:{ACCOUNT}:function:{STACK_NAMES.get(name, name)}"
         raise AssertionError(f"GetAtt {name}.{attr} not known to the authorization check")
 
     def condition(self, name: str) -> bool:

@@ -239,6 +239,43 @@ def parse_alarm_event(event: Any) -> list[AlarmTrigger]:
     )
 
 
+# The SQL probe's confirmed verdict (probe.direct_failover), sent by HealthProbeFunction to FailoverFunction.
+PROBE_VERDICT_SOURCE = "rds-ha.probe"
+PROBE_VERDICT_TYPE = "rds-ha Primary Down Confirmed"
+
+
+class ProbeVerdict(BaseModel):
+    """A primary the probe found dead, confirmed by its replicas, over `samples` samples in a row."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    cluster: str = Field(min_length=1, max_length=64)
+    primary: str = Field(min_length=1, max_length=63)
+    at: AwsTime
+    samples: int = Field(ge=1, le=10)
+    evidence: str = Field(max_length=2000)
+
+    def describe(self) -> str:
+        return f"probe verdict: {self.primary} down at {self.at.isoformat(timespec='seconds')}, {self.samples} sample(s): {self.evidence}"
+
+
+def is_probe_verdict(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("source") == PROBE_VERDICT_SOURCE
+
+
+def probe_verdict_event(verdict: ProbeVerdict) -> dict[str, Any]:
+    return {"source": PROBE_VERDICT_SOURCE, "detail-type": PROBE_VERDICT_TYPE, "detail": verdict.model_dump(mode="json")}
+
+
+def parse_probe_verdict(event: Any) -> ProbeVerdict:
+    if not isinstance(event, dict) or event.get("detail-type") != PROBE_VERDICT_TYPE or not isinstance(event.get("detail"), dict):
+        raise InvalidEventError(f"not a probe verdict: expected source {PROBE_VERDICT_SOURCE!r}, detail-type {PROBE_VERDICT_TYPE!r} and a detail object")
+    try:
+        return ProbeVerdict.model_validate(event["detail"])
+    except ValidationError as exc:
+        raise _invalid(exc, "probe", "probe verdict") from exc
+
+
 def load_event_text(text: str) -> Any:
     """JSON text of an event, with one-line errors (the CLI's --event)."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rds_ha.handlers.failover import handler
@@ -11,6 +12,7 @@ from rds_ha.local.lab import APP_PASSWORD, APP_USER, PgLab
 from rds_ha.local.postgres import PgServer
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
+from .test_probe import _require
 
 
 def _writer(aws: Sandbox, lab: PgLab) -> PgServer:
@@ -63,3 +65,30 @@ def test_a_killed_primary_is_failed_over_for_real_and_no_acknowledged_write_is_l
     assert len(rebuilt) == 2, sorted(lab.servers.servers)
     lab.servers.wait_streaming(new, set(rebuilt))  # redundancy rebuilt from the new primary, streaming from it
     assert not lab.server("orders-db-r1").running  # the orphan was deleted: its server is stopped
+
+
+def test_closing_the_lab_leaves_no_server_running(aws: Sandbox, lab: PgLab) -> None:
+    """As root the servers run under runuser, which passes no SIGKILL on: a kill must reach the server itself."""
+    import os
+
+    from rds_ha.local import mariadb, sandbox
+
+    _require(mariadb.available(), "MariaDB")
+    sandbox.create_cluster(aws.clients, aws.clock.now(), {"orders-db-r1": ("us-east-1b", 0.0)}, engine="mariadb")
+    sandbox.create_cluster(aws.clients, aws.clock.now(), {"pg-r1": ("us-east-1b", 0.0)}, primary="pg-db")
+    bases = [str(lab.maria.base), str(lab.servers.base)]
+    lab.kill("orders-db")  # a crash of one, then everything closed
+    lab.close()
+
+    def running() -> list[str]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(base in cmdline for base in bases):
+                found.append(cmdline[:120])
+        return found
+
+    assert running() == []

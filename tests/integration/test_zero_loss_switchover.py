@@ -50,12 +50,7 @@ def _cluster(aws: Sandbox, lab: PgLab, engine: str, fenced: bool, extra: str = "
     cfg = parse_config(text, "orders.yaml").clusters[0]
     app = App(aws.clients, Settings.from_env(), clock=SystemClock(), poll_seconds=0.1)
     app.apply([cfg], "orders.yaml", "test")
-    primary = lab.server("orders-db")
-    if engine == "postgres":
-        lab.servers.wait_streaming(primary, {"orders-db-r1", "orders-db-r2"})
-    else:
-        primary.sql("CREATE DATABASE app")
-        lab.maria.wait_streaming(primary, {"orders-db-r1", "orders-db-r2"})
+    lab.ready("orders-db", {"orders-db-r1", "orders-db-r2"})
     return app, cfg
 
 

@@ -148,3 +148,36 @@ def test_probe_config_needs_exactly_one_credential_and_tls_for_iam() -> None:
             ProbeConfig.model_validate(bad)
     with pytest.raises(ValidationError, match="twice interval_seconds"):
         ProbeConfig.model_validate({"secret_arn": ARN, "interval_seconds": 20, "max_age_seconds": 30})
+
+
+# -- the replicas as witnesses (probe.direct_failover) ------------------------------------------------
+
+
+def _witness(iid: str, receiving: bool, silent_for: float | None = 1.0) -> Outcome:
+    check = ReplicaCheck(replicating=True, position=900.0, received=900.0, since_last_replay=1.0, receiving=receiving, since_last_message=silent_for)
+    return Outcome(iid, 0.01, replica=check)
+
+
+def test_a_primary_is_confirmed_down_only_when_every_replica_that_answers_lost_it_too() -> None:
+    unanswered = Outcome("r2", 1.0, error="timeout", error_kind="down")
+    dead = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=False), unanswered])
+    assert dead.primary_healthy is False and dead.confirmed_down and dead.lost_by == ("r1",)
+    assert "confirmed by r1" in dead.primary_reason
+    # A cut between the probe and the primary: a replica still streams from it.
+    cut = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=False), _witness("r2", receiving=True)])
+    assert cut.primary_healthy is False and not cut.confirmed_down and cut.streaming == ("r2",)
+    assert "r2 still receive(s) from it" in cut.primary_reason
+    # Nothing answers: the probe withholds its judgement, so nothing is confirmed.
+    alone = judge("orders", NOW, "postgres", _down(), [unanswered])
+    assert alone.primary_healthy is None and not alone.confirmed_down
+
+
+def test_a_read_only_primary_or_one_its_replicas_still_hear_is_never_confirmed_down() -> None:
+    read_only = Outcome("db", 0.01, primary=PrimaryCheck(writable=False, position=1000.0))
+    sample = judge("orders", NOW, "mysql", read_only, [_witness("r1", receiving=False)])
+    assert sample.primary_healthy is False and not sample.confirmed_down  # it answers: reported, not failed over
+    # A black-holed primary: the receiver still says streaming, but has heard nothing for longer than the silence bound.
+    silent = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=True, silent_for=45.0)], silence_seconds=30)
+    assert silent.confirmed_down and silent.lost_by == ("r1",)
+    heard = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=True, silent_for=12.0)], silence_seconds=30)
+    assert not heard.confirmed_down and heard.streaming == ("r1",)

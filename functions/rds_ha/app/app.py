@@ -5,10 +5,12 @@ Handlers and the CLI use these methods and nothing below them (no table, executo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.aws import AwsClients
+from ..adapters.hooks import Hooks
 from ..core.clock import Clock, SystemClock
 from ..core.config import ClusterConfig
 from ..core.errors import ClusterNotFoundError
@@ -16,7 +18,7 @@ from ..core.models import ClusterState
 from ..core.planner import FailoverRequest
 from ..core.readiness import Readiness
 from ..core.status import ClusterStatus
-from ..events import AlarmTrigger, RdsEvent
+from ..events import AlarmTrigger, ProbeVerdict, RdsEvent
 from .apply import Apply
 from .capacity import Capacity
 from .controls import Controls
@@ -92,10 +94,20 @@ class App:
             boto3_client=self.deps.clients.client("dynamodb"),
         )
 
-    def health_probe(self, endpoints: dict[str, tuple[str, int]] | None = None, publish: bool = True) -> HealthProbe:
+    def health_probe(
+        self, endpoints: dict[str, tuple[str, int]] | None = None, publish: bool = True, trigger: Callable[[dict[str, Any]], None] | None = None
+    ) -> HealthProbe:
+        """`trigger` sends a confirmed verdict on (default: an asynchronous invoke of settings.failover_function)."""
         from .probe import HealthProbe  # the database drivers load with the probe only
 
-        return HealthProbe(self.deps, endpoints=endpoints, publish=publish)
+        function = self.deps.settings.failover_function
+        if trigger is None and function:
+            hooks = Hooks(self.deps.clients)
+
+            def trigger(event: dict[str, Any]) -> None:
+                hooks.tell(function, event)
+
+        return HealthProbe(self.deps, endpoints=endpoints, publish=publish, trigger=trigger)
 
     # -- lookups -------------------------------------------------------------------------------
     def clusters(self) -> list[ClusterConfig]:
@@ -119,6 +131,9 @@ class App:
     # -- workflows -----------------------------------------------------------------------------
     def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
         return self.failovers.handle_alarm(trigger, deadline, cfg)
+
+    def probe_verdict(self, verdict: ProbeVerdict, deadline: datetime) -> Result:
+        return self.failovers.handle_verdict(verdict, deadline)
 
     def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         return self.failovers.failover(cfg, request, deadline, dry_run)

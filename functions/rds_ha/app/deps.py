@@ -34,6 +34,8 @@ class Settings:
     # Does this process reach the databases for a switchover's write fence? The Lambdas do not
     # (RDS_HA_FENCE_SQL=0 in template.yaml): they never try to log in, so never freeze or seal a fence.
     fence_sql: bool = True
+    # FailoverFunction's ARN: where the SQL probe sends a confirmed verdict (probe.direct_failover).
+    failover_function: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +43,7 @@ class Settings:
             table=os.environ.get("RDS_HA_TABLE") or DEFAULT_TABLE,
             topic_arn=os.environ.get("RDS_HA_TOPIC_ARN") or None,
             fence_sql=os.environ.get("RDS_HA_FENCE_SQL", "1") != "0",
+            failover_function=os.environ.get("RDS_HA_FAILOVER_FUNCTION") or None,
         )
 
 

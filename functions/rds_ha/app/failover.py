@@ -13,7 +13,7 @@ from ..core.config import ClusterConfig
 from ..core.errors import StateConflictError
 from ..core.models import Blocked, ClusterState, Topology
 from ..core.planner import FailoverRequest, current_transition, decide_failover, outline
-from ..events import AlarmTrigger
+from ..events import AlarmTrigger, ProbeVerdict
 from ..observability import logger
 from .deps import Deps
 from .drive import Drive
@@ -23,6 +23,10 @@ from .snapshot import Known
 
 # Decisions that are notified, with the metric each one counts in.
 _NOTIFIED = {"blocked": "FailoverBlocked", "vetoed": "FailoverBlocked", "paused": "FailoverPaused", "deferred": None, "refused": "FailoverRefused"}
+
+
+# A verdict stamped this far in the future is another clock's, not the probe's (runs' clocks agree within 5 s).
+CLOCK_SKEW_SECONDS = 5
 
 
 def request_for(trigger: AlarmTrigger) -> FailoverRequest:
@@ -67,6 +71,22 @@ class Failover:
                 self._clear_blocked(cfg, trigger)
             return self.d.recorder.ignored(cfg.name, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
         return self.failover(cfg, request_for(trigger), deadline)
+
+    def handle_verdict(self, verdict: ProbeVerdict, deadline: datetime) -> Result:
+        """The probe's confirmed verdict: a failover request about `verdict.primary`, judged as an alarm's is
+        (lease, guards, lag) once it is known to be the probe's own and fresh: a verdict older than
+        probe.max_age_seconds (a late retry, a replay) decides nothing."""
+        cfg = next((c for c in self.d.table.configs() if c.name == verdict.cluster), None)
+        if cfg is None or cfg.probe is None or not cfg.probe.direct_failover:
+            why = "is not a cluster" if cfg is None else "has no probe.direct_failover"
+            return self.d.recorder.ignored(cfg.name if cfg else None, f"{verdict.describe()}: {verdict.cluster} {why}")
+        age = (self.d.clock.now() - verdict.at).total_seconds()
+        if age > cfg.probe.max_age_seconds or age < -CLOCK_SKEW_SECONDS:
+            return self.d.recorder.ignored(cfg.name, f"{verdict.describe()}: {age:.0f}s old, not within probe.max_age_seconds ({cfg.probe.max_age_seconds}s)")
+        request = FailoverRequest(
+            trigger=verdict.describe(), failure_time=verdict.at, workflow_id=uuid.uuid4().hex[:6], automatic=True, alarm_instance=verdict.primary
+        )
+        return self.failover(cfg, request, deadline)
 
     def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         if dry_run:  # reads and plans only: no lease, no writes

@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..adapters.credentials import CredentialSource
 from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError, ClusterNotFoundError
 from ..core.models import ClusterState, Instance
+from ..events import ProbeVerdict, probe_verdict_event
 from ..observability import logger
 from ..probe.engines import Engine, engine_for
 from ..probe.judge import judge
@@ -42,9 +44,19 @@ class Targets:
 
 
 class HealthProbe:
-    def __init__(self, deps: Deps, endpoints: Mapping[str, tuple[str, int]] | None = None, publish: bool = True) -> None:
-        """`endpoints` replaces RDS's endpoint of named instances (an SSH tunnel, a local test server)."""
+    def __init__(
+        self,
+        deps: Deps,
+        endpoints: Mapping[str, tuple[str, int]] | None = None,
+        publish: bool = True,
+        trigger: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """`endpoints` replaces RDS's endpoint of named instances (an SSH tunnel, a local test server);
+        `trigger` sends a confirmed verdict to FailoverFunction (probe.direct_failover; None: metrics only)."""
         self.d = deps
+        self.trigger = trigger
+        # Per cluster: the primary the last samples judged, and how many in a row confirmed it down.
+        self._confirmed: dict[str, tuple[str, int]] = {}
         self.credentials = CredentialSource(deps.clients)
         self.endpoints = dict(endpoints or {})
         self.publish = publish
@@ -138,15 +150,35 @@ class HealthProbe:
                 why = f"primary {t.cfg.primary} not found" if t.primary is None else f"engine {t.primary.engine} is not probed"
                 logger.warning(f"probe {t.cfg.name}: {why}")
                 continue
-            sample = judge(t.cfg.name, at, t.engine.name, outcomes[t.primary.id], [outcomes[r.id] for r in t.replicas])
+            silence = t.cfg.probe.replica_silence_seconds if t.cfg.probe else 30
+            sample = judge(t.cfg.name, at, t.engine.name, outcomes[t.primary.id], [outcomes[r.id] for r in t.replicas], silence)
             # An unhealthy primary (a failover may be under way) or a replica that is no longer one: look
             # again before the next tick (one describe per region for all such clusters), so the probe
             # follows a new primary within a tick instead of reporting the old one until the next minute.
             t.stale = sample.primary_healthy is not True
             t.stale |= any(o.replica is not None and not o.replica.replicating for o in sample.outcomes)
             self._report(t, sample)
+            self._witnessed(t.cfg, sample)
             samples.append(sample)
         return samples
+
+    def _witnessed(self, cfg: ClusterConfig, sample: Sample) -> None:
+        """The direct path: once probe.confirm_samples samples in a row confirm the primary down (its replicas
+        lost it too), send the verdict to FailoverFunction, once; the alarm stays the backstop."""
+        probe = cfg.probe
+        if probe is None or not probe.direct_failover or self.trigger is None:
+            return
+        primary, count = self._confirmed.get(cfg.name, (sample.primary, 0))
+        count = (count if primary == sample.primary else 0) + 1 if sample.confirmed_down else 0
+        self._confirmed[cfg.name] = (sample.primary, count)
+        if count != probe.confirm_samples:
+            return
+        verdict = ProbeVerdict(cluster=cfg.name, primary=sample.primary, at=sample.at, samples=count, evidence=sample.primary_reason)
+        logger.warning(f"{verdict.describe()}: sending it to FailoverFunction", extra={"cluster": cfg.name, "kind": "probe_verdict"})
+        try:
+            self.trigger(probe_verdict_event(verdict))
+        except Exception as exc:  # noqa: BLE001 - the alarm path remains; the probe keeps sampling
+            logger.error(f"probe {cfg.name}: the verdict could not be sent ({type(exc).__name__}: {exc}); the alarm path remains")
 
     def _report(self, t: Targets, sample: Sample) -> None:
         log = {"cluster": sample.cluster, "primary": sample.primary, "healthy": sample.primary_healthy, "reason": sample.primary_reason}

@@ -273,6 +273,13 @@ class ProbeConfig(_Strict):
 
     # A failover decision uses a probe reading only if it is at most this old (else CloudWatch's ReplicaLag).
     max_age_seconds: Annotated[int, Field(ge=5, le=600, strict=True)] = 30
+    # The direct path: a primary that does not answer, while every replica that answers says it lost it
+    # (PostgreSQL: its WAL receiver not streaming, or silent for replica_silence_seconds; MySQL/MariaDB: the
+    # I/O thread not running), for confirm_samples samples in a row, makes the probe invoke FailoverFunction
+    # itself, without waiting for a CloudWatch alarm (which stays the backstop). False: metrics only.
+    direct_failover: bool = True
+    confirm_samples: Annotated[int, Field(ge=1, le=10, strict=True)] = 2
+    replica_silence_seconds: Annotated[int, Field(ge=5, le=600, strict=True)] = 30
 
     @model_validator(mode="after")
     def _one_credential(self) -> ProbeConfig:

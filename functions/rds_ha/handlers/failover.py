@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..events import AlarmTrigger
+from ..core.errors import InvalidEventError
+from ..events import AlarmTrigger, is_probe_verdict, parse_probe_verdict
 from ..observability import logger
 from . import runtime
 
@@ -59,9 +60,25 @@ def _once(trigger: AlarmTrigger, context: Any) -> dict[str, Any]:
         return decide(trigger, context)
 
 
+def _verdict(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The SQL probe's confirmed verdict (HealthProbeFunction, asynchronously): a failover request judged as an
+    alarm's is. A second one is harmless: the lease, the workflow in progress and the primary's change stop it."""
+    try:
+        verdict = parse_probe_verdict(event)
+    except InvalidEventError as exc:
+        logger.error(str(exc))
+        raise
+    a = runtime.app()
+    cfg = next((c for c in a.clusters() if c.name == verdict.cluster), None)
+    cap = cfg.failover.wait_seconds if cfg else None
+    return runtime.answer(lambda: a.probe_verdict(verdict, runtime.deadline(a.clock, context, cap)).as_dict(), LATER)
+
+
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _process
+    if is_probe_verdict(event):
+        return _verdict(event, context)
     triggers = runtime.parsed_alarms(event)
     with _lock:
         if _process is None:

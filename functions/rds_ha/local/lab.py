@@ -118,6 +118,15 @@ class PgLab:
             server.sql("SELECT pg_reload_conf()")
 
     # -- what a test or the demo does ------------------------------------------------------------
+    def ready(self, primary: str, replicas: set[str]) -> None:
+        """Until `replicas` stream from `primary`; a MariaDB primary also gets the application's database `app`."""
+        server = self.server(primary)
+        if isinstance(server, MariaServer):
+            server.sql("CREATE DATABASE IF NOT EXISTS app")
+            self.maria.wait_streaming(server, replicas)
+        else:
+            self.servers.wait_streaming(server, replicas)
+
     def kill(self, instance_id: str, region: str = sandbox.REGION) -> None:
         """The instance fails: its server crashes, RDS shows it `failed`."""
         self.server(instance_id).stop("immediate")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess  # nosec B404 - runs MariaDB's own programs on fixed arguments
 import tempfile
 import time
@@ -57,6 +58,16 @@ def _isolated(datadir: Path) -> list[str]:
         entry = pwd.getpwnam("mysql")
         os.chown(tmp, entry.pw_uid, entry.pw_gid)
     return [f"--tmpdir={tmp}", "--innodb-use-native-aio=0"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not Path(f"/proc/{pid}/stat").read_text().split(")")[-1].strip().startswith("Z")
 
 
 def _as() -> list[str]:
@@ -114,16 +125,28 @@ class MariaServer:
         """`immediate` is a crash (SIGKILL); otherwise a clean shutdown."""
         if self.proc is None:
             return
-        if mode == "immediate":
-            self.proc.kill()
-        else:
-            self.proc.terminate()
+        # The server itself, by its pid file: as root self.proc is runuser, which passes no SIGKILL on.
+        server = self._pid()
+        for pid in [p for p in (server, self.proc.pid) if p is not None]:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL if mode == "immediate" else signal.SIGTERM)
+        until = time.monotonic() + 30
+        while server is not None and _alive(server) and time.monotonic() < until:
+            time.sleep(0.05)
+        if server is not None and _alive(server):
+            os.kill(server, signal.SIGKILL)
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+    def _pid(self) -> int | None:
+        try:
+            return int((self.datadir.parent / f"{self.name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def connect(self, user: str = "root", password: str | None = None) -> Any:
         import pymysql

@@ -77,7 +77,8 @@ SELECT pg_is_in_recovery(),
        pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0'),
        EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()),
        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
-       (SELECT status FROM pg_stat_wal_receiver LIMIT 1)
+       (SELECT status FROM pg_stat_wal_receiver LIMIT 1),
+       (SELECT EXTRACT(EPOCH FROM now() - last_msg_receipt_time) FROM pg_stat_wal_receiver LIMIT 1)
 """
 
 
@@ -138,7 +139,7 @@ def pg_primary(host: str, port: int, creds: Credentials, settings: ProbeConfig) 
 def pg_replica(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> ReplicaCheck:
     with classified(kind_pg), pg_connect(host, port, creds, settings) as conn:
         row = conn.execute(_PG_REPLICA).fetchone()
-    in_recovery, replayed, received, since_replay, paused, receiver = row
+    in_recovery, replayed, received, since_replay, paused, receiver, since_message = row
     if not in_recovery:
         return ReplicaCheck(replicating=False, broken_reason="not in recovery: promoted or standalone, no longer a replica")
     return ReplicaCheck(
@@ -147,6 +148,7 @@ def pg_replica(host: str, port: int, creds: Credentials, settings: ProbeConfig) 
         received=_num(received),
         since_last_replay=_num(since_replay),
         receiving=receiver == "streaming",
+        since_last_message=_num(since_message),
         note="WAL replay paused" if paused else None,
     )
 
@@ -235,9 +237,22 @@ def my_primary(host: str, port: int, creds: Credentials, settings: ProbeConfig) 
     return PrimaryCheck(writable=int(read_only) == 0, position=position, binlogs=sizes)
 
 
+def replica_status(conn: Any) -> list[dict[str, Any]]:
+    """SHOW REPLICA STATUS, or RDS's `mysql.rds_replica_status` where the login may not run it (RDS for MariaDB
+    10.5+ gives its master user no REPLICATION REPLICA ADMIN; RDS User Guide, "mysql.rds_replica_status")."""
+    import pymysql
+
+    try:
+        return _my_first(conn, "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
+    except pymysql.err.OperationalError as exc:
+        if not exc.args or exc.args[0] not in (1227, 1142):  # access denied
+            raise
+        return _my_rows(conn, "CALL mysql.rds_replica_status")
+
+
 def my_replica(host: str, port: int, creds: Credentials, settings: ProbeConfig) -> ReplicaCheck:
     with classified(kind_my), my_connect(host, port, creds, settings) as conn:
-        rows = _my_first(conn, "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
+        rows = replica_status(conn)
     if not rows:
         return ReplicaCheck(replicating=False, broken_reason="no replication configured (SHOW REPLICA STATUS is empty)")
     row = rows[0]

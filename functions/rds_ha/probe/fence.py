@@ -23,7 +23,7 @@ from typing import Any
 
 from ..core.config import FenceConfig
 from ..core.models import Instance
-from .engines import _field, _my_first, _my_rows, binlog_position, classified, kind_my, kind_pg, my_connect, pg_connect
+from .engines import _field, _my_first, _my_rows, binlog_position, classified, kind_my, kind_pg, my_connect, pg_connect, replica_status
 from .model import Credentials, EngineError
 
 # How long ended sessions may take to be gone before the seal fails (and is tried again).
@@ -116,22 +116,11 @@ class SqlFence:
                 row = conn.execute("SELECT pg_is_in_recovery(), pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')").fetchone()
             return float(row[1]) if row[0] and row[1] is not None else None
         with classified(kind_my), self._my(instance) as conn:
-            rows = _replica_status(conn)
+            rows = replica_status(conn)
         if not rows:
             return None
         row = rows[0]
         return binlog_position(_field(row, "Relay_Source_Log_File", "Relay_Master_Log_File"), _field(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos"))
-
-
-def _replica_status(conn: Any) -> list[dict[str, Any]]:
-    import pymysql
-
-    try:
-        return _my_first(conn, "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
-    except pymysql.err.OperationalError as exc:
-        if not exc.args or exc.args[0] not in (1227, 1142):  # access denied: RDS for MariaDB 10.5+'s master user
-            raise
-        return _my_rows(conn, "CALL mysql.rds_replica_status")
 
 
 def _my_end(conn: Any, statement: str, thread: int) -> None:

@@ -85,7 +85,23 @@ def _fmt(value: float | None, unit: str) -> str:
     return "?" if value is None else f"{value:g}{unit}"
 
 
-def judge(cluster: str, at: datetime, engine: str, primary: Outcome, replicas: list[Outcome]) -> Sample:
+def _witnesses(replicas: list[Outcome], silence_seconds: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(replicas that lost the primary, replicas still receiving from it), among those that answered as replicas.
+    Lost: the receiver is not streaming (PostgreSQL) or the I/O thread not running (MySQL/MariaDB), or
+    (PostgreSQL) nothing heard from the source for silence_seconds (a black-holed primary: the receiver
+    notices only at wal_receiver_timeout)."""
+    lost: list[str] = []
+    streaming: list[str] = []
+    for o in replicas:
+        check = o.replica
+        if not o.answered or check is None or not check.replicating:
+            continue
+        silent = check.since_last_message is not None and check.since_last_message > silence_seconds
+        (lost if not check.receiving or silent else streaming).append(o.instance)
+    return tuple(lost), tuple(streaming)
+
+
+def judge(cluster: str, at: datetime, engine: str, primary: Outcome, replicas: list[Outcome], silence_seconds: float = 30) -> Sample:
     errors = tuple(f"{o.instance}: {o.error}" for o in [primary, *replicas] if o.error_kind in ("auth", "config"))
     primary_ok = primary.answered and primary.primary is not None and primary.primary.writable
     healthy: bool | None
@@ -126,4 +142,10 @@ def judge(cluster: str, at: datetime, engine: str, primary: Outcome, replicas: l
                 reason=f"{_fmt(lag_seconds, 's')}, {_fmt(lag_bytes, ' bytes')} behind {against}{note}",
             )
         )
-    return Sample(cluster, at, primary.instance, healthy, reason, tuple(verdicts), errors, (primary, *replicas))
+    lost, streaming = _witnesses(replicas, silence_seconds)
+    if healthy is False and not primary.answered:
+        if streaming:
+            reason += f"; but {', '.join(streaming)} still receive(s) from it (a cut between the probe and the primary?)"
+        elif lost:
+            reason += f"; confirmed by {', '.join(lost)}: lost it too"
+    return Sample(cluster, at, primary.instance, healthy, reason, tuple(verdicts), errors, (primary, *replicas), lost, streaming)

@@ -50,6 +50,8 @@ class ReplicaCheck:
     # MySQL/MariaDB: Seconds_Behind_Source (NULL -> None).
     seconds_behind: float | None = None
     receiving: bool = True  # WAL receiver streaming / IO thread running
+    # PostgreSQL: seconds since the WAL receiver last heard from its source (None: no receiver).
+    since_last_message: float | None = None
     applying: bool = True  # SQL thread running (PostgreSQL replays by itself)
     exec_file: str | None = None
     exec_offset: int | None = None
@@ -101,3 +103,13 @@ class Sample:
     replicas: tuple[ReplicaVerdict, ...]
     probe_errors: tuple[str, ...] = ()
     outcomes: tuple[Outcome, ...] = ()
+    # The replicas as witnesses of the primary: those that answered and lost it, those still receiving from it.
+    lost_by: tuple[str, ...] = ()
+    streaming: tuple[str, ...] = ()
+
+    @property
+    def confirmed_down(self) -> bool:
+        """The primary does not answer, and every replica that answers (one at least) lost it too: a dead
+        primary, not a cut between the probe and it (its replicas would still be streaming)."""
+        answered = any(o.instance == self.primary and o.answered for o in self.outcomes)
+        return self.primary_healthy is False and not answered and bool(self.lost_by) and not self.streaming

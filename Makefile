@@ -33,6 +33,7 @@ bench: setup
 	$(PY) bench/failover_latency.py 5 300
 	$(PY) bench/cold_start.py 10
 	$(PY) bench/fleet_reconcile.py 10 100 500
+	$(PY) bench/detection.py 10
 	$(PY) bench/probe_checks.py 50
 
 # RDS's global CA bundle into the probe's layer (tls verify-full, the default), before `sam build` of a stack

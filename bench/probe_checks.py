@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rds_ha.core.config import ProbeConfig  # noqa: E402
+from rds_ha.local.postgres import free_port  # noqa: E402
 from rds_ha.probe import engines  # noqa: E402
 from rds_ha.probe.model import Credentials, EngineError  # noqa: E402
-from tests.servers import PROBE_PASSWORD, PROBE_USER, BlackHole, free_port, have_mariadb, have_postgres, mariadb_cluster, postgres_cluster  # noqa: E402
+from tests.servers import PROBE_PASSWORD, PROBE_USER, BlackHole, have_mariadb, have_postgres, mariadb_cluster, postgres_cluster  # noqa: E402
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-ha/bench"
 CREDS = Credentials(PROBE_USER, PROBE_PASSWORD)

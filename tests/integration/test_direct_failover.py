@@ -96,9 +96,10 @@ def test_a_dead_primary_is_failed_over_on_the_probes_verdict_and_the_late_alarm_
     assert promotes[0] == 1
 
 
-def test_a_primary_only_the_probe_cannot_reach_is_not_failed_over(aws: Sandbox, lab: PgLab) -> None:
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_a_primary_only_the_probe_cannot_reach_is_not_failed_over(aws: Sandbox, lab: PgLab, engine: str) -> None:
     """A cut between the probe and the primary: the replicas still stream from it."""
-    _cluster(aws, lab, "postgres")
+    _cluster(aws, lab, engine)
     fn = Lambda(aws)
     hole = BlackHole()
     try:
@@ -109,8 +110,11 @@ def test_a_primary_only_the_probe_cannot_reach_is_not_failed_over(aws: Sandbox, 
     assert fn.sent == [] and aws.state().workflow is None and aws.state().primary == "orders-db"
 
 
-def test_a_probe_cut_off_from_everything_and_a_read_only_primary_decide_nothing(aws: Sandbox, lab: PgLab) -> None:
-    _cluster(aws, lab, "mariadb")
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_a_probe_cut_off_from_everything_and_a_read_only_primary_decide_nothing(aws: Sandbox, lab: PgLab, engine: str) -> None:
+    """Read-only: MySQL/MariaDB `read_only=1`; PostgreSQL's probe counts a primary in recovery as read-only,
+    which a lab primary cannot become, so its read-only case is the MariaDB one."""
+    _cluster(aws, lab, engine)
     fn = Lambda(aws)
     hole = BlackHole()
     try:
@@ -118,6 +122,9 @@ def test_a_probe_cut_off_from_everything_and_a_read_only_primary_decide_nothing(
     finally:
         hole.close()
     assert cut_off["clusters"]["orders"]["healthy"] is None, cut_off
+    if engine == "postgres":
+        assert fn.sent == [] and aws.state().primary == "orders-db"
+        return
     lab.server("orders-db").sql("SET GLOBAL read_only = 1")
     read_only = _probe(aws, 3)
     assert read_only["clusters"]["orders"]["healthy"] is False and "read-only" in read_only["clusters"]["orders"]["reason"], read_only
@@ -135,3 +142,24 @@ def test_a_stale_or_foreign_verdict_decides_nothing(aws: Sandbox, lab: PgLab) ->
     stranger = ProbeVerdict(cluster="orders", primary="orders-db-r1", at=aws.clock.now(), samples=2, evidence="not the primary")
     assert failover(probe_verdict_event(stranger), context())["outcome"] == "ignored"
     assert aws.state().primary == "orders-db" and aws.state().workflow is None
+
+
+def test_a_black_holed_primary_is_confirmed_by_its_replicas_silence(aws: Sandbox, lab: PgLab) -> None:
+    """Every process of the primary stopped (SIGSTOP): connections stay open, nothing answers. The replicas'
+    receivers still say streaming, but have heard nothing for probe.replica_silence_seconds (here 5)."""
+    import time
+
+    cfg = _cluster(aws, lab, "postgres")
+    data = cfg.model_dump()
+    data["probe"]["replica_silence_seconds"] = 5
+    aws.service.apply([ClusterConfig.model_validate(data)], "orders.yaml", "test")
+    fn = Lambda(aws)
+    lab.hang("orders-db")
+    try:
+        early = _probe(aws, 1)
+        assert "still receive(s) from it" in early["clusters"]["orders"]["reason"], early  # not silent long enough yet
+        time.sleep(6)  # the server's own clock measures the silence
+        _probe(aws, 2)
+    finally:
+        lab.hang("orders-db", frozen=False)
+    assert len(fn.sent) == 1 and "confirmed by" in fn.sent[0]["detail"]["evidence"], fn.sent

@@ -15,8 +15,11 @@ for each replica into CloudWatch (AWS/RDS), computed by the lab from the server'
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import suppress
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ..adapters.aws import AwsClients
@@ -131,6 +134,19 @@ class PgLab:
         """The instance fails: its server crashes, RDS shows it `failed`."""
         self.server(instance_id).stop("immediate")
         moto_fidelity.set_status(instance_id, "failed", region)
+
+    def hang(self, instance_id: str, frozen: bool = True) -> None:
+        """The instance's server stops answering, its connections open and silent (a black-holed primary:
+        every process of a PostgreSQL server SIGSTOPped); `frozen=False` lets it go on."""
+        server = self.servers.servers[instance_id]
+        postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
+        pids = [postmaster]
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            with suppress(OSError, ValueError, IndexError):
+                if int(Path(f"/proc/{entry}/stat").read_text().split(")")[-1].split()[1]) == postmaster:
+                    pids.append(int(entry))
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def publish_lag(self, clients: AwsClients, at: datetime) -> dict[str, float]:
         """Each running replica's ReplicaLag datapoint at `at` (the lab's measure: REPLICA_LAG_SQL, Seconds_Behind_Master)."""

@@ -159,10 +159,13 @@ def _witness(iid: str, receiving: bool, silent_for: float | None = 1.0) -> Outco
 
 
 def test_a_primary_is_confirmed_down_only_when_every_replica_that_answers_lost_it_too() -> None:
-    unanswered = Outcome("r2", 1.0, error="timeout", error_kind="down")
-    dead = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=False), unanswered])
-    assert dead.primary_healthy is False and dead.confirmed_down and dead.lost_by == ("r1",)
-    assert "confirmed by r1" in dead.primary_reason
+    unanswered = Outcome("r3", 1.0, error="timeout", error_kind="down")
+    dead = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=False), _witness("r2", receiving=False), unanswered])
+    assert dead.primary_healthy is False and dead.confirmed_down and dead.lost_by == ("r1", "r2")
+    assert "confirmed by r1, r2" in dead.primary_reason
+    # One witness of two, the other unreachable (the probe and r1 cut off together?): not a majority.
+    minority = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=False), Outcome("r2", 1.0, error="timeout", error_kind="down")])
+    assert minority.primary_healthy is False and not minority.confirmed_down and "not a majority" in minority.primary_reason
     # A cut between the probe and the primary: a replica still streams from it.
     cut = judge("orders", NOW, "postgres", _down(), [_witness("r1", receiving=False), _witness("r2", receiving=True)])
     assert cut.primary_healthy is False and not cut.confirmed_down and cut.streaming == ("r2",)

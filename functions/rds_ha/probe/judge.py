@@ -146,6 +146,8 @@ def judge(cluster: str, at: datetime, engine: str, primary: Outcome, replicas: l
     if healthy is False and not primary.answered:
         if streaming:
             reason += f"; but {', '.join(streaming)} still receive(s) from it (a cut between the probe and the primary?)"
-        elif lost:
+        elif len(lost) * 2 > len(replicas):
             reason += f"; confirmed by {', '.join(lost)}: lost it too"
+        elif lost:
+            reason += f"; only {', '.join(lost)} of {len(replicas)} replica(s) answer and lost it: not a majority, not confirmed"
     return Sample(cluster, at, primary.instance, healthy, reason, tuple(verdicts), errors, (primary, *replicas), lost, streaming)

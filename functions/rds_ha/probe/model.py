@@ -109,7 +109,9 @@ class Sample:
 
     @property
     def confirmed_down(self) -> bool:
-        """The primary does not answer, and every replica that answers (one at least) lost it too: a dead
-        primary, not a cut between the probe and it (its replicas would still be streaming)."""
+        """The primary does not answer; more than half of its replicas answer and lost it too; none still
+        streams from it. A dead primary, not a cut between the probe and it (its replicas would still be
+        streaming), nor one replica cut off with the probe (a minority of witnesses decides nothing)."""
         answered = any(o.instance == self.primary and o.answered for o in self.outcomes)
-        return self.primary_healthy is False and not answered and bool(self.lost_by) and not self.streaming
+        majority = len(self.lost_by) * 2 > len(self.replicas)
+        return self.primary_healthy is False and not answered and majority and not self.streaming

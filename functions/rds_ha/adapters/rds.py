@@ -100,7 +100,8 @@ class RdsAdapter:
     def parameter(self, region: str, group: str, name: str) -> str:
         """A parameter's value in a DB parameter group (its engine default if the group gives none)."""
         try:
-            for page in self._rds(region).get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group):
+            pages = self._rds(region).get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group, Source="user")
+            for page in pages:
                 for param in page.get("Parameters", []):
                     if param.get("ParameterName") == name and param.get("ParameterValue") is not None:
                         return str(param["ParameterValue"])

@@ -132,8 +132,8 @@ class App:
     def handle_alarm(self, trigger: AlarmTrigger, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
         return self.failovers.handle_alarm(trigger, deadline, cfg)
 
-    def probe_verdict(self, verdict: ProbeVerdict, deadline: datetime) -> Result:
-        return self.failovers.handle_verdict(verdict, deadline)
+    def probe_verdict(self, verdict: ProbeVerdict, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
+        return self.failovers.handle_verdict(verdict, deadline, cfg)
 
     def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         return self.failovers.failover(cfg, request, deadline, dry_run)

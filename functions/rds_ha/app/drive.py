@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from ..core.actions import ChangeRecords, CreateReplica, Plan
 from ..core.config import ClusterConfig
-from ..core.models import Topology
+from ..core.models import ClusterState, Topology
 from ..core.planner import in_progress, pause_limitation, plan_steady, plan_workflow
 from .deps import Deps
 from .results import Result
@@ -53,7 +53,7 @@ class Drive:
             # Replicas just created are described with the rest next time.
             known = Known(hint=frozenset(topo.instances) | {a.instance for a in plan.actions if isinstance(a, CreateReplica)})
             ended = self._ended(cfg, plan, out.error, done, last, deadline)
-            if ended is not None and ended.outcome == "retrying" and self._frozen(topo, deadline):
+            if ended is not None and ended.outcome == "retrying" and self._frozen(out.state, deadline):
                 # Writes are refused meanwhile: a step that failed (a seal whose sessions took long to go)
                 # is tried again by this run, not left for the next (which may be a reconcile that cannot).
                 self.d.clock.sleep(FROZEN_POLL_SECONDS)
@@ -65,21 +65,20 @@ class Drive:
             if attempted:
                 last = attempted  # looked at again at once: the plan after it may differ
             else:
-                self.d.clock.sleep(self._poll(topo))
+                self.d.clock.sleep(self._poll(out.state))
 
-    def _frozen(self, topo: Topology, deadline: datetime | None = None) -> bool:
-        """Does a write fence hold with the writer not moved yet (and, given a deadline, time left before it)?"""
-        if topo.cluster.switchover.fence is None:
-            return False
-        wf = self.d.snapshots.state(topo.cluster).workflow  # as the steps just left it
+    def _frozen(self, state: ClusterState, deadline: datetime | None = None) -> bool:
+        """Does a write fence hold with the writer not moved yet, in `state` as the steps just left it (and,
+        given a deadline, is there time left before it)?"""
+        wf = state.workflow
         if wf is None or wf.fence is None or not wf.fence.holding or wf.writer_moved_at is not None:
             return False
         return deadline is None or self.d.clock.now() + timedelta(seconds=FROZEN_POLL_SECONDS) <= deadline
 
-    def _poll(self, topo: Topology) -> float:
+    def _poll(self, state: ClusterState) -> float:
         """How long to wait before the next look: at most FROZEN_POLL_SECONDS while a write fence holds and
         the writer has not moved yet (every second of the wait is a second of refused writes)."""
-        return min(self.d.poll_seconds, FROZEN_POLL_SECONDS) if self._frozen(topo) else self.d.poll_seconds
+        return min(self.d.poll_seconds, FROZEN_POLL_SECONDS) if self._frozen(state) else self.d.poll_seconds
 
     def _settled(self, topo: Topology, done: tuple[str, ...], dns_only: bool) -> Result | None:
         """Paused, no workflow, or an RDS event's sync while a workflow runs: the run ends here."""

@@ -72,11 +72,11 @@ class Failover:
             return self.d.recorder.ignored(cfg.name, f"{trigger.describe()}: not a transition into ALARM (from {trigger.previous_state})")
         return self.failover(cfg, request_for(trigger), deadline)
 
-    def handle_verdict(self, verdict: ProbeVerdict, deadline: datetime) -> Result:
+    def handle_verdict(self, verdict: ProbeVerdict, deadline: datetime, cfg: ClusterConfig | None = None) -> Result:
         """The probe's confirmed verdict: a failover request about `verdict.primary`, judged as an alarm's is
         (lease, guards, lag) once it is known to be the probe's own and fresh: a verdict older than
         probe.max_age_seconds (a late retry, a replay) decides nothing."""
-        cfg = next((c for c in self.d.table.configs() if c.name == verdict.cluster), None)
+        cfg = cfg or next((c for c in self.d.table.configs() if c.name == verdict.cluster), None)
         if cfg is None or cfg.probe is None or not cfg.probe.direct_failover:
             why = "is not a cluster" if cfg is None else "has no probe.direct_failover"
             return self.d.recorder.ignored(cfg.name if cfg else None, f"{verdict.describe()}: {verdict.cluster} {why}")

@@ -169,7 +169,10 @@ class HealthProbe:
         if probe is None or not probe.direct_failover or self.trigger is None:
             return
         primary, count = self._confirmed.get(cfg.name, (sample.primary, 0))
-        count = (count if primary == sample.primary else 0) + 1 if sample.confirmed_down else 0
+        if not sample.confirmed_down:
+            count = 0
+        else:
+            count = count + 1 if primary == sample.primary else 1
         self._confirmed[cfg.name] = (sample.primary, count)
         if count != probe.confirm_samples:
             return

@@ -71,7 +71,7 @@ def _verdict(event: dict[str, Any], context: Any) -> dict[str, Any]:
     a = runtime.app()
     cfg = next((c for c in a.clusters() if c.name == verdict.cluster), None)
     cap = cfg.failover.wait_seconds if cfg else None
-    return runtime.answer(lambda: a.probe_verdict(verdict, runtime.deadline(a.clock, context, cap)).as_dict(), LATER)
+    return runtime.answer(lambda: a.probe_verdict(verdict, runtime.deadline(a.clock, context, cap), cfg).as_dict(), LATER)
 
 
 @logger.inject_lambda_context(log_event=False)

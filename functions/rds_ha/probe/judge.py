@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .engines import binlog_position
-from .model import Outcome, PrimaryCheck, ReplicaCheck, ReplicaVerdict, Sample
+from .model import Outcome, PrimaryCheck, ReplicaCheck, ReplicaVerdict, Sample, witnessed
 
 _LOW32 = (1 << 32) - 1
 
@@ -146,7 +146,7 @@ def judge(cluster: str, at: datetime, engine: str, primary: Outcome, replicas: l
     if healthy is False and not primary.answered:
         if streaming:
             reason += f"; but {', '.join(streaming)} still receive(s) from it (a cut between the probe and the primary?)"
-        elif len(lost) * 2 > len(replicas):
+        elif witnessed(len(lost), len(replicas)):
             reason += f"; confirmed by {', '.join(lost)}: lost it too"
         elif lost:
             reason += f"; only {', '.join(lost)} of {len(replicas)} replica(s) answer and lost it: not a majority, not confirmed"

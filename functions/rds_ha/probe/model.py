@@ -90,6 +90,11 @@ class ReplicaVerdict:
     reason: str = ""
 
 
+def witnessed(lost: int, replicas: int) -> bool:
+    """Enough witnesses of a primary's loss: more than half of its replicas."""
+    return lost * 2 > replicas
+
+
 @dataclass(frozen=True)
 class Sample:
     """One probe sample of a cluster. `primary_healthy` None means the probe withheld its judgement
@@ -113,5 +118,4 @@ class Sample:
         streams from it. A dead primary, not a cut between the probe and it (its replicas would still be
         streaming), nor one replica cut off with the probe (a minority of witnesses decides nothing)."""
         answered = any(o.instance == self.primary and o.answered for o in self.outcomes)
-        majority = len(self.lost_by) * 2 > len(self.replicas)
-        return self.primary_healthy is False and not answered and majority and not self.streaming
+        return self.primary_healthy is False and not answered and witnessed(len(self.lost_by), len(self.replicas)) and not self.streaming

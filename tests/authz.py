@@ -45,7 +45,8 @@ NOT_CALLED_BY_CODE = {
 }
 # Template parameters a deployer sets; evaluated with these (defaults for the others).
 # The suite's alarms are named <cluster>-..., as a stack deployed with AlarmNamePrefix "" sees them.
-PARAMETERS: dict[str, Any] = {"HostedZoneIds": None, "AlarmNamePrefix": ""}  # HostedZoneIds: the zones the suite's requests named
+# HostedZoneIds: the zones the suite's requests named; DBProxyArns: the proxies and target groups they named.
+PARAMETERS: dict[str, Any] = {"HostedZoneIds": None, "AlarmNamePrefix": "", "DBProxyArns": None}
 # Names the suite gives the stack's own resources (tests/builders.py).
 STACK_NAMES = {"NotificationTopic": "rds-ha-notifications"}
 
@@ -127,6 +128,17 @@ def _rds_pg(region: str, name: str) -> Resource:
     return Resource("pg", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:pg:{name}", _tags(getattr(group, "tags", None)))
 
 
+def _rds_proxy(region: str, name: str, group: str | None) -> tuple[Resource, Resource]:
+    """A proxy and its target group as IAM names them: by their resource ids (db-proxy:prx-..., target-group:prx-tg-...),
+    not their names, with their tags as moto holds them."""
+    proxy = _rds_backend(region).db_proxies.get(name)
+    if proxy is None:  # the call fails at RDS (DBProxyNotFoundFault), after IAM allowed it on any proxy
+        any_arn = f"arn:{PARTITION}:rds:{region}:{ACCOUNT}"
+        return Resource("proxy", f"{any_arn}:db-proxy:{ANY_NAME}"), Resource("target-group", f"{any_arn}:target-group:{ANY_NAME}")
+    tg = proxy.proxy_target_groups.get(group or "default") or proxy.proxy_target_groups["default"]
+    return Resource("proxy", proxy.arn, _tags(proxy.tags)), Resource("target-group", tg.arn)
+
+
 def _kms_key(region: str, key_id: str | None) -> tuple[str, bool] | None:
     """(key ARN, customer managed) of a key id, ARN or alias; None when moto does not know it."""
     if not key_id:
@@ -189,6 +201,14 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
             return one(_rds_db(region, params["DBInstanceIdentifier"]))
         if name == "AddTagsToResource":
             return one(_rds_db(region, params["ResourceName"]), **_tags_ctx(params.get("Tags")))
+        if name in {"DescribeDBProxyTargets", "RegisterDBProxyTargets", "DeregisterDBProxyTargets"}:
+            proxy, group = _rds_proxy(region, params["DBProxyName"], params.get("TargetGroupName"))
+            if name == "RegisterDBProxyTargets":
+                return one(group)
+            if name == "DescribeDBProxyTargets":
+                return one(proxy, group)
+            dbs = [_rds_db(region, i) for i in params.get("DBInstanceIdentifiers", [])]
+            return one(*dbs, proxy, group, Resource("cluster", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:cluster:{ANY_NAME}"))
         if name in {"ModifyDBParameterGroup", "DescribeDBParameters"}:
             return one(_rds_pg(region, params["DBParameterGroupName"]))
         if name == "CopyDBParameterGroup":
@@ -433,7 +453,9 @@ class Statement:
 
 def statements(template: Mapping[str, Any], requests: Iterable[Request]) -> list[Statement]:
     zones = sorted({r.arn.rsplit("/", 1)[-1] for q in requests for r in q.resources if r.type == "hostedzone"}) or ["ZNONE"]
-    params = {k: (",".join(zones) if k == "HostedZoneIds" else v) for k, v in PARAMETERS.items()}
+    proxies = sorted({r.arn for q in requests for r in q.resources if r.type in {"proxy", "target-group"} and ANY_NAME not in r.arn})
+    derived = {"HostedZoneIds": ",".join(zones), "DBProxyArns": ",".join(proxies)}
+    params = {k: derived.get(k, v) for k, v in PARAMETERS.items()}
     resolve = Resolver(template, params)
     resources = template["Resources"]
     out = []
@@ -447,6 +469,8 @@ def statements(template: Mapping[str, Any], requests: Iterable[Request]) -> list
                 raise AssertionError(f"policy form not understood by the authorization check: {policy!r}")
             for j, raw in enumerate(doc["Statement"]):
                 st = resolve.value(raw)
+                if st is None:  # Fn::If ... AWS::NoValue: not in the deployed policy
+                    continue
                 listify = lambda v: tuple(v) if isinstance(v, list) else (v,)  # noqa: E731
                 out.append(
                     Statement(

@@ -172,6 +172,10 @@ class Sandbox:
             i["DBInstanceIdentifier"] for i in self.rds().describe_db_instances()["DBInstances"] if not i.get("ReadReplicaSourceDBInstanceIdentifier")
         )
 
+    def proxy_targets(self) -> list[tuple[str, str]]:
+        """(instance, health) of each target of orders-proxy's default target group."""
+        return sandbox.proxy_targets(self.clients)
+
     def state(self) -> Any:
         assert self.cfg is not None
         return self.service.deps.table.get_state(self.cfg.name)
@@ -230,9 +234,11 @@ def build_cluster(
     engine: str = "postgres",
     kms_key_id: str | None = None,
     own_parameter_groups: bool = False,
+    proxy: bool = False,
 ) -> ClusterConfig:
     """A primary `orders-db` with replicas {id: (az, lag or None)}, DNS, the alarm in ALARM, the config applied.
-    `extra`: more YAML lines of the cluster (indented 4), e.g. more alarm roles under `alarms:` first."""
+    `extra`: more YAML lines of the cluster (indented 4), e.g. more alarm roles under `alarms:` first.
+    `proxy`: an RDS Proxy, orders-proxy, targets the primary and the cluster names it (`proxy:`)."""
     if replicas is None:
         replicas = {"orders-db-r1": ("us-east-1b", 12.0), "orders-db-r2": ("us-east-1c", 2.0)}
     sb.zone_id = sandbox.create_cluster(
@@ -247,6 +253,10 @@ def build_cluster(
         kms_key_id=kms_key_id,
         own_parameter_groups=own_parameter_groups,
     )
+    if proxy:
+        family = "POSTGRESQL" if engine == "postgres" else "MYSQL"
+        sandbox.create_proxy(sb.clients, engine_family=family)
+        extra = f"    proxy: {{name: {sandbox.PROXY}}}\n" + extra
     text = CONFIG.format(
         min=min_replicas, zone=sb.zone_id, max_lag=max_lag, cooldown=cooldown, extra_failover=extra_failover, alarms=", ".join(alarms), extra=extra
     )

@@ -76,8 +76,15 @@ def test_dns_sync_subscribes_to_exactly_the_rds_events_it_acts_on(resources: dic
     assert set(pattern["detail"]["EventID"]) == set(RDS_EVENT_KINDS)
 
 
+def _statement(raw: dict[str, Any]) -> dict[str, Any]:
+    """A statement, or the one a Fn::If [condition, statement, AWS::NoValue] adds when its condition holds."""
+    return raw["Fn::If"][1] if "Fn::If" in raw else raw
+
+
 def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> None:
-    statements = {s["Sid"]: s for p in ("WorkflowPolicy", "CreateReplicasPolicy") for s in resources[p]["Properties"]["PolicyDocument"]["Statement"]}
+    statements = {
+        s["Sid"]: s for p in ("WorkflowPolicy", "CreateReplicasPolicy") for s in map(_statement, resources[p]["Properties"]["PolicyDocument"]["Statement"])
+    }
     assert statements["ActOnClusterMembers"]["Condition"] == {"StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"}}
     assert statements["CreateTaggedReplicas"]["Condition"] == {"StringLike": {"aws:RequestTag/rds-ha:cluster": "?*"}}
     # Tagging: the fence tag only on members already tagged; the cluster tag only in a create request's tags.
@@ -89,6 +96,9 @@ def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> Non
         "aws:TagKeys": ["rds-ha:cluster", "rds-ha:role", "rds-ha:created-by"]
     }
     assert statements["TagReplicasOnCreate"]["Condition"]["StringEquals"] == {"aws:RequestTag/rds-ha:role": "replica"}
+    # A proxy's targets: only the proxies and target groups the deployer named, and only member instances deregistered.
+    assert statements["ProxyFollowsThePrimary"]["Resource"] == {"Ref": "DBProxyArns"}
+    assert statements["DeregisterClusterMembersFromProxy"]["Condition"] == {"StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"}}
 
 
 def test_record_changes_are_cnames_by_compare_and_swap_only(resources: dict[str, Any]) -> None:

@@ -38,6 +38,10 @@ MUTATING = {
             "ModifyDBInstance",
             "AddTagsToResource",
             "RebootDBInstance",
+            "ModifyDBParameterGroup",
+            "CopyDBParameterGroup",
+            "RegisterDBProxyTargets",
+            "DeregisterDBProxyTargets",
         }
     ),
     "route53": frozenset({"ChangeResourceRecordSets"}),

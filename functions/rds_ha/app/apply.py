@@ -17,6 +17,9 @@ from ..core.models import ClusterState, Instance
 from ..core.planner import no_replicas_of
 from .deps import Deps
 
+# RDS Proxy's EngineFamily for each RDS engine (MariaDB is served as MYSQL).
+ENGINE_FAMILY = {"postgres": "POSTGRESQL", "mysql": "MYSQL", "mariadb": "MYSQL"}
+
 
 @dataclass
 class _Check:
@@ -24,6 +27,7 @@ class _Check:
 
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     untagged: list[tuple[ClusterConfig, Instance]] = field(default_factory=list)
     # (region, instance) -> the file's cluster it belongs to. A cluster applied before has tagged its
     # members, so the tag check catches an instance it already owns.
@@ -65,7 +69,7 @@ class Apply:
             found.problems.append(f"{names} lack the tag {TAG_CLUSTER} (rds-ha may act only on tagged instances); add it, or apply with --tag-members")
         if found.problems:
             raise ConfigError(found.problems, source)
-        notes = list(found.warnings)
+        notes = found.warnings + found.notes
         for cfg, inst in found.untagged:
             self.d.rds.add_tags(cfg.region, inst.arn, {TAG_CLUSTER: cfg.name})
             notes.append(f"tagged {inst.id} {TAG_CLUSTER}={cfg.name}")
@@ -91,9 +95,35 @@ class Apply:
                 found.problems.append(f"cluster {cfg.name}: primary {primary_id} is a read replica of {primary.source}")
             else:
                 _primary_problems(cfg, primary, instances, found)
+                self._proxy_problems(cfg, primary, found)
             zone = self.d.route53.zone_name(cfg.dns.zone_id)
             found.problems += [f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found"] if zone is None else outside_zone(cfg, zone)
         return found
+
+    def _proxy_problems(self, cfg: ClusterConfig, primary: Instance, found: _Check) -> None:
+        """The proxy (cluster.proxy) must exist in the cluster's region, serve the primary's engine family, and
+        its target group must target the primary alone: rds-ha moves a target group, it does not set one up."""
+        if cfg.proxy is None:
+            return
+        name, group = cfg.proxy.name, cfg.proxy.target_group
+        info = self.d.proxies.describe(cfg.region, name, group)
+        if info is None:
+            found.problems.append(f"cluster {cfg.name}: proxy {name} not found in {cfg.region}")
+            return
+        family = ENGINE_FAMILY.get(primary.engine.split("-")[0], primary.engine.upper())
+        if info.engine_family != family:
+            found.problems.append(f"cluster {cfg.name}: proxy {name} is for {info.engine_family}, and {primary.id} runs {primary.engine} ({family})")
+        if info.target_group_arn is None:
+            found.problems.append(f"cluster {cfg.name}: proxy {name} has no target group {group}")
+            return
+        targets = [t.instance for t in self.d.proxies.targets(cfg.region, name, group)]
+        if targets != [primary.id]:
+            now = f"targets {', '.join(targets)}" if targets else "targets nothing"
+            found.problems.append(
+                f"cluster {cfg.name}: proxy {name} ({group}) {now}, not the primary {primary.id} alone: register it first "
+                f"(aws rds register-db-proxy-targets --db-proxy-name {name} --target-group-name {group} --db-instance-identifiers {primary.id})"
+            )
+        found.notes.append(f"{cfg.name}: proxy {name} follows the primary; the stack's DBProxyArns must hold {info.arn},{info.target_group_arn}")
 
     def _store(self, cfg: ClusterConfig, state: ClusterState | None, before: ClusterConfig | None, source: str, applied_by: str) -> list[str]:
         notes = []

@@ -9,6 +9,7 @@ from ..adapters.aws import AwsClients
 from ..adapters.cloudwatch import CloudWatchAdapter
 from ..adapters.hooks import Hooks
 from ..adapters.notify import Notifier
+from ..adapters.proxy import ProxyAdapter
 from ..adapters.rds import RdsAdapter
 from ..adapters.route53 import Route53Adapter
 from ..adapters.state import StateTable
@@ -61,6 +62,7 @@ class Deps:
     snapshots: Snapshotter
     recorder: Recorder
     executor: Executor
+    proxies: ProxyAdapter
     # How often a waiting run looks again, and how long a run waits for another to let go of the lease.
     poll_seconds: float = POLL_SECONDS
     lease_wait_seconds: float = LEASE_WAIT_SECONDS
@@ -74,6 +76,7 @@ def build(clients: AwsClients, settings: Settings, clock: Clock, poll_seconds: f
     leases = Leases(table, clock)
     clients.send_guard = leases.before_send  # every mutating attempt is sent only under a live lease
     fences = Fences(clients, reach=settings.fence_sql)
-    executor = Executor(rds, route53, cloudwatch, table, recorder, hooks, clock, leases, fences=fences.of)
-    snapshots = Snapshotter(rds, route53, cloudwatch, table, clock, fences=fences.of)
-    return Deps(settings, clients, clock, table, rds, route53, cloudwatch, hooks, leases, snapshots, recorder, executor, poll_seconds)
+    proxies = ProxyAdapter(clients)
+    executor = Executor(rds, route53, cloudwatch, table, recorder, hooks, clock, leases, fences=fences.of, proxies=proxies)
+    snapshots = Snapshotter(rds, route53, cloudwatch, table, clock, fences=fences.of, proxies=proxies)
+    return Deps(settings, clients, clock, table, rds, route53, cloudwatch, hooks, leases, snapshots, recorder, executor, proxies, poll_seconds)

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.actions import Plan, RecordHandled, Wait
+from ..core.actions import Action, Plan, RecordHandled, Wait
 from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError, StateConflictError
 from ..core.models import ClusterState, Topology
-from ..core.ports import AlarmPort, DnsPort, FencePort, RdsPort, StatePort
+from ..core.ports import AlarmPort, DnsPort, FencePort, ProxyPort, RdsPort, StatePort
 from .hooks import HookCalls
 from .lease import Leases
 from .recorder import Recorder
@@ -40,6 +40,15 @@ class Progress:
     error: str | None = None
 
 
+class _NoProxies:
+    """No proxy adapter was given (in-memory tests): any proxy call fails as AWS would without access."""
+
+    def _refuse(self, *args: object) -> Any:
+        raise AwsError("no RDS Proxy access in this executor", code="NoProxyAdapter")
+
+    targets = register = deregister = _refuse
+
+
 class Executor:
     def __init__(
         self,
@@ -52,8 +61,10 @@ class Executor:
         clock: Clock,
         leases: Leases | None = None,
         fences: Callable[[ClusterConfig], FencePort | None] = lambda cfg: None,
+        proxies: ProxyPort | None = None,
     ) -> None:
         self.rds, self.route53, self.alarms, self.table = rds, route53, alarms, table
+        self.proxies: ProxyPort = proxies if proxies is not None else _NoProxies()
         self.recorder, self.hooks, self.clock, self.leases = recorder, hooks, clock, leases
         # A cluster's SQL fence (switchover.fence), or None.
         self.fences = fences
@@ -95,7 +106,7 @@ class Executor:
                 out.state = STEPS[type(action)](self, topo, out.state, action)
                 out.done.append(action.describe())
             except AwsError as exc:
-                self._failed(topo, out, action.describe(), exc)
+                self._failed(topo, out, action, exc)
                 if action.critical:
                     out.error = str(exc)
                     break
@@ -104,14 +115,14 @@ class Executor:
                 self.after_step(action.describe())
         return out
 
-    def _failed(self, topo: Topology, out: Progress, what: str, exc: AwsError) -> None:
+    def _failed(self, topo: Topology, out: Progress, action: Action, exc: AwsError) -> None:
         """A step AWS refused past its retries (or the state forbids now): recorded, and left to the
         next run, which re-plans from what AWS shows. A failed marker or clean-up step must not hold up
         the promotion and the writer behind it. The step may have recorded (and given back) state
         before AWS refused it: the run continues from the stored one."""
-        name = topo.cluster.name
+        name, what = topo.cluster.name, action.describe()
         out.state = self.table.get_state(name) or out.state
         self.recorder.history(name, "step_failed", f"{what} failed: {exc}", transient=exc.transient)
         self.recorder.metric("StepFailed", name)
-        if not exc.transient:  # retrying will not cure it: a human must look
-            self.recorder.notify(topo.cluster, "failover_step_failed", f"{what} failed: {exc}", code=exc.code)
+        if not exc.transient or action.paged:  # retrying will not cure it (or clients wait on it): a human must look
+            self.recorder.notify(topo.cluster, "failover_step_failed", f"{what} failed: {exc}", code=exc.code, transient=exc.transient)

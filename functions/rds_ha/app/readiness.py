@@ -20,7 +20,7 @@ class ReadinessCheck:
 
     def check(self, cfg: ClusterConfig) -> Readiness:
         """`rds-ha check`: the judgement from a fresh look, the hooks' existence included."""
-        topo = self.with_recent_lag(cfg, self.d.snapshots.read(cfg, failure_time=self.d.clock.now()))
+        topo = self.with_recent_lag(cfg, self.d.snapshots.read(cfg, failure_time=self.d.clock.now(), proxy=True))
         hooks = {cfg.hooks.pre_failover: self.d.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
         return assess(topo, self.failover_alarms(cfg, topo), hooks)
 

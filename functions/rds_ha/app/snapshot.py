@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..adapters.cloudwatch import CloudWatchAdapter
+from ..adapters.proxy import ProxyAdapter
 from ..adapters.rds import RdsAdapter
 from ..adapters.route53 import Route53Adapter
 from ..adapters.state import StateTable
 from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError
-from ..core.models import AlarmStatus, ClusterState, EngineReading, FenceView, Instance, LagReading, Record, Topology, WriterCheck
+from ..core.models import AlarmStatus, ClusterState, EngineReading, FenceView, Instance, LagReading, ProxyView, Record, Topology, WriterCheck
 from ..core.ports import FencePort
 from ..observability import logger
 from ..probe.model import EngineError
@@ -82,9 +83,10 @@ class Snapshotter:
         table: StateTable,
         clock: Clock,
         fences: Callable[[ClusterConfig], FencePort | None] = lambda cfg: None,
+        proxies: ProxyAdapter | None = None,
     ) -> None:
         self.rds, self.route53, self.cloudwatch, self.table, self.clock = rds, route53, cloudwatch, table, clock
-        self.fences = fences
+        self.fences, self.proxies = fences, proxies
 
     def _describe_members(self, cfg: ClusterConfig, state: ClusterState, hint: Iterable[str] = ()) -> Sweep:
         """Filtered calls (known instances, then their replicas) per region of the cluster, not a listing
@@ -209,11 +211,13 @@ class Snapshotter:
             return None
         return self._check_writer(cfg, wf.writer_change_id)
 
-    def read(self, cfg: ClusterConfig, failure_time: datetime | None = None, check_writer: bool = False, known: Known = NOTHING_KNOWN) -> Topology:
+    def read(
+        self, cfg: ClusterConfig, failure_time: datetime | None = None, check_writer: bool = False, known: Known = NOTHING_KNOWN, proxy: bool | None = None
+    ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless the caller knows it.
         `check_writer` asks Route 53 about a workflow's writer move until it is verified; `known` is what
-        the caller read already (see Known)."""
+        the caller read already (see Known); `proxy` asks for the proxy's targets (default: unless deciding a failover)."""
         state = self.state(cfg)
         sweep = known.sweep if known.sweep is not None else self._describe_members(cfg, state, known.hint)
         instances = members(cfg, state, sweep.instances)
@@ -241,7 +245,20 @@ class Snapshotter:
             engine=engine,
             unreadable=dict(sweep.unreadable),
             fence=self._fence_view(cfg, state, instances),
+            proxy=self._proxy_view(cfg) if (failure_time is None if proxy is None else proxy) else None,
         )
+
+    def _proxy_view(self, cfg: ClusterConfig) -> ProxyView | None:
+        """The proxy's target group (cluster.proxy). Not read for a failover decision (its first look is
+        the fastest path to a promotion); every look of the workflow after it reads it. A failure to read
+        is the view's error: the proxy then moves nothing and holds nothing else up."""
+        if cfg.proxy is None or self.proxies is None:
+            return None
+        try:
+            return ProxyView(targets=self.proxies.targets(cfg.region, cfg.proxy.name, cfg.proxy.target_group))
+        except AwsError as exc:
+            logger.warning(f"proxy of {cfg.name}: {exc}")
+            return ProxyView(error=str(exc))
 
     def _fence_view(self, cfg: ClusterConfig, state: ClusterState, instances: Mapping[str, Instance]) -> FenceView | None:
         """A fenced switchover before its promotion, over SQL: before the fence, can this run reach the old

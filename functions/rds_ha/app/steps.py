@@ -25,6 +25,7 @@ from ..core.actions import (
     FenceWrites,
     LiftFence,
     ModifyMultiAz,
+    MoveProxy,
     Promote,
     RecordHandled,
     RecordPrimary,
@@ -39,7 +40,7 @@ from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError, StepRefusedError
 from ..core.models import Blocked, ClusterState, HandledTransition, Instance, Topology, Workflow, WriteFence
-from ..core.ports import AlarmPort, DnsPort, FencePort, RdsPort
+from ..core.ports import AlarmPort, DnsPort, FencePort, ProxyPort, RdsPort
 from ..observability import logger
 from ..probe.model import EngineError
 from .hooks import HookCalls
@@ -52,6 +53,7 @@ class Runner(Protocol):
     rds: RdsPort
     route53: DnsPort
     alarms: AlarmPort
+    proxies: ProxyPort
     recorder: Recorder
     hooks: HookCalls
     clock: Clock
@@ -172,6 +174,33 @@ def change_records(ex: Runner, topo: Topology, state: ClusterState, action: Chan
         state = ex.save(state, workflow=state.workflow.model_copy(update=moved))
         ex.recorder.metric("WriterMoved", name)
     ex.recorder.history(name, f"{action.role}_dns", f"{action.describe()} ({action.reason})", change_id=change_id)
+    return state
+
+
+def _proxy_target(state: ClusterState) -> str:
+    """The instance the proxy must serve as the state says now: the workflow's new primary, or the primary."""
+    return state.workflow.new_primary if state.workflow is not None else state.primary
+
+
+def move_proxy(ex: Runner, topo: Topology, state: ClusterState, action: MoveProxy) -> ClusterState:
+    """Deregister, then register (a target group holds one instance), each checked against the state this
+    run holds the lease on: never the instance the proxy must serve deregistered, never another registered;
+    the one registered is re-read right before the call (a replica or a fenced instance is refused)."""
+    target = _proxy_target(state)
+    for old in action.deregister:
+        if old == target:
+            raise StepRefusedError(f"refused to deregister {old} from proxy {action.proxy}: it is the instance the proxy must serve")
+        ex.proxies.deregister(action.region, action.proxy, action.target_group, old)
+    if action.instance:
+        current = ex.rds.describe(action.region, action.instance)
+        why = "it is not the primary the state records" if action.instance != target else None
+        why = why or ("it is a read replica" if current.is_replica else "it is fenced" if current.fenced else None)
+        if why is not None:
+            raise StepRefusedError(f"refused to register {action.instance} with proxy {action.proxy}: re-read just before the call, {why}")
+        ex.proxies.register(action.region, action.proxy, action.target_group, action.instance)
+    ids = {"proxy": action.proxy, "target_group": action.target_group, "deregistered": list(action.deregister), "registered": action.instance}
+    ex.recorder.history(topo.cluster.name, "proxy_moved", f"{action.describe()}: {action.reason}", **ids)
+    ex.recorder.metric("ProxyMoved", topo.cluster.name)
     return state
 
 
@@ -360,6 +389,7 @@ STEPS: dict[type[Action], Step] = {
     Fence: fence,
     Promote: promote,
     ChangeRecords: change_records,
+    MoveProxy: move_proxy,
     RecordPrimary: record_primary,
     CreateReplica: create_replica,
     DeleteInstance: delete_instance,

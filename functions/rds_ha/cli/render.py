@@ -25,6 +25,8 @@ def status(console: Console, st: ClusterStatus) -> None:
     console.print(f"  writer   {st.writer.name} -> {', '.join(st.writer.targets) or '(no record)'}")
     if st.reader:
         console.print(f"  reader   {st.reader.name} -> {', '.join(st.reader.targets) or '(no record)'}")
+    if st.proxy is not None:
+        _proxy(console, st)
     _state(console, st)
     if st.readiness is not None:
         readiness(console, st.readiness.as_dict(candidates=False), indent="  ")
@@ -46,6 +48,17 @@ def status(console: Console, st: ClusterStatus) -> None:
         console.print(reader)
     if st.reader_fallback:
         console.print("  no replica serves reads: the reader name points at the primary")
+
+
+def _proxy(console: Console, st: ClusterStatus) -> None:
+    """The proxy's target group: each target's health, and whether it serves the primary."""
+    px = st.proxy
+    assert px is not None
+    targets = ", ".join(f"{t.instance} {t.health}" for t in px.targets) or "(no target)"
+    if px.error is not None:
+        targets = f"[red]targets not read[/red]: {escape(px.error)}"
+    mark = "" if px.problem is None else f"  [red]{escape(px.problem)}[/red]"
+    console.print(f"  proxy    {px.name} ({px.target_group}) -> {targets}{mark}")
 
 
 def _state(console: Console, st: ClusterStatus) -> None:
@@ -95,6 +108,8 @@ def readiness(console: Console, r: dict[str, Any], indent: str = "") -> None:
         console.print(f"{indent}failover [red]not ready[/red] ({eligible} eligible candidate(s)):")
         for reason in r["reasons"]:
             console.print(f"{indent}  - {escape(reason)}")
+    if r.get("proxy") and r.get("candidates") is not None:
+        console.print(f"{indent}  {escape(r['proxy'])}")
     for c in r.get("candidates", []):
         mark = "[green]eligible[/green]" if c["eligible"] else "[red]not eligible[/red]"
         console.print(f"{indent}  {c['instance']}: {mark}, {escape(c['reason'])}")

@@ -23,6 +23,11 @@ class Action:
         """On the path to a writable primary: when it fails, later steps of the plan wait."""
         return True
 
+    @property
+    def paged(self) -> bool:
+        """A failure of it is notified even when it is transient (clients wait on it)."""
+        return False
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -114,6 +119,32 @@ class ChangeRecords(Action):
     def describe(self) -> str:
         parts = [f"{c.action} {c.record.name} -> {c.record.value}" + (f" [{c.record.set_identifier}]" if c.record.set_identifier else "") for c in self.changes]
         return f"change {self.role} DNS: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class MoveProxy(Action):
+    """Keep the proxy's target group on the primary: deregister every other target first (a target group
+    holds one RDS instance), then register `instance` (none: only the deregistration)."""
+
+    proxy: str = ""
+    target_group: str = "default"
+    region: str = ""
+    deregister: tuple[str, ...] = ()
+    instance: str | None = None
+
+    @property
+    def critical(self) -> bool:
+        return False  # recovery is not held by the proxy: the writer record moves whatever it answers
+
+    @property
+    def paged(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        parts = [f"deregister {', '.join(self.deregister)}"] if self.deregister else []
+        if self.instance:
+            parts.append(f"register {self.instance}")
+        return f"proxy {self.proxy} ({self.target_group}): " + ", then ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,19 @@ class ProbeConfig(_Strict):
 CLUSTER_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:rds-ha-[A-Za-z0-9_-]{1,249}(\.fifo)?$"
 
 
+# RDS: a proxy's and a target group's names (RegisterDBProxyTargets: 1-63 characters, [a-zA-Z](?:-?[a-zA-Z0-9]+)*).
+PROXY_NAME = r"^[a-zA-Z](?:-?[a-zA-Z0-9]+)*$"
+
+
+class ProxyConfig(_Strict):
+    """The cluster's RDS Proxy, in the cluster's region: its target group is kept on the primary (after a
+    failover or a switchover, and against drift). Its ARN and the target group's must be in the stack's
+    DBProxyArns (rds-ha apply prints them)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=PROXY_NAME)]
+    target_group: Annotated[str, Field(min_length=1, max_length=63, pattern=PROXY_NAME)] = "default"
+
+
 class NotificationsConfig(_Strict):
     sns_topic_arn: (
         Annotated[str, _matching(CLUSTER_TOPIC_ARN, "topic for rds-ha: name it rds-ha-* (IAM lets rds-ha publish only to those and to the stack's topic)")]
@@ -325,6 +338,8 @@ class ClusterConfig(_Strict):
     # Desired Multi-AZ state of the primary, enforced by reconcile and after each failover;
     # unset = rds-ha leaves it alone. An alarm or `rds-ha multi-az` overrides it until the next apply.
     multi_az: bool | None = None
+    # RDS Proxy in front of the primary: its target group follows the primary. None: no proxy.
+    proxy: ProxyConfig | None = None
 
     @model_validator(mode="after")
     def _other_regions(self) -> ClusterConfig:
@@ -359,12 +374,15 @@ class ConfigFile(_Strict):
 def claim_conflicts(clusters: list[ClusterConfig], applied: Iterable[ClusterConfig]) -> list[str]:
     """What `clusters` claim that another cluster (in the file, or applied before) already claims: a
     writer or reader name (two clusters moving one record point it at two databases) or an alarm (a
-    dimensionless one would fail over whichever cluster it is routed to). One line each, naming both."""
+    dimensionless one would fail over whichever cluster it is routed to) or a proxy's target group. One
+    line each, naming both."""
     replaced = {c.name for c in clusters}
     owners: dict[tuple[str, str], str] = {}
     problems = []
     for cfg in [*(c for c in applied if c.name not in replaced), *clusters]:
         claims = [("record name", n) for n in (cfg.dns.writer, cfg.dns.reader) if n] + [("alarm", a) for a, _ in cfg.alarms.roles()]
+        if cfg.proxy is not None:  # one target group on two primaries: each cluster would move it back
+            claims.append(("proxy target group", f"{cfg.region}/{cfg.proxy.name}/{cfg.proxy.target_group}"))
         for kind, name in claims:
             owner = owners.setdefault((kind, name), cfg.name)
             if owner != cfg.name:

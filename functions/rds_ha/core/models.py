@@ -19,6 +19,8 @@ from .config import ClusterConfig
 
 # RDS statuses in which an instance serves and can be acted on.
 AVAILABLE = "available"
+# Statuses of a standalone instance in which it accepts writes.
+WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
 # Statuses from which an instance will not come back by itself.
 TERMINAL_STATUSES = frozenset(
     {
@@ -93,6 +95,32 @@ class FenceView:
     frozen: bool | None = None
     replayed: float | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxyTarget:
+    """One target of the cluster's proxy target group as DescribeDBProxyTargets shows it (an RDS instance)."""
+
+    instance: str
+    # TargetHealth.State: REGISTERING, AVAILABLE or UNAVAILABLE.
+    state: str
+    # TargetHealth.Reason and Description, when RDS gives them (UNREACHABLE, CONNECTION_FAILED, AUTH_FAILURE...).
+    reason: str = ""
+
+    @property
+    def health(self) -> str:
+        return f"{self.state} ({self.reason})" if self.reason else self.state
+
+
+@dataclass(frozen=True)
+class ProxyView:
+    """The cluster's proxy target group (cluster.proxy) as read for this decision; `error`: why it could not be read."""
+
+    targets: tuple[ProxyTarget, ...] = ()
+    error: str | None = None
+
+    def target(self, instance: str) -> ProxyTarget | None:
+        return next((t for t in self.targets if t.instance == instance), None)
 
 
 @dataclass(frozen=True)
@@ -314,6 +342,8 @@ class Topology:
     unreadable: Mapping[str, str] = field(default_factory=dict)
     # What SQL shows of a switchover's write fence while it holds and the target is not promoted.
     fence: FenceView | None = None
+    # The proxy's target group (cluster.proxy); None: no proxy, or not read for this decision.
+    proxy: ProxyView | None = None
 
     def engine_reading(self, instance: str) -> EngineReading | None:
         """The probe's reading of `instance` if it is recent enough to decide on (probe.max_age_seconds)."""

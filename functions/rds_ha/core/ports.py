@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .actions import RecordChange
-from .models import ClusterState, Instance
+from .models import ClusterState, Instance, ProxyTarget
 
 
 class StatePort(Protocol):
@@ -59,6 +59,16 @@ class RdsPort(Protocol):
     def stop(self, region: str, instance_id: str) -> None: ...
 
     def add_tags(self, region: str, arn: str, tags: Mapping[str, str]) -> None: ...
+
+
+class ProxyPort(Protocol):
+    """The cluster's RDS Proxy target group (one RDS instance per group); each call idempotent."""
+
+    def targets(self, region: str, proxy: str, group: str) -> tuple[ProxyTarget, ...]: ...
+
+    def register(self, region: str, proxy: str, group: str, instance: str) -> None: ...
+
+    def deregister(self, region: str, proxy: str, group: str, instance: str) -> None: ...
 
 
 class FencePort(Protocol):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .. import TAG_CLUSTER
 from .actions import CandidateVerdict, ChangeRecords
 from .models import AVAILABLE, AlarmStatus, Instance, Topology
-from .planner import FailoverRequest, judged_now, no_replicas_of, plan_steady, ranked
+from .planner import FailoverRequest, judged_now, no_replicas_of, plan_steady, proxy_limitation, ranked
 from .planner.guards import cooldown_seconds_left, in_progress, pause_limitation
 
 
@@ -26,6 +26,8 @@ class Readiness:
     reasons: tuple[str, ...]
     eligible: int
     candidates: tuple[CandidateVerdict, ...] = ()
+    # The proxy's targets and their health, in one line (cluster.proxy); None: no proxy, or not read.
+    proxy: str | None = None
 
     @property
     def sentence(self) -> str:
@@ -35,6 +37,8 @@ class Readiness:
 
     def as_dict(self, candidates: bool = True) -> dict[str, object]:
         out: dict[str, object] = {"cluster": self.cluster, "ready": self.ready, "eligible_candidates": self.eligible, "reasons": list(self.reasons)}
+        if self.proxy is not None:
+            out["proxy"] = self.proxy
         if candidates:
             out["candidates"] = [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason} for v in self.candidates]
         return out
@@ -68,7 +72,18 @@ def assess(topo: Topology, alarms: Mapping[str, AlarmStatus] | None, hooks: Mapp
             reasons.append(f"hooks.pre_failover {hook} does not exist: with on_timeout {cfg.hooks.on_timeout}, a failover would {fate}")
     if primary is not None and not primary.is_replica and primary.status == AVAILABLE and topo.state.workflow is None:
         reasons += [f"DNS drifted: {a.reason} (reconcile repairs it)" for a in plan_steady(topo).actions if isinstance(a, ChangeRecords)]
-    return Readiness(cfg.name, not reasons, tuple(reasons), len(eligible), tuple(verdicts))
+        proxy = proxy_limitation(topo)
+        if proxy is not None:  # the proxy's clients reach no writer (or the wrong one) now
+            reasons.append(proxy)
+    return Readiness(cfg.name, not reasons, tuple(reasons), len(eligible), tuple(verdicts), _proxy_line(topo))
+
+
+def _proxy_line(topo: Topology) -> str | None:
+    cfg, view = topo.cluster.proxy, topo.proxy
+    if cfg is None or view is None:
+        return None
+    targets = f"targets not read ({view.error})" if view.error else (", ".join(f"{t.instance} {t.health}" for t in view.targets) or "no target")
+    return f"proxy {cfg.name} ({cfg.target_group}) -> {targets}"
 
 
 def _state_reasons(topo: Topology) -> list[str]:

@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from .actions import CandidateVerdict, ReaderVerdict
-from .models import AVAILABLE, Blocked, Marker, Topology, Workflow
-from .planner import reader_verdicts
+from .models import AVAILABLE, Blocked, Marker, ProxyTarget, Topology, Workflow
+from .planner import proxy_limitation, reader_verdicts
 from .readiness import Readiness
 
 Role = Literal["replica", "orphan", "fenced", "member", "promoting"]
@@ -54,6 +54,28 @@ class ScalingStatus:
 
 
 @dataclass(frozen=True)
+class ProxyStatus:
+    """The cluster's proxy target group: each target and its health, and whether it serves the primary."""
+
+    name: str
+    target_group: str
+    targets: tuple[ProxyTarget, ...]
+    # Why the proxy does not serve the primary (None: it does) — readiness's own sentence.
+    problem: str | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target_group": self.target_group,
+            "targets": [{"instance": t.instance, "state": t.state, "reason": t.reason} for t in self.targets],
+            "follows_primary": self.problem is None,
+            "problem": self.problem,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
 class ClusterStatus:
     cluster: str
     region: str
@@ -75,6 +97,7 @@ class ClusterStatus:
     reader_fallback: bool
     multi_az: MultiAzStatus
     scaling: ScalingStatus
+    proxy: ProxyStatus | None = None
 
     @property
     def candidates(self) -> tuple[CandidateVerdict, ...]:
@@ -107,6 +130,7 @@ class ClusterStatus:
             "reader_fallback": self.reader_fallback,
             "multi_az": vars(self.multi_az),
             "scaling": vars(self.scaling),
+            "proxy": self.proxy.as_dict() if self.proxy is not None else None,
         }
 
 
@@ -135,6 +159,13 @@ def _multi_az(topo: Topology) -> MultiAzStatus:
     set_by = state.multi_az.by if state.multi_az else ("config" if cfg.multi_az is not None else None)
     changing = bool(primary and primary.status != AVAILABLE and desired is not None and primary.multi_az != desired)
     return MultiAzStatus(primary.multi_az if primary else None, desired, set_by, changing)
+
+
+def _proxy(topo: Topology) -> ProxyStatus | None:
+    cfg, view = topo.cluster.proxy, topo.proxy
+    if cfg is None or view is None:
+        return None
+    return ProxyStatus(cfg.name, cfg.target_group, view.targets, proxy_limitation(topo), view.error)
 
 
 def describe(topo: Topology, readiness: Readiness | None) -> ClusterStatus:
@@ -172,4 +203,5 @@ def describe(topo: Topology, readiness: Readiness | None) -> ClusterStatus:
         reader_fallback=bool(primary and cfg.dns.reader and not any(v.serving for v in verdicts)),
         multi_az=_multi_az(topo),
         scaling=scaling,
+        proxy=_proxy(topo),
     )

@@ -20,8 +20,9 @@ from typing import Any, Protocol, cast
 from moto.cloudwatch.models import Alarm as FakeAlarm
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.dynamodb.models import DynamoDBBackend
-from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, RDSClientError
-from moto.rds.models import DBInstance, RDSBackend
+from moto.rds.exceptions import DBInstanceAlreadyExists, DBInstanceNotFoundError, DBProxyNotFoundFault, RDSClientError
+from moto.rds.models import DBInstance, DBProxyTarget, RDSBackend
+from moto.rds.responses import RDSResponse
 from moto.route53.exceptions import Route53ClientError
 from moto.route53.models import Route53Backend
 
@@ -43,6 +44,13 @@ class InvalidChangeBatchError(Route53ClientError):
 class InvalidParameterValueError(RDSClientError):
     def __init__(self, message: str) -> None:
         super().__init__("InvalidParameterValue", message)
+
+
+class ProxyRefusalError(RDSClientError):
+    """RegisterDBProxyTargets / DeregisterDBProxyTargets / DescribeDBProxyTargets refusals moto lacks."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
 
 
 class InvalidParameterCombinationError(RDSClientError):
@@ -107,6 +115,8 @@ class Fidelity:
     promote_seconds: float = 0
     create_replica_seconds: float = 0
     multi_az_seconds: float = 0
+    # How long a registered proxy target stays REGISTERING before it is AVAILABLE (0: moto's one describe).
+    proxy_register_seconds: float = 0
     # RDS API throttling (None = none, as moto): every RDS call takes a token or is refused with Throttling.
     rds_rate: RateLimit | None = None
     # Real database servers behind the instances (the local lab, rds_ha.local.lab); None: records only.
@@ -157,6 +167,7 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
 
     _install_route53_transactions()
     _install_alarm_times()
+    _install_proxies()
 
     RDSBackend.promote_read_replica = _promote_read_replica  # type: ignore[method-assign]
     RDSBackend.create_db_instance_read_replica = _create_db_instance_read_replica  # type: ignore[method-assign]
@@ -185,6 +196,11 @@ def install(fidelity: Fidelity | None = None) -> Fidelity:
             "modify_db_instance",
             "create_db_instance",
             "modify_db_parameter_group",
+            "register_db_proxy_targets",
+            "deregister_db_proxy_targets",
+            "describe_db_proxy_targets",
+            "describe_db_proxies",
+            "describe_db_proxy_target_groups",
         ),
     )
     return _active
@@ -441,6 +457,113 @@ def _install_alarm_times() -> None:
 
     FakeAlarm.update_state = new_state  # type: ignore[method-assign]
     CloudWatchBackend.put_metric_alarm = put  # type: ignore[method-assign]
+
+
+# -- RDS Proxy ---------------------------------------------------------------------------------------
+# Statuses of an instance a proxy can connect to (any other: its target is UNAVAILABLE, UNREACHABLE).
+_PROXY_REACHABLE = frozenset({"available", "backing-up", "modifying", "configuring-enhanced-monitoring", "configuring-log-exports"})
+
+
+def _proxy_group(self: RDSBackend, proxy_name: str, group_name: str | None) -> Any:
+    # AWS (RegisterDBProxyTargets, DeregisterDBProxyTargets, DescribeDBProxyTargets, Errors): an unknown proxy is
+    # DBProxyNotFoundFault, an unknown target group DBProxyTargetGroupNotFoundFault (moto raises bare KeyErrors).
+    proxy = self.db_proxies.get(proxy_name)
+    if proxy is None:
+        raise DBProxyNotFoundFault(proxy_name)
+    group = proxy.proxy_target_groups.get(group_name or "default")
+    if group is None:
+        raise ProxyRefusalError("DBProxyTargetGroupNotFoundFault", f"The specified target group {group_name} isn't available for proxy {proxy_name}.")
+    return group
+
+
+def _register_db_proxy_targets(
+    self: RDSBackend, db_proxy_name: str, target_group_name: str, db_cluster_identifiers: list[str], db_instance_identifiers: list[str]
+) -> Any:
+    group = _proxy_group(self, db_proxy_name, target_group_name)
+    for ident in db_instance_identifiers:
+        # AWS: DBInstanceNotFound for an unknown instance (moto registers any name); InvalidDBInstanceStateFault
+        # when "the DB instance isn't in a valid state" (RegisterDBProxyTargets, Errors).
+        db = self.databases.get(ident)
+        if db is None:
+            raise DBInstanceNotFoundError(ident)
+        if db.status not in _PROXY_REACHABLE:
+            raise ProxyRefusalError("InvalidDBInstanceStateFault", f"DB instance {ident} is {db.status}.")
+        # AWS (AWS::RDS::DBProxyTargetGroup): "each target group is associated with exactly one RDS DB instance
+        # or Aurora DB cluster"; DBProxyTargetAlreadyRegisteredFault: "The proxy is already associated with the
+        # specified RDS DB instance". moto appends any number of targets.
+        if group.targets or len(db_instance_identifiers) > 1:
+            held = ", ".join(t.rds_resource_id for t in group.targets) or ident
+            raise ProxyRefusalError(
+                "DBProxyTargetAlreadyRegisteredFault", f"Target group {group.target_group_name} of proxy {db_proxy_name} is already associated with {held}."
+            )
+    targets = _originals["register_proxy"](self, db_proxy_name, target_group_name, db_cluster_identifiers, db_instance_identifiers)
+    now = _active.clock.now() if _active.clock is not None else None
+    for target in targets:
+        db = self.databases[target.rds_resource_id]
+        # moto leaves these empty (and every port 5432): AWS names the instance's endpoint, port and ARN.
+        target.endpoint, target.port, target.target_arn, target.role = db.address, db.port, db.db_instance_arn, "READ_WRITE"
+        target.registered_at = now
+    return targets
+
+
+def _deregister_db_proxy_targets(
+    self: RDSBackend, db_proxy_name: str, target_group_name: str, db_cluster_identifiers: list[str], db_instance_identifiers: list[str]
+) -> Any:
+    group = _proxy_group(self, db_proxy_name, target_group_name)
+    registered = {t.rds_resource_id for t in group.targets}
+    for ident in db_instance_identifiers:
+        # AWS (DeregisterDBProxyTargets, Errors): DBProxyTargetNotFoundFault, "The specified RDS DB instance or
+        # Aurora DB cluster isn't available for a proxy" (moto answers success).
+        if ident not in registered:
+            raise ProxyRefusalError("DBProxyTargetNotFoundFault", f"{ident} is not a target of {db_proxy_name} ({group.target_group_name}).")
+    return _originals["deregister_proxy"](self, db_proxy_name, target_group_name, db_cluster_identifiers, db_instance_identifiers)
+
+
+def _describe_db_proxy_targets(self: RDSBackend, proxy_name: str, target_group_name: str | None = None) -> Any:
+    return list(_proxy_group(self, proxy_name, target_group_name).targets)
+
+
+def _describe_db_proxy_targets_response(self: RDSResponse) -> Any:
+    """moto's response drops TargetGroupName (it always answers the default group)."""
+    from moto.core.responses import ActionResult
+
+    targets = self.backend.describe_db_proxy_targets(self.params.get("DBProxyName", ""), self.params.get("TargetGroupName"))  # type: ignore[call-arg]
+    return ActionResult({"Targets": targets})
+
+
+def _describe_db_proxy_target_groups(self: RDSBackend, proxy_name: str) -> Any:
+    if proxy_name not in self.db_proxies:
+        raise DBProxyNotFoundFault(proxy_name)
+    return _originals["describe_proxy_groups"](self, proxy_name)
+
+
+def _target_health(target: Any) -> dict[str, str]:
+    """AWS: a new target is REGISTERING while the proxy connects, then AVAILABLE; UNAVAILABLE (UNREACHABLE) when
+    its instance is not there to connect to (TargetHealth). moto flips REGISTERING after one describe and never
+    looks at the instance."""
+    db = target.backend.databases.get(target.rds_resource_id)
+    if db is None or db.status not in _PROXY_REACHABLE:
+        status = db.status if db is not None else "gone"
+        return {"State": "UNAVAILABLE", "Reason": "UNREACHABLE", "Description": f"DB instance {target.rds_resource_id} is {status}"}
+    at = getattr(target, "registered_at", None)
+    if _active.clock is None or at is None:
+        return {"State": "REGISTERING" if target.registering else "AVAILABLE"}
+    ready = (_active.clock.now() - at).total_seconds() >= _active.proxy_register_seconds
+    return {"State": "AVAILABLE" if ready else "REGISTERING"}
+
+
+def _install_proxies() -> None:
+    _originals.update(
+        register_proxy=RDSBackend.register_db_proxy_targets,
+        deregister_proxy=RDSBackend.deregister_db_proxy_targets,
+        describe_proxy_groups=RDSBackend.describe_db_proxy_target_groups,
+    )
+    RDSBackend.register_db_proxy_targets = _register_db_proxy_targets  # type: ignore[method-assign]
+    RDSBackend.deregister_db_proxy_targets = _deregister_db_proxy_targets  # type: ignore[method-assign]
+    RDSBackend.describe_db_proxy_target_groups = _describe_db_proxy_target_groups  # type: ignore[method-assign]
+    RDSBackend.describe_db_proxy_targets = _describe_db_proxy_targets  # type: ignore[method-assign]
+    RDSResponse.describe_db_proxy_targets = _describe_db_proxy_targets_response  # type: ignore[method-assign]
+    DBProxyTarget.target_health = property(_target_health)  # type: ignore[assignment,method-assign]
 
 
 def source_region_of(identifier: str, region: str) -> str:

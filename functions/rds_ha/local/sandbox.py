@@ -120,6 +120,35 @@ def create_cluster(
     return zone
 
 
+PROXY = "orders-proxy"
+
+
+def create_proxy(clients: AwsClients, target: str = "orders-db", *, name: str = PROXY, engine_family: str = "POSTGRESQL", region: str = REGION) -> str:
+    """An RDS Proxy in front of `target` (its default target group registered with it), in a VPC of its
+    own as RDS Proxy needs one. Returns the proxy's ARN."""
+    ec2 = clients.client("ec2", region)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{n}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"] for n, az in enumerate("ab")]
+    rds = clients.client("rds", region)
+    secret = f"arn:aws:secretsmanager:{region}:123456789012:secret:{name}-app"
+    proxy = rds.create_db_proxy(
+        DBProxyName=name,
+        EngineFamily=engine_family,
+        Auth=[{"AuthScheme": "SECRETS", "SecretArn": secret, "IAMAuth": "DISABLED"}],
+        RoleArn=f"arn:aws:iam::123456789012:role/{name}-secrets",
+        VpcSubnetIds=subnets,
+        RequireTLS=True,
+    )["DBProxy"]
+    rds.register_db_proxy_targets(DBProxyName=name, TargetGroupName="default", DBInstanceIdentifiers=[target])
+    return str(proxy["DBProxyArn"])
+
+
+def proxy_targets(clients: AwsClients, name: str = PROXY, region: str = REGION) -> list[tuple[str, str]]:
+    """(instance, health state) of each target of the proxy's default target group, as RDS shows them."""
+    targets = clients.client("rds", region).describe_db_proxy_targets(DBProxyName=name, TargetGroupName="default")["Targets"]
+    return [(t["RdsResourceId"], t["TargetHealth"]["State"]) for t in targets]
+
+
 FLEET_CLUSTER = """\
   - name: c{n}
     region: us-east-1

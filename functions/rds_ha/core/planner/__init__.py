@@ -6,7 +6,7 @@ goal with the instances and records as AWS shows them, so it is safe to call aft
 any point: a step already done is simply not planned again.
 
 Modules, each importing only `core` and the modules before it: `request`, `guards` (the refusals: a
-reason or None), `candidates`, `dns`, `redundancy`, `fence`, `decide`, `steady`, `workflow`, `capacity`. Callers
+reason or None), `candidates`, `dns`, `redundancy`, `fence`, `proxy`, `decide`, `steady`, `workflow`, `capacity`. Callers
 import from this package.
 """
 
@@ -15,6 +15,7 @@ from .capacity import plan_add_replica, plan_remove, plan_remove_replica, plan_s
 from .decide import decide_failover, decide_switchover
 from .dns import diff_records, reader_changes, reader_verdicts, writer_changes
 from .guards import in_progress, pause_limitation
+from .proxy import proxy_limitation
 from .redundancy import live_replicas, no_replicas_of
 from .request import FailoverRequest, current_transition
 from .steady import plan_multi_az, plan_steady
@@ -41,6 +42,7 @@ __all__ = [
     "plan_scale",
     "plan_steady",
     "plan_workflow",
+    "proxy_limitation",
     "ranked",
     "reader_changes",
     "reader_verdicts",

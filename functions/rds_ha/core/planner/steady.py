@@ -8,6 +8,7 @@ from ..actions import (
 )
 from ..models import AVAILABLE, Topology
 from .dns import dns_actions, reader_verdicts
+from .proxy import proxy_move
 from .redundancy import no_replicas_of, redundancy
 
 
@@ -22,6 +23,10 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
     exclude = frozenset(topo.state.fenced)
     actions = dns_actions(topo, primary, exclude, writer=True, why="reader set follows the primary's serving replicas")
     reasons = ["DNS drifted"] if actions else []
+    proxy = proxy_move(topo, primary, register=True, why=f"the proxy must target the primary {primary.id} alone")
+    if proxy:
+        reasons.append("the proxy's target group drifted from the primary")
+        actions += proxy
     if primary.status == AVAILABLE:
         creates = redundancy(topo, primary, None, suffix, "rds-ha reconcile")
         refused = no_replicas_of(primary) if creates else None

@@ -11,6 +11,7 @@ from ..actions import (
     CompleteWorkflow,
     DeleteInstance,
     Fence,
+    MoveProxy,
     Plan,
     Promote,
     RecordPrimary,
@@ -19,13 +20,13 @@ from ..actions import (
     VerifyWriter,
     Wait,
 )
-from ..models import AVAILABLE, TERMINAL_STATUSES, Instance, Topology, Workflow
+from ..models import AVAILABLE, TERMINAL_STATUSES, WRITABLE, Instance, Topology, Workflow
 from .dns import dns_actions
 from .fence import fence_parameter, lift_if_held, plan_fence
+from .proxy import proxy_move, proxy_waiting
 from .redundancy import live_replicas, no_replicas_of, redundancy
 
-# Statuses of a promoted instance in which it accepts writes.
-WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
+__all__ = ["WRITABLE", "outline", "plan_workflow"]
 
 
 def plan_workflow(topo: Topology) -> Plan:
@@ -54,6 +55,7 @@ def plan_workflow(topo: Topology) -> Plan:
         if new.status in TERMINAL_STATUSES:
             return Plan("blocked", f"promoted {new.id} is {new.status}", (*fence, AbortWorkflow(reason=f"{new.id} is {new.status}")))
         actions = fence + dns_actions(topo, new, _out_of_dns(wf), writer=False, why="orphans and the old primary leave the reader set at once")
+        actions += proxy_move(topo, new, register=False, why=_LEAVES_PROXY)
         actions.append(Wait(reason=f"{new.id} is promoted but {new.status}; the writer moves when it accepts writes"))
         return Plan("progress", "finishing promotion", tuple(actions))
     return _restoring(topo, wf, new, old, fence)
@@ -78,13 +80,20 @@ def _promoting(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
         actions.append(Wait(reason=f"promotion of {new.id} in progress (status {new.status})"))
     # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
     actions += fence + dns_actions(topo, new, _out_of_dns(wf), writer=False, why="orphans and the old primary leave the reader set at once")
+    if wf.promote_issued_at is not None:  # no way back: the old primary leaves the proxy at once
+        actions += proxy_move(topo, new, register=False, why=_LEAVES_PROXY)
     return Plan("progress", "promoting", tuple(actions))
+
+
+_LEAVES_PROXY = "the old primary is being replaced: the proxy must not send it another write"
 
 
 def _restoring(topo: Topology, wf: Workflow, new: Instance, old: Instance | None, fence: list[Action]) -> Plan:
     """Promoted and writable: move the writer, record the primary, point the alarms, then rebuild redundancy."""
     cfg = topo.cluster
     actions = fence + dns_actions(topo, new, _out_of_dns(wf), writer=True, why="reader set follows the new primary's replicas")
+    # At the same point as the writer record, and never holding it up (MoveProxy is not critical).
+    actions += proxy_move(topo, new, register=True, why=f"{new.id} accepts writes: the proxy's clients follow the writer")
     if topo.state.primary != new.id:
         actions.append(RecordPrimary(reason=f"{new.id} is promoted and the writer points at it", instance=new.id))
     if wf.alarms_moved_at is None and cfg.alarms.failover:
@@ -103,11 +112,30 @@ def _restoring(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
             actions.append(VerifyWriter(reason=state, instance=new.id))
         else:
             waiting.append(state)
+    proxy = proxy_waiting(topo, new)
+    if proxy is not None:
+        waiting.append(proxy)
+        blocked = _proxy_blocked(topo, wf, new, proxy, actions, waiting)
+        if blocked is not None:
+            return blocked
     if any(a.mutates for a in actions):
         return Plan("progress", "restoring redundancy", tuple(actions))
     if waiting:
         return Plan("waiting", "; ".join(waiting), (Wait(reason="; ".join(waiting)),))
     return Plan("complete", f"{new.id} is the primary with {len(ready)} replica(s)", (CompleteWorkflow(reason="every step verified"),))
+
+
+def _proxy_blocked(topo: Topology, wf: Workflow, new: Instance, proxy: str, actions: list[Action], waiting: list[str]) -> Plan | None:
+    """Past failover.deadline_seconds with only the proxy left (its move failing, or its target never
+    AVAILABLE): the database failed over, its proxy did not follow. One last move, then the workflow ends
+    blocked and notified; reconcile keeps moving the proxy (drift) from then on."""
+    limit = topo.cluster.failover.deadline_seconds
+    if waiting != [proxy] or (topo.now - wf.started_at).total_seconds() <= limit:
+        return None
+    if any(a.mutates and not isinstance(a, MoveProxy) for a in actions):
+        return None
+    why = f"{proxy} after failover.deadline_seconds {limit}s: its clients do not reach {new.id} (reconcile keeps trying)"
+    return Plan("blocked", why, (*(a for a in actions if isinstance(a, MoveProxy)), AbortWorkflow(reason=why)))
 
 
 Part = tuple[list[Action], list[str]]
@@ -211,6 +239,11 @@ def outline(topo: Topology, wf: Workflow) -> list[str]:
         f"once {wf.new_primary} is standalone and accepts writes: move {cfg.dns.writer} CNAME to {target} (TTL {cfg.dns.ttl}s), "
         "one batch that deletes the record as read and creates the new one"
     )
+    if cfg.proxy is not None:
+        steps.append(
+            f"proxy {cfg.proxy.name} ({cfg.proxy.target_group}): deregister {wf.old_primary} once the promotion is issued, register "
+            f"{wf.new_primary} once it accepts writes (a target group holds one instance); complete once the proxy reports it AVAILABLE"
+        )
     steps.append(f"create replicas of {wf.new_primary} up to replicas.min={cfg.replicas.min}, spread over AZs")
     if wf.orphans and cfg.failover.delete_orphans:
         steps.append(f"delete the orphans {', '.join(wf.orphans)} once their replacements are available")

@@ -31,6 +31,8 @@ def test_the_demo_fails_a_real_primary_over_and_switches_over_and_reports_what_t
     # The switchover's write fence: the target is promoted only once it has replayed the old primary's last write.
     assert figures["switchover"]["acknowledged_writes_lost"] == 0, figures
     assert figures["switchover"]["write_downtime_seconds"] > 0, figures  # the fence refused writes until the writer moved
+    # The RDS Proxy in front of the cluster followed the primary through both (moto's proxy, the fidelity layer's rules).
+    assert figures["proxy_targets"] == [figures["primary"]] and figures["primary"] != "orders-db", figures
 
 
 def test_the_simulated_demo_still_runs_on_records_alone(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,7 @@ from .invoke import invoke
 WRITE_EVERY_SECONDS = 0.1
 # The planned switchover freezes writes on the old primary first (its own parameter group: read-only), ends
 # its open transactions and promotes the target once it has replayed the old primary's last write.
+PROXY = f"    proxy: {{name: {sandbox.PROXY}}}\n"
 FENCE = "    switchover: {{max_lag_seconds: 5, catch_up_seconds: 30, fence: {{secret_arn: '{arn}', tls: disable, connect_timeout_seconds: 1}}}}\n"
 
 
@@ -127,7 +128,10 @@ def _run(say: Callable[..., None], lab: PgLab) -> dict[str, Any]:
     # The switchover's write fence logs in as the master user (its secret in the local Secrets Manager).
     master = {"username": APP_USER, "password": APP_PASSWORD}
     secret = clients.client("secretsmanager").create_secret(Name="rds-ha/lab/master", SecretString=json.dumps(master))["ARN"]
-    app.apply(parse_config(CONFIG.format(zone=zone) + FENCE.format(arn=secret), "orders.yaml").clusters, "orders.yaml", "demo")
+    # Applications that connect through RDS Proxy: its target group follows the primary (moto's proxy).
+    sandbox.create_proxy(clients)
+    text = CONFIG.format(zone=zone) + FENCE.format(arn=secret) + PROXY
+    app.apply(parse_config(text, "orders.yaml").clusters, "orders.yaml", "demo")
     primary = lab.server("orders-db")
     lab.servers.wait_streaming(primary, {"orders-db-r1", "orders-db-r2"})
     engine = f"PostgreSQL {primary.sql('SHOW server_version')[0][0]}"
@@ -152,6 +156,7 @@ def _run(say: Callable[..., None], lab: PgLab) -> dict[str, Any]:
         _settle(app, lab, clients)
     out: dict[str, Any] = {"engine": engine, "failover": _figures(failover.report())}
     say(_line("failover", out["failover"], app.state(app.cluster("orders")).primary))
+    say(_proxy(clients))
 
     switchover = client()
     with _writing(switchover):
@@ -165,7 +170,15 @@ def _run(say: Callable[..., None], lab: PgLab) -> dict[str, Any]:
         _settle(app, lab, clients)
     out["switchover"] = _figures(switchover.report())
     say(_line("switchover", out["switchover"], app.state(app.cluster("orders")).primary))
+    say(_proxy(clients))
+    out["primary"] = app.state(app.cluster("orders")).primary
+    out["proxy_targets"] = [i for i, _ in sandbox.proxy_targets(clients)]
     return out
+
+
+def _proxy(clients: AwsClients) -> str:
+    targets = ", ".join(f"{i} {state}" for i, state in sandbox.proxy_targets(clients)) or "(no target)"
+    return f"  RDS Proxy {sandbox.PROXY} (default target group) -> {targets}"
 
 
 def _line(what: str, figures: dict[str, Any], primary: str) -> str:

@@ -23,3 +23,12 @@ def lab(aws: Sandbox) -> Iterator[PgLab]:
     finally:
         aws.fidelity.backing = None
         lab.close()
+
+
+@pytest.fixture
+def cli_on_sim_clock(aws: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The CLI acting through the test's service: its clock is simulated, so --wait takes no time."""
+    from rds_ha.cli import main as cli
+
+    monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
+    return aws

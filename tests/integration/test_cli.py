@@ -80,10 +80,10 @@ def test_dry_run_prints_plan_and_reasons_and_changes_nothing(aws: Sandbox, capsy
 
 def test_manual_failover_refuses_a_healthy_primary_then_force_works(aws: Sandbox, capsys: Any) -> None:
     build_cluster(aws)
-    assert run("failover", "orders") == 3
+    assert run("failover", "orders", "--yes") == 3
     assert "risks two writers" in capsys.readouterr().out
     assert aws.promotions() == ["orders-db"]
-    assert run("failover", "orders", "--to", "orders-db-r1", "--force") == 0
+    assert run("failover", "orders", "--to", "orders-db-r1", "--allow-healthy-primary", "--yes") == 0
     assert aws.writer_targets() == [aws.endpoint("orders-db-r1")]
     assert aws.state().primary == "orders-db-r1"
 
@@ -91,7 +91,7 @@ def test_manual_failover_refuses_a_healthy_primary_then_force_works(aws: Sandbox
 def test_history_shows_the_blocked_reason(aws: Sandbox, capsys: Any) -> None:
     build_cluster(aws, {"orders-db-r1": ("us-east-1b", 45.0)})
     set_status("orders-db", "failed")
-    assert run("failover", "orders") == 3
+    assert run("failover", "orders", "--yes") == 3
     capsys.readouterr()
     assert run("history", "orders", "--json") == 0
     entries = json.loads(capsys.readouterr().out)
@@ -182,15 +182,6 @@ def test_alarms_render_gives_the_protection_stack_parameters(aws: Sandbox, capsy
 # -- read capacity: replicas, Multi-AZ, the reader set in status ------------------------------------
 
 
-@pytest.fixture
-def cli_on_sim_clock(aws: Sandbox, monkeypatch: Any) -> Sandbox:
-    """The CLI acting through the test's service: its clock is simulated, so --wait takes no time."""
-    from rds_ha.cli import main as cli
-
-    monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
-    return aws
-
-
 def test_replicas_add_waits_showing_each_aws_status(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
     aws = cli_on_sim_clock
     build_cluster(aws)
@@ -205,7 +196,7 @@ def test_replicas_add_waits_showing_each_aws_status(cli_on_sim_clock: Sandbox, c
 def test_replicas_add_beyond_max_and_remove_below_min_are_refused(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
     aws = cli_on_sim_clock
     build_cluster(aws)
-    assert run("replicas", "orders", "remove", "orders-db-r1") == 3
+    assert run("replicas", "orders", "remove", "orders-db-r1", "--yes") == 3
     assert "at replicas.min 2" in capsys.readouterr().out
     assert run("replicas", "orders", "add", "--az", "eu-west-1a") == 3
     assert "AZ eu-west-1a is not in us-east-1" in capsys.readouterr().out
@@ -221,9 +212,9 @@ def test_replicas_remove_takes_it_out_of_dns_first_and_protects_the_best_candida
     build_cluster(aws, {"orders-db-r1": ("us-east-1b", 1.0), "orders-db-r2": ("us-east-1c", 2.0), "orders-db-r3": ("us-east-1a", 3.0)})
     aws.set_alarm("OK")
     run("reconcile")
-    assert run("replicas", "orders", "remove", "orders-db-r1") == 3
+    assert run("replicas", "orders", "remove", "orders-db-r1", "--yes") == 3
     assert "best failover candidate" in capsys.readouterr().out
-    assert run("replicas", "orders", "remove", "orders-db-r3", "--wait", "60") == 0
+    assert run("replicas", "orders", "remove", "orders-db-r3", "--wait", "60", "--yes") == 0
     output = capsys.readouterr().out
     assert output.index("change reader DNS: DELETE") < output.index("delete replica orders-db-r3")
     assert "orders-db-r3: deleted" in output

@@ -30,6 +30,9 @@ flags = st.sampled_from(
     [
         "--json",
         "--force",
+        "--yes",
+        "--max-lag",
+        "--ignore-cooldown",
         "--dry-run",
         "--to",
         "--wait",

@@ -36,7 +36,7 @@ def _report(folder: Path) -> tuple[dict[str, Any], Path]:
 
 def test_failover_drill_measures_a_realistic_timeline(game_day: Sandbox, tmp_path: Path, capsys: Any) -> None:
     aws = game_day
-    assert run("drill", "orders", "--report-dir", str(tmp_path)) == 0
+    assert run("drill", "orders", "--yes", "--report-dir", str(tmp_path)) == 0
     report, _ = _report(tmp_path)
     assert report["outcome"] == "complete" and (report["old_primary"], report["new_primary"]) == ("orders-db", "orders-db-r2")
     marks = {m["kind"]: m["seconds"] for m in report["milestones"]}
@@ -54,14 +54,14 @@ def test_failover_drill_measures_a_realistic_timeline(game_day: Sandbox, tmp_pat
 def test_switchover_drill_and_its_refusal(game_day: Sandbox, tmp_path: Path, capsys: Any) -> None:
     aws = game_day
     # r2 lags 2 s (> switchover.max_lag_seconds 1 s) and CloudWatch shows nothing newer: refused, nothing changed.
-    assert run("drill", "orders", "--switchover", "--report-dir", str(tmp_path)) == 3
+    assert run("drill", "orders", "--switchover", "--yes", "--report-dir", str(tmp_path)) == 3
     assert "drill (switchover) orders: refused" in capsys.readouterr().out
     assert aws.promotions() == ["orders-db"]
     aws.clock.advance(60)
     aws.put_lag("orders-db-r2", 0.0)
     for old in tmp_path.iterdir():
         old.unlink()
-    assert run("drill", "orders", "--switchover", "--report-dir", str(tmp_path)) == 0
+    assert run("drill", "orders", "--switchover", "--yes", "--report-dir", str(tmp_path)) == 0
     report, _ = _report(tmp_path)
     assert report["mode"] == "switchover" and report["outcome"] == "complete"
     assert [m["kind"] for m in report["milestones"]][0] == "started"
@@ -88,7 +88,7 @@ def test_html_report_renders_its_timeline_in_headless_chromium(game_day: Sandbox
     browser = _chromium()
     if browser is None:
         pytest.skip("no Chromium here (CI installs it and requires it)")
-    assert run("drill", "orders", "--report-dir", str(tmp_path)) == 0
+    assert run("drill", "orders", "--yes", "--report-dir", str(tmp_path)) == 0
     _, html_path = _report(tmp_path)
     shot = tmp_path / "report.png"
     subprocess.run(  # noqa: S603 - fixed arguments, our own file

@@ -71,7 +71,7 @@ def _report(folder: Path) -> dict[str, Any]:
 
 def test_drilling_a_healthy_primary_shows_the_writes_its_old_primary_took_after_the_promotion_are_lost(drill_day: Any, tmp_path: Path, capsys: Any) -> None:
     aws, pg, args = drill_day
-    assert run("drill", "orders", "--report-dir", str(tmp_path), *args) == 0
+    assert run("drill", "orders", "--yes", "--report-dir", str(tmp_path), *args) == 0
     report = _report(tmp_path)
     seen = report["client"]
     assert report["outcome"] == "complete" and seen["verified"]
@@ -94,7 +94,7 @@ def test_drilling_a_healthy_primary_shows_the_writes_its_old_primary_took_after_
 def test_the_drills_client_must_write_before_the_drill_or_nothing_happens(drill_day: Any, tmp_path: Path, capsys: Any) -> None:
     aws, pg, args = drill_day
     pg.primary.sql("REVOKE CREATE ON SCHEMA public FROM app")
-    assert run("drill", "orders", "--report-dir", str(tmp_path), *args) == 2
+    assert run("drill", "orders", "--yes", "--report-dir", str(tmp_path), *args) == 2
     assert "cannot write through writer.orders.example.internal before the drill" in capsys.readouterr().err
     assert aws.promotions() == ["orders-db"] and not list(tmp_path.iterdir())
     assert run("drill", "orders", "--endpoint=orders-db=127.0.0.1:1") == 2  # a tunnel without a client to route

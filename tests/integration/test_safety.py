@@ -280,7 +280,7 @@ def test_a_primary_failing_while_a_switchover_waits_is_failed_over_at_once(aws: 
 
     stop = aws.clock.watch(primary_fails_during_the_wait)
     try:
-        code = run("switchover", "orders")
+        code = run("switchover", "orders", "--yes")
     finally:
         stop()
     assert outcome and "at" in outcome[0], "the failover did not complete during the switchover's wait"

@@ -38,7 +38,7 @@ def test_switchover_waits_for_the_target_to_catch_up_then_moves_the_writer(healt
             aws.put_lag("orders-db-r2", 0.0, at=aws.clock.now() - timedelta(seconds=5))
 
     monkeypatch.setattr(aws.clock, "sleep", sleep)
-    assert run("switchover", "orders") == 0
+    assert run("switchover", "orders", "--yes") == 0
     output = capsys.readouterr().out
     assert "switchover" in output and "complete" in output
     assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
@@ -93,7 +93,7 @@ def test_switchover_refusals_say_why_and_change_nothing(healthy: Sandbox, capsys
     aws = healthy
     arrange(aws)
     writer = aws.writer_targets()
-    assert run("switchover", "orders", *args) == 3
+    assert run("switchover", "orders", "--yes", *args) == 3
     assert reason in capsys.readouterr().out
     assert aws.promotions() == ["orders-db"] and aws.writer_targets() == writer
     assert "switchover_refused" in aws.history_kinds()

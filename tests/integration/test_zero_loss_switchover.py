@@ -150,7 +150,7 @@ def test_a_drilled_switchover_reports_no_acknowledged_write_lost_and_the_fence_t
     monkeypatch.setattr(cli, "service_factory", lambda settings: app)
     lab.publish_lag(aws.clients, datetime.now(UTC))
     endpoints = [f"--endpoint={name}={s.host}:{s.port}" for name, s in lab.servers.servers.items()]
-    code = run("drill", "orders", "--switchover", "--probe-dsn-secret", secret["ARN"], *endpoints, "--probe-interval", "0.1", "--wait", "60",
+    code = run("drill", "orders", "--switchover", "--yes", "--probe-dsn-secret", secret["ARN"], *endpoints, "--probe-interval", "0.1", "--wait", "60",
                "--report-dir", str(tmp_path))  # fmt: skip
     assert code == 0, capsys.readouterr().out
     report = json.loads(next(tmp_path.glob("*.json")).read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -55,10 +56,31 @@ def test_no_lag_data_and_broken_replication_are_not_eligible() -> None:
     assert "r2: replication not active (ReplicaLag -1)" in plan.reason
 
 
-def test_force_overrides_lag_guard_and_cooldown() -> None:
+def test_each_override_lifts_its_own_guard_only_and_is_named() -> None:
     state = ClusterState(cluster="orders", primary="db", last_failover_at=NOW - timedelta(seconds=10))
-    plan = decide_failover(topo(inst("db"), inst("r1", "db"), lag={"r1": 500}, state=state), request(force=True, automatic=False))
+    t = topo(inst("db", status="failed"), inst("r1", "db"), lag={"r1": 500}, state=state)
+    manual = {"automatic": False, "alarm_name": None, "alarm_instance": None}
+    # Past the cooldown, the lag guard still holds: no data-loss guard is lifted by someone who only wanted past the cooldown.
+    plan = decide_failover(t, request(ignore_cooldown=True, **manual))
+    assert plan.outcome == "blocked" and "lag 500s > max 30s" in plan.reason
+    plan = decide_failover(t, request(max_lag_seconds=600, **manual))
+    assert plan.outcome == "refused" and "cooldown" in plan.reason
+    plan = decide_failover(t, request(max_lag_seconds=400, ignore_cooldown=True, **manual))
+    assert plan.outcome == "blocked" and "lag 500s > --max-lag 400s" in plan.reason
+    plan = decide_failover(t, request(max_lag_seconds=600, ignore_cooldown=True, **manual))
     assert plan.outcome == "start" and plan.chosen == "r1"
+    assert "lag 500s <= --max-lag 600s" in plan.candidates[0].reason
+    assert "overrides: --ignore-cooldown, --max-lag 600" in plan.reason
+    # Unknown lag passes only with --max-lag any.
+    unknown = topo(inst("db", status="failed"), inst("r1", "db"), lag={})
+    assert decide_failover(unknown, request(max_lag_seconds=10_000, **manual)).outcome == "blocked"
+    plan = decide_failover(unknown, request(max_lag_seconds=math.inf, **manual))
+    assert plan.outcome == "start" and "lag not judged (--max-lag any)" in plan.reason and "--max-lag any" in plan.reason
+    # A healthy primary: only --allow-healthy-primary, and it lifts nothing else.
+    healthy = topo(inst("db"), inst("r1", "db"), lag={"r1": 500})
+    assert "risks two writers" in decide_failover(healthy, request(max_lag_seconds=math.inf, ignore_cooldown=True, **manual)).reason
+    plan = decide_failover(healthy, request(allow_healthy_primary=True, **manual))
+    assert plan.outcome == "blocked" and "lag 500s > max 30s" in plan.reason
 
 
 def test_tie_broken_by_preference_then_id() -> None:
@@ -210,7 +232,6 @@ def test_multi_az_primary_gets_time_to_fail_over_by_itself() -> None:
     plan = decide_failover(t, request(failure_time=NOW - timedelta(seconds=60)))
     assert plan.outcome == "deferred" and "Multi-AZ" in plan.reason
     assert decide_failover(t, request(failure_time=NOW - timedelta(seconds=181))).outcome == "start"
-    assert decide_failover(t, request(failure_time=NOW, force=True)).outcome == "start"
 
 
 def test_an_orphan_still_named_by_a_reader_record_is_not_deleted_yet() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import timedelta
 
@@ -121,8 +122,8 @@ def test_the_replica_with_the_most_data_wins_over_cloudwatchs_least_lag() -> Non
 def test_a_broken_replica_is_never_promoted_even_forced() -> None:
     t = topo(inst("db"), inst("r1", "db"), lag={"r1": 0}, cfg=_probed())
     t = replace(t, engine={"r1": _reading(broken=True)})
-    for forced in (False, True):
-        plan = decide_failover(t, request(force=forced))
+    for lag_limit in (None, math.inf):  # --max-lag any does not make it a candidate
+        plan = decide_failover(t, request(max_lag_seconds=lag_limit))
         assert plan.outcome == "blocked" and "replication broken (SQL probe" in plan.reason
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError
+from ..core.errors import AwsError, InstanceAlreadyExistsError, InstanceNotFoundError, InstanceStateError, UnknownRegionError
 
 # Adaptive mode adds client-side rate limiting on throttling to the standard retry policy, which
 # already retries throttling, 5xx and Route 53's PriorRequestNotComplete with backoff.
@@ -62,6 +67,25 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in botocore's endpoint data (aws, aws-cn, aws-us-gov, ...)."""
+    data = botocore.session.get_session().get_data("endpoints")
+    return frozenset(region for partition in data["partitions"] for region in partition["regions"])
+
+
+def check_region(region: str) -> str:
+    """`region`, or UnknownRegionError: a typo'd region is said as such before any request (botocore
+    would send it to a host that does not exist, or to a local endpoint that answers nonsense)."""
+    known = known_regions()
+    if region in known or (os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and region == os.environ.get("AWS_REGION")):
+        return region  # (Lambda's own region is real, even when the bundled botocore is older than it)
+    # Letters swapped (us-esat-1) first, then the closest spelling.
+    close = [r for r in sorted(known) if sorted(r) == sorted(region)] or difflib.get_close_matches(region, sorted(known), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise UnknownRegionError(f"unknown AWS region {region!r}{hint} (if it is a new region, upgrade boto3: botocore {botocore.__version__} does not know it)")
+
+
 class AwsClients:
     """A per-process cache of clients. Pass one around; tests make their own inside moto."""
 
@@ -90,6 +114,8 @@ class AwsClients:
                 client = self._clients.get(key)
                 if client is None:
                     kwargs: dict[str, Any] = {"config": config or RETRY_CONFIG}
+                    if region or self.session.region_name:
+                        check_region(region or self.session.region_name)
                     if region:
                         kwargs["region_name"] = region
                     if self._endpoint_url:

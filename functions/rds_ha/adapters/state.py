@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.config import ClusterConfig, cluster_from_json
-from ..core.errors import StateConflictError
+from ..core.errors import AwsError, StateConflictError, StateTableMissingError
 from ..core.models import ClusterState
 from .aws import AwsClients, translate
 
@@ -57,6 +57,16 @@ class StateTable:
     def _ddb(self) -> Any:
         return self._clients.client("dynamodb", self._region)
 
+    def _translate(self, exc: Exception, what: str) -> AwsError:
+        """As `translate`, with a missing table said as what to do about it."""
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            region = self._region or self._clients.default_region
+            return StateTableMissingError(
+                f"no state table {self.name} in {region}: run rds-ha apply -f FILE to create it (or set RDS_HA_TABLE, --table, --region)",
+                code="ResourceNotFoundException",
+            )
+        return translate(exc, what)
+
     # -- table ------------------------------------------------------------------------------
     def ensure(self) -> bool:
         """Create the table where it does not exist (the CLI's convenience). True if created."""
@@ -65,15 +75,15 @@ class StateTable:
             return False
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise translate(exc, f"describe table {self.name}") from exc
+                raise self._translate(exc, f"describe table {self.name}") from exc
         except BotoCoreError as exc:
-            raise translate(exc, f"describe table {self.name}") from exc
+            raise self._translate(exc, f"describe table {self.name}") from exc
         try:
             self._ddb.create_table(TableName=self.name, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST")
             self._ddb.get_waiter("table_exists").wait(TableName=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
             self._ddb.update_time_to_live(TableName=self.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
         except _ERRORS as exc:
-            raise translate(exc, f"create table {self.name}") from exc
+            raise self._translate(exc, f"create table {self.name}") from exc
         return True
 
     # -- configs ----------------------------------------------------------------------------
@@ -84,7 +94,7 @@ class StateTable:
                 Item=_item(pk="CONFIG", sk=f"CLUSTER#{cluster.name}", config=cluster.model_dump_json(), applied_by=applied_by, applied_at=now.isoformat()),
             )
         except _ERRORS as exc:
-            raise translate(exc, f"store config of {cluster.name}") from exc
+            raise self._translate(exc, f"store config of {cluster.name}") from exc
 
     def configs(self) -> list[ClusterConfig]:
         out = []
@@ -96,7 +106,7 @@ class StateTable:
                     item = _plain(raw)
                     out.append(cluster_from_json(item["config"], f"table {self.name} item {item['sk']}"))
         except _ERRORS as exc:
-            raise translate(exc, f"read configs from {self.name}") from exc
+            raise self._translate(exc, f"read configs from {self.name}") from exc
         return out
 
     # -- state ------------------------------------------------------------------------------
@@ -104,7 +114,7 @@ class StateTable:
         try:
             raw = self._ddb.get_item(TableName=self.name, Key=_item(pk=f"CLUSTER#{cluster}", sk="STATE"), ConsistentRead=True).get("Item")
         except _ERRORS as exc:
-            raise translate(exc, f"read state of {cluster}") from exc
+            raise self._translate(exc, f"read state of {cluster}") from exc
         if not raw:
             return None
         return ClusterState.model_validate_json(_plain(raw)["state"])
@@ -122,7 +132,7 @@ class StateTable:
         except _ERRORS as exc:
             if _conditional_failed(exc):
                 raise StateConflictError(f"state of {state.cluster} changed concurrently (expected version {state.version})") from exc
-            raise translate(exc, f"write state of {state.cluster}") from exc
+            raise self._translate(exc, f"write state of {state.cluster}") from exc
         return new
 
     # -- lease ------------------------------------------------------------------------------
@@ -140,7 +150,7 @@ class StateTable:
         except _ERRORS as exc:
             if _conditional_failed(exc):
                 return False
-            raise translate(exc, f"take lease on {cluster}") from exc
+            raise self._translate(exc, f"take lease on {cluster}") from exc
 
     def renew_lease(self, cluster: str, owner: str, now: datetime, seconds: int) -> bool:
         """Extend `owner`'s lease to now + seconds, only while it is still theirs and not expired."""
@@ -161,19 +171,21 @@ class StateTable:
         except _ERRORS as exc:
             if _conditional_failed(exc):
                 return False
-            raise translate(exc, f"renew lease on {cluster}") from exc
+            raise self._translate(exc, f"renew lease on {cluster}") from exc
 
     def lease_holder(self, cluster: str) -> tuple[str, int] | None:
+        """The lease's owner and its expiry (epoch seconds), expired or not; None when no run holds it."""
         try:
             raw = self._ddb.get_item(TableName=self.name, Key=_item(pk=f"CLUSTER#{cluster}", sk="LEASE"), ConsistentRead=True).get("Item")
         except _ERRORS as exc:
-            raise translate(exc, f"read lease of {cluster}") from exc
+            raise self._translate(exc, f"read lease of {cluster}") from exc
         if not raw:
             return None
         item = _plain(raw)
         return str(item["owner"]), int(item["expires_at"])
 
-    def release_lease(self, cluster: str, owner: str) -> None:
+    def release_lease(self, cluster: str, owner: str) -> bool:
+        """Delete `owner`'s lease; False when it is not theirs (any more), which is left alone."""
         try:
             self._ddb.delete_item(
                 TableName=self.name,
@@ -184,7 +196,9 @@ class StateTable:
             )
         except _ERRORS as exc:
             if not _conditional_failed(exc):  # someone else's lease now: leave it alone
-                raise translate(exc, f"release lease on {cluster}") from exc
+                raise self._translate(exc, f"release lease on {cluster}") from exc
+            return False
+        return True
 
     # -- history ----------------------------------------------------------------------------
     def add_history(self, cluster: str, at: datetime, kind: str, message: str, details: dict[str, Any] | None = None) -> None:
@@ -196,7 +210,7 @@ class StateTable:
                 Item=_item(pk=f"CLUSTER#{cluster}", sk=sk, at=at.isoformat(), kind=kind, message=message, details=json.dumps(details or {}, default=str)),
             )
         except _ERRORS as exc:
-            raise translate(exc, f"record history of {cluster}") from exc
+            raise self._translate(exc, f"record history of {cluster}") from exc
 
     def history(self, cluster: str, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first."""
@@ -209,7 +223,7 @@ class StateTable:
                 Limit=limit,
             )
         except _ERRORS as exc:
-            raise translate(exc, f"read history of {cluster}") from exc
+            raise self._translate(exc, f"read history of {cluster}") from exc
         out = []
         for raw in resp.get("Items", []):
             item = _plain(raw)

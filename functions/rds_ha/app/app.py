@@ -160,11 +160,11 @@ class App:
     def apply(self, clusters: list[ClusterConfig], source: str, applied_by: str, tag_members: bool = False) -> list[str]:
         return Apply(self.deps).apply(clusters, source, applied_by, tag_members)
 
-    def pause(self, cfg: ClusterConfig, by: str, reason: str) -> ClusterState:
+    def pause(self, cfg: ClusterConfig, by: str, reason: str) -> Result:
         return self.controls.pause(cfg, by, reason)
 
-    def resume(self, cfg: ClusterConfig, by: str) -> ClusterState:
+    def resume(self, cfg: ClusterConfig, by: str) -> Result:
         return self.controls.resume(cfg, by)
 
-    def ack(self, cfg: ClusterConfig, by: str) -> ClusterState:
+    def ack(self, cfg: ClusterConfig, by: str) -> Result:
         return self.controls.ack(cfg, by)

@@ -1,38 +1,69 @@
-"""An operator's controls: pause, resume, acknowledge. Each changes only its own fields of the state
-(a versioned write, retried on a concurrent change) and records who did it and why."""
+"""An operator's controls: pause, resume, acknowledge, break a lease. Each changes only its own fields
+of the state (a versioned write, retried on a concurrent change), records who did it and why, and
+changes nothing (and records nothing) when there is nothing to change."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..core.clock import utc
 from ..core.config import ClusterConfig
 from ..core.errors import StateConflictError
-from ..core.models import ClusterState, Marker
+from ..core.models import ClusterState, LeaseView, Marker
+from ..core.planner.guards import cooldown_left
 from .deps import Deps
+from .results import Result
 
 
 class Controls:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
 
-    def _update(self, cfg: ClusterConfig, kind: str, message: str, **update: Any) -> ClusterState:
+    def _state(self, cfg: ClusterConfig) -> ClusterState:
+        return self.d.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
+
+    def _update(self, cfg: ClusterConfig, kind: str, message: str, **update: Any) -> Result:
         for _ in range(5):
-            state = self.d.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
+            state = self._state(cfg)
             try:
-                new = self.d.table.put_state(state.model_copy(update=update))
+                self.d.table.put_state(state.model_copy(update=update))
             except StateConflictError:
                 continue
             self.d.recorder.history(cfg.name, kind, message)
-            return new
+            return Result(cfg.name, "done", message)
         raise StateConflictError(f"state of {cfg.name} kept changing; try again")
 
-    def pause(self, cfg: ClusterConfig, by: str, reason: str) -> ClusterState:
+    def pause(self, cfg: ClusterConfig, by: str, reason: str) -> Result:
+        paused = self._state(cfg).paused
+        if paused is not None:
+            why = f": {paused.reason}" if paused.reason else ""
+            again = f"rds-ha resume {cfg.name}, then pause again"
+            return Result(cfg.name, "ignored", f"already paused by {paused.by} at {utc(paused.at)}{why}; unchanged ({again})")
         marker = Marker(by=by, at=self.d.clock.now(), reason=reason)
         return self._update(cfg, "paused", f"paused by {by}" + (f": {reason}" if reason else ""), paused=marker)
 
-    def resume(self, cfg: ClusterConfig, by: str) -> ClusterState:
+    def resume(self, cfg: ClusterConfig, by: str) -> Result:
+        if self._state(cfg).paused is None:
+            return Result(cfg.name, "ignored", "not paused; nothing changed")
         # Forget the handled alarm transitions: an alarm still in ALARM is decided again by the next reconcile.
         return self._update(cfg, "resumed", f"resumed by {by}", paused=None, handled_alarms={})
 
-    def ack(self, cfg: ClusterConfig, by: str) -> ClusterState:
+    def ack(self, cfg: ClusterConfig, by: str) -> Result:
+        state = self._state(cfg)
+        if state.last_failover_at is None:
+            return Result(cfg.name, "ignored", "has had no failover: nothing is cooling down; nothing recorded")
+        if cooldown_left(cfg, state, self.d.clock.now()) is None:
+            done = "already acknowledged" if state.acknowledged is not None and state.acknowledged.at >= state.last_failover_at else "over"
+            return Result(cfg.name, "ignored", f"the cooldown after the failover at {utc(state.last_failover_at)} is {done}; nothing recorded")
         return self._update(cfg, "acknowledged", f"cooldown acknowledged by {by}", acknowledged=Marker(by=by, at=self.d.clock.now()))
+
+    def lease(self, cfg: ClusterConfig) -> LeaseView | None:
+        return self.d.leases.view(cfg.name)
+
+    def break_lease(self, cfg: ClusterConfig, owner: str, by: str) -> Result:
+        """Delete the lease `owner` holds (the one the operator was shown); a lease taken since is left alone."""
+        if not self.d.leases.break_(cfg.name, owner):
+            return Result(cfg.name, "ignored", f"{owner} no longer holds the lease; nothing changed")
+        message = f"lease held by {owner} broken by {by}"
+        self.d.recorder.history(cfg.name, "lease_broken", message)
+        return Result(cfg.name, "done", message)

@@ -92,7 +92,7 @@ class Drive:
             if dns_only:  # records only; replicas and Multi-AZ are reconcile's
                 plan = replace(plan, actions=tuple(a for a in plan.actions if isinstance(a, ChangeRecords)))
             out = self.d.executor.execute(topo, plan)
-            return Result(cfg.name, "steady", plan.reason, done + tuple(out.done), error=out.error)
+            return Result(cfg.name, "steady", plan.reason, done + tuple(out.done), error=out.errors)
         if dns_only:
             return Result(cfg.name, "waiting", f"{in_progress(state)}; its own run and reconcile drive it", done)
         return None

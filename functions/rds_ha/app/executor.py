@@ -33,11 +33,19 @@ class CrashPoint(Exception):  # noqa: N818 - a test hook, not an error users see
 
 @dataclass
 class Progress:
-    """What one plan's execution came to: the state now, the steps done, the error that stopped it."""
+    """What one plan's execution came to: the state now, the steps done, the error that stopped it,
+    and the steps that failed without stopping it (each left to the next run)."""
 
     state: ClusterState
     done: list[str] = field(default_factory=list)
     error: str | None = None
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> str | None:
+        """Every failure of the execution, the one that stopped it first (None: nothing failed)."""
+        found = ([self.error] if self.error else []) + self.failed
+        return "; ".join(found) or None
 
 
 class _NoProxies:
@@ -121,6 +129,8 @@ class Executor:
         the promotion and the writer behind it. The step may have recorded (and given back) state
         before AWS refused it: the run continues from the stored one."""
         name, what = topo.cluster.name, action.describe()
+        if not action.critical:
+            out.failed.append(f"{what} failed: {exc}")
         out.state = self.table.get_state(name) or out.state
         self.recorder.history(name, "step_failed", f"{what} failed: {exc}", transient=exc.transient)
         self.recorder.metric("StepFailed", name)

@@ -23,7 +23,9 @@ promoted primary, and a re-read of an instance right before it is deleted.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,8 +34,9 @@ from datetime import UTC, datetime, timedelta
 
 from ..adapters.aws import ATTEMPT_SECONDS
 from ..adapters.state import StateTable
-from ..core.clock import Clock
+from ..core.clock import Clock, utc
 from ..core.errors import LeaseBusyError, LeaseLostError
+from ..core.models import LeaseView
 
 # How long a lease lasts from its last renewal: a crashed run holds a cluster no longer than this.
 LEASE_SECONDS = 90
@@ -63,6 +66,19 @@ def _whole_seconds(at: datetime) -> int:
     return int(at.timestamp())
 
 
+def owner_name() -> str:
+    """Who is taking a lease, as `status` shows its holder: the Lambda function, or the CLI's user,
+    host and process (so that an operator can tell whose command holds a cluster)."""
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if function:
+        return f"{function}:{uuid.uuid4().hex[:12]}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli {user}@{socket.gethostname()} pid {os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Leases:
     """The leases this process holds, per thread (reconcile holds one cluster's at a time, and may
     re-enter it while it scales or syncs the cluster)."""
@@ -85,16 +101,16 @@ class Leases:
         if cluster in held:
             yield held[cluster]
             return
-        owner = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'cli')}:{uuid.uuid4().hex[:12]}"
+        owner = owner_name()
         give_up = self.clock.now() + timedelta(seconds=wait)
         while True:
             now = self.clock.now()
             if self.table.acquire_lease(cluster, owner, now, self.seconds):
                 break
             if now >= give_up:
-                holder = self.table.lease_holder(cluster)
-                who = f"{holder[0]} until {datetime.fromtimestamp(holder[1], UTC).isoformat()}" if holder else "another run"
-                raise LeaseBusyError(f"cluster {cluster} is being acted on by {who}")
+                view = self.view(cluster)
+                who = f"{view.owner} until {utc(view.until)}" if view else "another run"
+                raise LeaseBusyError(f"cluster {cluster} is being acted on by {who} (rds-ha status {cluster} shows the lease)")
             self.clock.sleep(1.0)
         lease = Lease(cluster, owner, datetime.fromtimestamp(_whole_seconds(now) + self.seconds, UTC))
         held[cluster] = lease
@@ -103,6 +119,15 @@ class Leases:
         finally:
             del held[cluster]
             self.table.release_lease(cluster, owner)
+
+    def view(self, cluster: str) -> LeaseView | None:
+        """The cluster's lease as the table holds it (any run's, expired or not)."""
+        holder = self.table.lease_holder(cluster)
+        return LeaseView(holder[0], datetime.fromtimestamp(holder[1], UTC)) if holder else None
+
+    def break_(self, cluster: str, owner: str) -> bool:
+        """Delete the lease if `owner` still holds it (a conditional delete: a lease taken since is left alone)."""
+        return self.table.release_lease(cluster, owner)
 
     def renew(self, cluster: str) -> Lease:
         """Extend this run's lease (a conditional write: still ours and not expired), or LeaseLostError."""

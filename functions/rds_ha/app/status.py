@@ -3,6 +3,8 @@ alarms), described by `core.status`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..core.config import ClusterConfig
 from ..core.status import ClusterStatus, describe
 from .deps import Deps
@@ -15,7 +17,7 @@ class Status:
 
     def status(self, cfg: ClusterConfig) -> ClusterStatus:
         topo = self.readiness.with_recent_lag(cfg, self.d.snapshots.read(cfg, failure_time=self.d.clock.now()))
-        return describe(topo, self.readiness.of_status(cfg, topo))
+        return replace(describe(topo, self.readiness.of_status(cfg, topo)), lease=self.d.leases.view(cfg.name), at=self.d.clock.now())
 
     def region(self, cfg: ClusterConfig) -> str:
         """Where the cluster's primary lives now (a cross-region failover may have moved it)."""

@@ -85,9 +85,10 @@ def start_workflow(ex: Runner, topo: Topology, state: ClusterState, action: Star
         update["last_failover_at"] = ex.clock.now()
     state = ex.save(state, **update)
     name, ids = topo.cluster.name, {"old_primary": wf.old_primary, "new_primary": wf.new_primary}
-    ex.recorder.history(name, f"{wf.kind}_started", f"{wf.kind} started: {wf.old_primary} -> {wf.new_primary} ({action.reason})", workflow=wf.id, **ids)
+    why = action.reason + (f"; overrides: {', '.join(wf.overrides)}" if wf.overrides else "")
+    ex.recorder.history(name, f"{wf.kind}_started", f"{wf.kind} started: {wf.old_primary} -> {wf.new_primary} ({why})", workflow=wf.id, **ids)
     ex.recorder.metric(f"{wf.kind.capitalize()}Started", name)
-    ex.recorder.notify(topo.cluster, f"{wf.kind}_started", action.reason, unplanned=wf.kind == "failover", **ids, workflow=wf.id)
+    ex.recorder.notify(topo.cluster, f"{wf.kind}_started", why, unplanned=wf.kind == "failover", **ids, workflow=wf.id)
     return state
 
 

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..app import Result
+from ..core.clock import utc
 from ..core.status import ClusterStatus
 
 
@@ -80,6 +81,10 @@ def _state(console: Console, st: ClusterStatus) -> None:
         console.print(f"  cooldown acknowledged by {escape(st.acknowledged.by)} at {st.acknowledged.at.isoformat()}")
     if st.fenced:
         console.print(f"  fenced   {', '.join(st.fenced)}")
+    if st.lease is not None and st.at is not None:
+        left = st.lease.left(st.at)
+        held = f"held by {escape(st.lease.owner)} until {utc(st.lease.until)} ({left:.0f}s left)" if left > 0 else "free (the last holder's expired)"
+        console.print(f"  lease    {held}")
 
 
 def _members(console: Console, st: ClusterStatus) -> None:

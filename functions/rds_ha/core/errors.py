@@ -23,6 +23,10 @@ class InvalidEventError(RdsHaError):
     """A Lambda event matches none of the shapes the function accepts, or misses fields."""
 
 
+class UnknownRegionError(RdsHaError):
+    """A region name AWS does not have (a typo), refused before any request is made to it."""
+
+
 class ClusterNotFoundError(RdsHaError):
     """No applied configuration names this cluster."""
 
@@ -90,3 +94,7 @@ class HookError(RdsHaError):
 
 class HookTimeoutError(HookError):
     """An operator's hook did not answer in time."""
+
+
+class StateTableMissingError(AwsError):
+    """The state table does not exist (nothing applied yet, or another region, or a typo'd name)."""

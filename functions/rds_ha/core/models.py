@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import TAG_CLUSTER, TAG_FENCED, TAG_NEVER_PROMOTE
+from .clock import utc
 from .config import ClusterConfig
 
 # RDS statuses in which an instance serves and can be acted on.
@@ -218,7 +219,8 @@ class Workflow(_Stored):
     # A failover replaces a failed primary; a switchover a healthy one (planned: no cooldown, not "unplanned").
     kind: Literal["failover", "switchover"] = "failover"
     trigger: str
-    forced: bool = False
+    # The guards an operator lifted to start it (--ignore-cooldown, --max-lag N, --allow-healthy-primary).
+    overrides: tuple[str, ...] = ()
     # Started by an operator: it runs to its end even while the cluster is paused (pause stops automation, not people).
     manual: bool = False
     started_at: datetime
@@ -256,6 +258,20 @@ class Marker(_Stored):
     by: str
     at: datetime
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    """Who holds a cluster's lease and until when, as the state table says (expired or not)."""
+
+    owner: str
+    until: datetime
+
+    def left(self, now: datetime) -> float:
+        return (self.until - now).total_seconds()
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        return {"holder": self.owner, "until": utc(self.until), "expired": self.left(now) <= 0}
 
 
 class MultiAzChoice(_Stored):

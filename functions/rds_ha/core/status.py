@@ -8,11 +8,11 @@ candidate's verdict and the readiness reasons (`readiness.assess`). `as_dict` is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from .actions import CandidateVerdict, ReaderVerdict
-from .models import AVAILABLE, Blocked, Marker, ProxyTarget, Topology, Workflow
+from .models import AVAILABLE, Blocked, LeaseView, Marker, ProxyTarget, Topology, Workflow
 from .planner import proxy_limitation, reader_verdicts
 from .readiness import Readiness
 
@@ -98,6 +98,13 @@ class ClusterStatus:
     multi_az: MultiAzStatus
     scaling: ScalingStatus
     proxy: ProxyStatus | None = None
+    # Which run holds the cluster's lease, as read after the look (None: no run does).
+    lease: LeaseView | None = None
+    at: datetime | None = None
+
+    @property
+    def lease_held(self) -> bool:
+        return self.lease is not None and self.at is not None and self.lease.left(self.at) > 0
 
     @property
     def candidates(self) -> tuple[CandidateVerdict, ...]:
@@ -131,6 +138,7 @@ class ClusterStatus:
             "multi_az": vars(self.multi_az),
             "scaling": vars(self.scaling),
             "proxy": self.proxy.as_dict() if self.proxy is not None else None,
+            "lease": self.lease.as_dict(self.at) if self.lease is not None and self.at is not None else None,
         }
 
 

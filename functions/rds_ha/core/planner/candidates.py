@@ -39,10 +39,18 @@ def _lag_evidence(topo: Topology, replica: Instance) -> tuple[float | None, str,
     return probe, f" (SQL probe{behind})", disagree
 
 
+def max_lag(topo: Topology, request: FailoverRequest) -> tuple[float, str]:
+    """The lag limit a candidate is judged by, and its name as the verdict says it."""
+    if request.max_lag_seconds is not None:
+        return request.max_lag_seconds, "--max-lag"
+    return topo.cluster.failover.max_lag_seconds, "max"
+
+
 def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[CandidateVerdict]:
     """A verdict for every replica of the primary: eligible, or the reason it is not."""
     cfg = topo.cluster.failover
     home = topo.primary.region if topo.primary is not None else topo.cluster.region
+    limit, limit_name = max_lag(topo, request)
     verdicts = []
     for replica in topo.replicas_of(topo.state.primary):
         lag, source, disagree = _lag_evidence(topo, replica)
@@ -64,15 +72,15 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
         elif engine is not None and engine.broken:
             # Never a candidate, forced or not: promoting it would lose everything since it broke.
             reason = f"replication broken (SQL probe at {engine.at.isoformat(timespec='seconds')})"
-        elif lag is None and not request.force:
+        elif lag is None and not request.lag_unchecked:
             reason = "no recent ReplicaLag data" if request.planned else f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
-        elif lag is not None and lag < 0 and not request.force:
+        elif lag is not None and lag < 0 and not request.lag_unchecked:
             reason = "replication not active (ReplicaLag -1)"
-        elif lag is not None and lag > cfg.max_lag_seconds and not request.force:
-            reason = f"lag {fmt(lag)}{source} > max {fmt(cfg.max_lag_seconds)}"
+        elif lag is not None and lag > limit:
+            reason = f"lag {fmt(lag)}{source} > {limit_name} {fmt(limit)}"
         eligible = reason is None
         if reason is None:
-            reason = f"lag {fmt(lag)}{source} <= max {fmt(cfg.max_lag_seconds)}" if lag is not None else "forced: lag unknown"
+            reason = f"lag {fmt(lag)}{source} <= {limit_name} {fmt(limit)}" if lag is not None and lag >= 0 else "lag not judged (--max-lag any)"
         if disagree is not None:
             reason += f"; {disagree}"
         verdicts.append(

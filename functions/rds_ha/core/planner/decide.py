@@ -68,7 +68,7 @@ def _promote(topo: Topology, request: FailoverRequest, verdicts: list[CandidateV
     wf = Workflow(
         id=request.workflow_id,
         trigger=request.trigger,
-        forced=request.force,
+        overrides=request.overrides,
         manual=not request.automatic,
         started_at=topo.now,
         failure_time=request.failure_time,
@@ -77,7 +77,7 @@ def _promote(topo: Topology, request: FailoverRequest, verdicts: list[CandidateV
         orphans=tagged_members(topo, (v.instance for v in others)),
         step="promote",
     )
-    lag_text = f"lag {fmt(chosen.lag)}" if chosen.lag is not None else "lag unknown, forced"
+    lag_text = f"lag {fmt(chosen.lag)}" if chosen.lag is not None else "lag not judged (--max-lag any)"
     why = (
         "requested target"
         if request.target
@@ -89,9 +89,10 @@ def _promote(topo: Topology, request: FailoverRequest, verdicts: list[CandidateV
     explained = tuple(
         v if v.instance == chosen.instance or not v.eligible else replace(v, reason=f"{v.reason}, but {chosen.instance} is preferred") for v in verdicts
     )
+    lifted = f"; overrides: {', '.join(request.overrides)}" if request.overrides else ""
     return Plan(
         "start",
-        f"promote {chosen.instance} ({lag_text}; {why})",
+        f"promote {chosen.instance} ({lag_text}; {why}){lifted}",
         actions=(StartWorkflow(reason=request.trigger, workflow=wf),),
         candidates=explained,
         chosen=chosen.instance,

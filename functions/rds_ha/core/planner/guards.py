@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from ..config import ClusterConfig
 from ..models import AVAILABLE, ClusterState, Topology
 from .request import FailoverRequest
 
@@ -28,22 +29,25 @@ def pause_limitation(state: ClusterState, automatic: bool) -> str | None:
 def cooldown_seconds_left(topo: Topology) -> float | None:
     """Seconds the anti-flapping cooldown still holds an automatic failover back (None: it does not),
     unless a human acknowledged the last failover."""
-    state = topo.state
+    return cooldown_left(topo.cluster, topo.state, topo.now)
+
+
+def cooldown_left(cfg: ClusterConfig, state: ClusterState, now: datetime) -> float | None:
     last = state.last_failover_at
     if last is None or (state.acknowledged is not None and state.acknowledged.at >= last):
         return None
-    left = (last + timedelta(seconds=topo.cluster.failover.cooldown_seconds) - topo.now).total_seconds()
+    left = (last + timedelta(seconds=cfg.failover.cooldown_seconds) - now).total_seconds()
     return left if left > 0 else None
 
 
 def cooldown_limitation(topo: Topology, request: FailoverRequest) -> str | None:
-    if request.force or cooldown_seconds_left(topo) is None:
+    if request.ignore_cooldown or cooldown_seconds_left(topo) is None:
         return None
     assert topo.state.last_failover_at is not None
     elapsed = (topo.now - topo.state.last_failover_at).total_seconds()
     return (
         f"cooldown: last failover {int(elapsed)}s ago, within cooldown_seconds {topo.cluster.failover.cooldown_seconds}; "
-        "a human must look (rds-ha ack lifts it; rds-ha failover --force overrides)"
+        "a human must look (rds-ha ack lifts it; rds-ha failover --ignore-cooldown overrides it once)"
     )
 
 
@@ -76,7 +80,7 @@ def primary_is_replica(topo: Topology) -> str | None:
 def multi_az_grace(topo: Topology, request: FailoverRequest) -> str | None:
     """A Multi-AZ primary fails over to its standby by itself: no replica is promoted during the grace."""
     primary, grace = topo.primary, topo.cluster.failover.multi_az_grace_seconds
-    if not request.automatic or request.force or primary is None or not primary.multi_az or not grace:
+    if not request.automatic or primary is None or not primary.multi_az or not grace:
         return None
     until = request.failure_time + timedelta(seconds=grace)
     if topo.now >= until:
@@ -90,9 +94,12 @@ def multi_az_grace(topo: Topology, request: FailoverRequest) -> str | None:
 def healthy_primary(topo: Topology, request: FailoverRequest) -> str | None:
     """An operator's failover of a primary that answers (a drill does it on purpose)."""
     primary = topo.primary
-    if request.automatic or request.force or request.drill or primary is None or primary.status != AVAILABLE:
+    if request.automatic or request.allow_healthy_primary or request.drill or primary is None or primary.status != AVAILABLE:
         return None
-    return f"primary {primary.id} is available: failing over a healthy primary risks two writers; use --force if it is really down"
+    return (
+        f"primary {primary.id} is available: failing over a healthy primary risks two writers; "
+        "rds-ha switchover changes a healthy primary safely, --allow-healthy-primary if it is really down"
+    )
 
 
 def not_a_replica(topo: Topology, target: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,11 +22,30 @@ class FailoverRequest:
     # The DBInstanceIdentifier the alarm watches, when its metric has that dimension.
     alarm_instance: str | None = None
     target: str | None = None
-    force: bool = False
+    # An operator's overrides, each lifting one guard and each named in history (`overrides`):
+    ignore_cooldown: bool = False  # --ignore-cooldown: past the anti-flapping cooldown
+    max_lag_seconds: float | None = None  # --max-lag: this limit instead of failover.max_lag_seconds (inf: any lag, unknown too)
+    allow_healthy_primary: bool = False  # --allow-healthy-primary: the primary answers, and is failed over anyway
     # A switchover: lag is the latest reading, not a window before a failure.
     planned: bool = False
     # A game day (`rds-ha drill`): fail over a healthy primary on purpose; the lag guard still holds.
     drill: bool = False
+
+    @property
+    def lag_unchecked(self) -> bool:
+        """--max-lag any: a replica's lag is not judged at all (unknown, or replication not active)."""
+        return self.max_lag_seconds is not None and math.isinf(self.max_lag_seconds)
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The guards an operator lifted, as the flags that lifted them (history and the workflow say them)."""
+        lag = None if self.max_lag_seconds is None else "any" if self.lag_unchecked else f"{self.max_lag_seconds:g}"
+        named = (
+            ("--ignore-cooldown", self.ignore_cooldown),
+            (f"--max-lag {lag}", lag is not None),
+            ("--allow-healthy-primary", self.allow_healthy_primary),
+        )
+        return tuple(flag for flag, on in named if on)
 
 
 def current_transition(request: FailoverRequest, alarms: Mapping[str, AlarmStatus]) -> FailoverRequest:

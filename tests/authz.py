@@ -197,6 +197,12 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
         if name == "DescribeDBInstances":
             ident = params.get("DBInstanceIdentifier")
             return one(_rds_db(region, ident)) if ident else one(Resource("db", "*"))
+        if name == "DeleteDBInstance" and params.get("FinalDBSnapshotIdentifier"):
+            # Service Authorization Reference: DeleteDBInstance's dependent actions include rds:CreateDBSnapshot
+            # (the final snapshot), on the instance and the snapshot.
+            db = _rds_db(region, params["DBInstanceIdentifier"])
+            snapshot = Resource("snapshot", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:snapshot:{params['FinalDBSnapshotIdentifier']}")
+            return one(db) + [Request(fn, "rds:CreateDBSnapshot", (db, snapshot), _freeze({}))]
         if name in {"PromoteReadReplica", "ModifyDBInstance", "DeleteDBInstance", "StopDBInstance"}:
             return one(_rds_db(region, params["DBInstanceIdentifier"]))
         if name == "AddTagsToResource":

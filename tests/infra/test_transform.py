@@ -62,7 +62,8 @@ def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(reso
 
     # SAM adds sqs:SendMessage on the failure queue for the on-failure destination.
     assert inline("FailoverFunctionRole") == {"dynamodb:UpdateItem", "sqs:SendMessage"}
-    assert inline("ReconcileFunctionRole") == {"sqs:SendMessage"}  # its RDS changes are the workflow's (WorkflowPolicy)
+    # Its RDS changes are the workflow's (WorkflowPolicy), and the final snapshot of a retired old primary.
+    assert inline("ReconcileFunctionRole") == {"rds:CreateDBSnapshot", "sqs:SendMessage"}
     assert inline("ReplicaScalingFunctionRole") == {"rds:DeleteDBInstance", "sqs:SendMessage"}
     assert inline("MultiAzFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
     assert inline("DnsSyncFunctionRole") == {"sqs:SendMessage"}
@@ -87,10 +88,10 @@ def test_rds_mutations_require_the_cluster_tag(resources: dict[str, Any]) -> Non
     }
     assert statements["ActOnClusterMembers"]["Condition"] == {"StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"}}
     assert statements["CreateTaggedReplicas"]["Condition"] == {"StringLike": {"aws:RequestTag/rds-ha:cluster": "?*"}}
-    # Tagging: the fence tag only on members already tagged; the cluster tag only in a create request's tags.
+    # Tagging: the fence and role tags only on members already tagged; the cluster tag only in a create request's tags.
     assert statements["FenceClusterMembers"]["Condition"] == {
         "StringLike": {"aws:ResourceTag/rds-ha:cluster": "?*"},
-        "ForAllValues:StringEquals": {"aws:TagKeys": ["rds-ha:fenced"]},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["rds-ha:fenced", "rds-ha:role"]},
     }
     assert statements["TagReplicasOnCreate"]["Condition"]["ForAllValues:StringEquals"] == {
         "aws:TagKeys": ["rds-ha:cluster", "rds-ha:role", "rds-ha:created-by"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +14,17 @@ from ..servers import have_postgres
 from .test_probe import _require
 
 
-def test_the_demo_fails_a_real_primary_over_and_switches_over_and_reports_what_the_client_saw(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_fails_a_real_primary_over_and_switches_over_and_reports_what_the_client_saw(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _require(have_postgres(), "PostgreSQL")
     for key in ("POWERTOOLS_METRICS_DISABLED", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "RDS_HA_TABLE"):
         monkeypatch.setenv(key, "true" if key.startswith("POWERTOOLS") else "x")  # the demo sets its own; these are given back after
     monkeypatch.setenv("AWS_ENDPOINT_URL", "x")  # recorded as it was (unset), so what the demo sets is taken back
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    main(["demo", "--json"])  # returns (exit 0) unless it fails
+    main(["demo", "--json", "--report-dir", str(tmp_path)])  # returns (exit 0) unless it fails
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert json.loads((tmp_path / "demo.json").read_text()) == figures  # the figures are kept
     assert figures["engine"].startswith("PostgreSQL 18")
     for what in ("failover", "switchover"):
         seen = figures[what]
@@ -35,10 +39,11 @@ def test_the_demo_fails_a_real_primary_over_and_switches_over_and_reports_what_t
     assert figures["proxy_targets"] == [figures["primary"]] and figures["primary"] != "orders-db", figures
 
 
-def test_the_simulated_demo_still_runs_on_records_alone(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_simulated_demo_still_runs_on_records_alone(capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in ("POWERTOOLS_METRICS_DISABLED", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "RDS_HA_TABLE"):
         monkeypatch.setenv(key, "true" if key.startswith("POWERTOOLS") else "x")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "x")  # recorded as it was (unset), so what the demo sets is taken back
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    main(["demo", "--simulated"])
+    main(["demo", "--simulated", "--report-dir", str(tmp_path)])
     assert "complete: orders-db-r2 -> " in capsys.readouterr().out
+    assert len(list(tmp_path.glob("drill-orders-*.html"))) == 1 and len(list(tmp_path.glob("drill-orders-*.json"))) == 1  # the report is kept

@@ -12,6 +12,7 @@ from rds_ha.core.config import parse_config
 from rds_ha.core.errors import ConfigError
 from rds_ha.handlers.failover import handler as failover
 from rds_ha.handlers.reconcile import handler as reconcile
+from rds_ha.local import sandbox
 
 from ..builders import CONFIG, REGION, Sandbox, alarm_event, build_cluster, context
 
@@ -158,6 +159,7 @@ def test_a_cross_region_replica_of_a_primary_in_a_vpc_needs_a_subnet_group_there
             SourceRegion=REGION,  # type: ignore[index]
         )
     zone = aws.r53().create_hosted_zone(Name="orders.example.internal", CallerReference="vpc")["HostedZone"]["Id"].split("/")[-1]
+    sandbox.put_alarm(aws.clients, "orders-primary-down", "orders-db")
     text = CONFIG.format(min=0, zone=zone, max_lag=30, cooldown=600, extra_failover="", alarms="orders-primary-down", extra="")
     data = parse_config(text, "orders.yaml").clusters[0].model_dump()
     data["replicas"]["cross_region"] = [{"region": WEST, "count": 1}]

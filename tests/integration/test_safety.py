@@ -20,7 +20,7 @@ from rds_ha.handlers.failover import handler as failover
 from rds_ha.handlers.multi_az import handler as multi_az
 from rds_ha.handlers.reconcile import handler as reconcile
 from rds_ha.handlers.scaling import handler as scaling
-from rds_ha.local import moto_fidelity, samples
+from rds_ha.local import moto_fidelity, samples, sandbox
 
 from ..builders import Sandbox, alarm_event, build_cluster, context
 from .test_cli import run
@@ -326,6 +326,7 @@ def _shop_primary(aws: Sandbox, tagged: bool = True) -> None:
         BackupRetentionPeriod=1,
         Tags=[{"Key": "rds-ha:cluster", "Value": "shop"}] if tagged else [],
     )
+    sandbox.put_alarm(aws.clients, "shop-primary-down", "shop-db")  # apply refuses a failover alarm that does not exist
 
 
 def test_apply_refuses_a_writer_name_another_cluster_owns(aws: Sandbox) -> None:
@@ -354,6 +355,7 @@ def test_apply_refuses_an_instance_that_belongs_to_another_cluster(aws: Sandbox)
 
     build_cluster(aws)
     _shop_primary(aws, tagged=False)
+    sandbox.put_alarm(aws.clients, "shop2-primary-down", "shop-db")
     both = SECOND.format(name="shop", primary="shop-db", zone=aws.zone_id, writer="shop-writer.orders.example.internal", alarm="shop-primary-down")
     both += SECOND.format(name="shop2", primary="shop-db", zone=aws.zone_id, writer="shop2-writer.orders.example.internal", alarm="shop2-primary-down").split(
         "clusters:\n", 1

@@ -188,6 +188,17 @@ class RdsAdapter:
         except _ERRORS as exc:
             raise translate(exc, f"delete {instance_id}") from exc
 
+    def delete_standalone(self, region: str, instance_id: str, final_snapshot: str | None) -> None:
+        """Delete a standalone instance: a final snapshot first (None: none), its automated backups kept
+        (DeleteAutomatedBackups defaults to true: they would go with it)."""
+        try:
+            if final_snapshot is None:
+                self._rds(region).delete_db_instance(DBInstanceIdentifier=instance_id, SkipFinalSnapshot=True, DeleteAutomatedBackups=False)
+            else:
+                self._rds(region).delete_db_instance(DBInstanceIdentifier=instance_id, FinalDBSnapshotIdentifier=final_snapshot, DeleteAutomatedBackups=False)
+        except _ERRORS as exc:
+            raise translate(exc, f"delete {instance_id}") from exc
+
     def modify_multi_az(self, region: str, instance_id: str, enabled: bool) -> None:
         try:
             # ApplyImmediately: otherwise RDS waits for the maintenance window.

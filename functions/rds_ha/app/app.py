@@ -5,7 +5,8 @@ Handlers and the CLI use these methods and nothing below them (no table, executo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,15 @@ class App:
         self.controls = Controls(d)
         self.drill = Drill(d, self.failovers, self.switchovers, self.reconciler)
         self._status = Status(d, self.readiness)
+
+    @contextmanager
+    def watching(self, watch: Callable[[str, str], None]) -> Iterator[None]:
+        """`watch(kind, message)` is shown each step as it is recorded, and each look of a wait, meanwhile."""
+        self.deps.recorder.watchers.append(watch)
+        try:
+            yield
+        finally:
+            self.deps.recorder.watchers.remove(watch)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> App:

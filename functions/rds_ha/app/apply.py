@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import TAG_CLUSTER
 from ..adapters.aws import caller_account
+from ..core.clock import utc
 from ..core.config import ClusterConfig, claim_conflicts, foreign_accounts, outside_zone
 from ..core.errors import ConfigError
 from ..core.models import ClusterState, Instance
@@ -96,9 +97,36 @@ class Apply:
             else:
                 _primary_problems(cfg, primary, instances, found)
                 self._proxy_problems(cfg, primary, found)
+                self._alarm_problems(cfg, primary, found)
+            if state is not None and state.primary != cfg.primary and not any(i.id == cfg.primary for i in instances):
+                found.problems.append(
+                    f"cluster {cfg.name}: primary {cfg.primary} not found in {cfg.region} (rds-ha's primary is {state.primary}: name it in the file)"
+                )
             zone = self.d.route53.zone_name(cfg.dns.zone_id)
             found.problems += [f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found"] if zone is None else outside_zone(cfg, zone)
         return found
+
+    def _alarm_problems(self, cfg: ClusterConfig, primary: Instance, found: _Check) -> None:
+        """A failover alarm must exist in CloudWatch (one that does not is a failure never seen) and should
+        watch the primary; an alarm of another role that does not exist is warned about (it never acts)."""
+        roles = cfg.alarms.roles()
+        if not roles:
+            return
+        alarms = self.d.cloudwatch.alarms(cfg.region, [a for a, _ in roles])
+        for name, role in roles:
+            alarm = alarms.get(name)
+            if alarm is None and role == "failover":
+                found.problems.append(
+                    f"cluster {cfg.name}: alarms.failover: {name} not found in CloudWatch in {cfg.region} "
+                    f"(create it first: rds-ha alarms render {cfg.name} -f FILE prints infra/protection.yaml's parameters; or leave it out)"
+                )
+            if alarm is None:
+                if role != "failover":
+                    found.warnings.append(f"cluster {cfg.name}: warning: alarms.{role}: {name} not found in CloudWatch in {cfg.region}: it acts once it exists")
+                continue
+            watched = alarm.dimensions.get("DBInstanceIdentifier")
+            if role == "failover" and watched is not None and watched != primary.id:
+                found.warnings.append(f"cluster {cfg.name}: warning: failover alarm {name} watches {watched}, not the primary {primary.id}")
 
     def _proxy_problems(self, cfg: ClusterConfig, primary: Instance, found: _Check) -> None:
         """The proxy (cluster.proxy) must exist in the cluster's region, serve the primary's engine family, and
@@ -130,8 +158,9 @@ class Apply:
         if state is None:
             self.d.table.put_state(ClusterState(cluster=cfg.name, primary=cfg.primary))
         elif state.primary != cfg.primary:
+            since = f"rds-ha failed over to it at {utc(state.last_failover_at)}" if state.last_failover_at else "as first applied"
             notes.append(
-                f"{cfg.name}: the file names {cfg.primary} as primary, but rds-ha made {state.primary} the primary; keeping {state.primary} (update the file)"
+                f"{cfg.name}: the file names {cfg.primary} as primary, but the primary is {state.primary} ({since}); keeping {state.primary} (update the file)"
             )
         if state is not None and state.multi_az is not None:
             if before is not None and before.multi_az != cfg.multi_az:

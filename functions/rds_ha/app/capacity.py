@@ -13,7 +13,7 @@ from ..core.actions import Plan, RecordHandled, Scaling
 from ..core.alarms import Firing, route
 from ..core.config import AlarmRole, ClusterConfig
 from ..core.models import MultiAzChoice, Topology
-from ..core.planner import pause_limitation, plan_add_replica, plan_multi_az, plan_remove_replica, plan_scale
+from ..core.planner import pause_limitation, plan_add_replica, plan_multi_az, plan_remove_replica, plan_retire, plan_scale
 from ..events import AlarmTrigger
 from .deps import Deps
 from .results import Result
@@ -79,6 +79,12 @@ class Capacity:
 
     def remove_replica(self, cfg: ClusterConfig, instance: str, by: str, deadline: datetime, force: bool = False) -> Result:
         return self._run(cfg, "replica_removed", f"rds-ha replicas remove by {by}", deadline, lambda t: plan_remove_replica(t, instance, by, force))
+
+    def retire(self, cfg: ClusterConfig, instance: str, by: str, deadline: datetime, final_snapshot: bool = True, dry_run: bool = False) -> Result:
+        """Delete the fenced old primary `instance` after a final snapshot (rds-ha retire)."""
+        if dry_run:
+            return Result.of(cfg.name, plan_retire(self.d.snapshots.read(cfg), instance, by, final_snapshot))
+        return self._run(cfg, "retire", f"rds-ha retire by {by}", deadline, lambda t: plan_retire(t, instance, by, final_snapshot))
 
     def set_multi_az(self, cfg: ClusterConfig, enabled: bool, by: str, deadline: datetime, alarm: Alarm | None = None) -> Result:
         """Make `enabled` the desired state (kept until the next apply) and apply it now."""

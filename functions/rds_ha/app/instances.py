@@ -22,6 +22,10 @@ class Instances:
                 return region
         return cfg.region
 
+    def replicas(self, cfg: ClusterConfig, primary: str) -> list[str]:
+        """The replicas of `primary` as RDS lists them (no state table needed: a cluster not yet applied)."""
+        return sorted(i for _, i in self.d.rds.describe(cfg.region, primary).replicas)
+
     def watch(self, region: str, instance: str, done: Callable[[Instance | None], bool], deadline: datetime, on_change: Callable[[str], None]) -> bool:
         """Poll `instance` until `done` holds (True) or the deadline passes (False), reporting each new
         AWS status (with Multi-AZ) as it appears."""

@@ -24,14 +24,17 @@ class ReadinessCheck:
         hooks = {cfg.hooks.pre_failover: self.d.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
         return assess(topo, self.failover_alarms(cfg, topo), hooks)
 
-    def of_status(self, cfg: ClusterConfig, topo: Topology) -> Readiness:
-        """The judgement `status` shows; alarms that cannot be read are judged unknown (status still shows the rest)."""
+    def of_status(self, cfg: ClusterConfig, topo: Topology) -> tuple[Readiness, Mapping[str, AlarmStatus] | None]:
+        """The judgement `status` shows, and every mapped alarm as CloudWatch shows it (one DescribeAlarms);
+        alarms that cannot be read are judged unknown (None: status still shows the rest)."""
+        region = topo.primary.region if topo.primary is not None else cfg.region
         try:
-            alarms: Mapping[str, AlarmStatus] | None = self.failover_alarms(cfg, topo)
+            alarms: Mapping[str, AlarmStatus] | None = self.d.cloudwatch.alarms(region, [a for a, _ in cfg.alarms.roles()]) if cfg.alarms.roles() else {}
         except AwsError as exc:
             logger.warning(f"status: alarms of {cfg.name} not read: {exc}")
             alarms = None
-        return assess(topo, alarms)
+        failover = None if alarms is None else {n: a for n, a in alarms.items() if n in cfg.alarms.failover}
+        return assess(topo, failover), alarms
 
     @staticmethod
     def publish(readiness: Readiness) -> Readiness:

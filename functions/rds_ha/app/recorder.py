@@ -5,6 +5,7 @@ never through the table or the notifier themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,11 +22,19 @@ from .results import Result
 class Recorder:
     def __init__(self, table: StateTable, notifier: Notifier | None, clock: Clock, topic_arn: str | None) -> None:
         self.table, self.notifier, self.clock, self.topic_arn = table, notifier, clock, topic_arn
+        # Who is shown each step as it is recorded, and each look of a wait (an operator's terminal).
+        self.watchers: list[Callable[[str, str], None]] = []
 
     def history(self, cluster: str, kind: str, message: str, **details: Any) -> None:
         """The log line and the history entry (raises what the table raises: the caller's step failed)."""
         logger.info(message, extra={"cluster": cluster, "kind": kind, **{k: str(v) for k, v in details.items()}})
         self.table.add_history(cluster, self.clock.now(), kind, message, details)
+        self.progress(kind, message)
+
+    def progress(self, kind: str, message: str) -> None:
+        """Show `message` to whoever watches this run (nothing is stored): a step done, a wait's look."""
+        for watch in self.watchers:
+            watch(kind, message)
 
     def notify(self, cfg: ClusterConfig, kind: str, message: str, **details: Any) -> None:
         """Publish to the cluster's topic (or the stack's); a notification never stops a run."""

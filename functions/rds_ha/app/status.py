@@ -17,7 +17,8 @@ class Status:
 
     def status(self, cfg: ClusterConfig) -> ClusterStatus:
         topo = self.readiness.with_recent_lag(cfg, self.d.snapshots.read(cfg, failure_time=self.d.clock.now()))
-        return replace(describe(topo, self.readiness.of_status(cfg, topo)), lease=self.d.leases.view(cfg.name), at=self.d.clock.now())
+        readiness, alarms = self.readiness.of_status(cfg, topo)
+        return replace(describe(topo, readiness, alarms), lease=self.d.leases.view(cfg.name), at=self.d.clock.now())
 
     def region(self, cfg: ClusterConfig) -> str:
         """Where the cluster's primary lives now (a cross-region failover may have moved it)."""

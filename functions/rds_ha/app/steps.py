@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .. import TAG_CLUSTER, TAG_FENCED
+from .. import TAG_CLUSTER, TAG_FENCED, TAG_ROLE
 from ..core.actions import (
     AbortWorkflow,
     Action,
@@ -30,6 +30,7 @@ from ..core.actions import (
     RecordHandled,
     RecordPrimary,
     RetargetAlarms,
+    RetireInstance,
     SealWrites,
     StartWorkflow,
     StopInstance,
@@ -94,7 +95,7 @@ def start_workflow(ex: Runner, topo: Topology, state: ClusterState, action: Star
 
 def fence(ex: Runner, topo: Topology, state: ClusterState, action: Fence) -> ClusterState:
     inst = topo.instances[action.instance]
-    ex.rds.add_tags(inst.region, inst.arn, {TAG_FENCED: ex.clock.now().isoformat()})
+    ex.rds.add_tags(inst.region, inst.arn, {TAG_FENCED: ex.clock.now().isoformat(), TAG_ROLE: "fenced"})
     state = ex.save(state, fenced=tuple(dict.fromkeys((*state.fenced, action.instance))))
     ex.recorder.history(topo.cluster.name, "fenced", f"fenced {action.instance}: {action.reason}", instance=action.instance)
     return state
@@ -208,6 +209,7 @@ def move_proxy(ex: Runner, topo: Topology, state: ClusterState, action: MoveProx
 def record_primary(ex: Runner, topo: Topology, state: ClusterState, action: RecordPrimary) -> ClusterState:
     region = _region(topo, action)
     _protect(ex, topo, region, action.instance)
+    _retag(ex, topo, region, action.instance)
     update: dict[str, Any] = {"primary": action.instance, "primary_region": None if region == topo.cluster.region else region}
     if state.workflow is not None:
         update["workflow"] = state.workflow.model_copy(update={"promoted_at": state.workflow.promoted_at or ex.clock.now()})
@@ -226,6 +228,17 @@ def _protect(ex: Runner, topo: Topology, region: str, instance: str) -> None:
         ex.rds.set_deletion_protection(region, instance, True)
     except AwsError as exc:
         ex.recorder.history(topo.cluster.name, "step_failed", f"deletion protection on {instance} failed: {exc}", transient=exc.transient)
+
+
+def _retag(ex: Runner, topo: Topology, region: str, instance: str) -> None:
+    """A promoted replica is tagged rds-ha:role=primary (it was born `replica`). Best effort, as `_protect`."""
+    current = topo.instances.get(instance)
+    if current is None or current.tags.get(TAG_ROLE) == "primary" or not current.arn:
+        return
+    try:
+        ex.rds.add_tags(region, current.arn, {TAG_ROLE: "primary"})
+    except AwsError as exc:
+        ex.recorder.history(topo.cluster.name, "step_failed", f"tagging {instance} {TAG_ROLE}=primary failed: {exc}", transient=exc.transient)
 
 
 def _scaling_step(ex: Runner, state: ClusterState, field: str, now: datetime, call: Callable[[], None]) -> ClusterState:
@@ -300,6 +313,29 @@ def delete_instance(ex: Runner, topo: Topology, state: ClusterState, action: Del
     kind = "replica_removed" if action.scaling else "orphan_deleted"
     ex.recorder.history(topo.cluster.name, kind, f"{action.describe()}: {action.reason}", instance=instance)
     ex.recorder.metric("ReplicaRemoved", topo.cluster.name)
+    return state
+
+
+def retire_instance(ex: Runner, topo: Topology, state: ClusterState, action: RetireInstance) -> ClusterState:
+    """Delete a fenced old primary after its final snapshot, re-read right before each call: a plan made a
+    while ago must not delete an instance that has since become something else."""
+    region, instance = _region(topo, action), action.instance
+    try:
+        current = ex.rds.describe(region, instance)
+    except InstanceNotFoundError:
+        logger.info(f"{instance} is gone already")
+        return ex.save(state, fenced=tuple(i for i in state.fenced if i != instance))
+    wf = state.workflow
+    if instance == state.primary or (wf is not None and instance in (wf.new_primary, wf.old_primary)) or current.is_replica or not current.fenced:
+        raise StepRefusedError(f"refused to retire {instance}: re-read just before the call, it is no longer a fenced old primary")
+    if current.replicas:
+        raise StepRefusedError(f"refused to retire {instance}: re-read just before the call, {', '.join(i for _, i in current.replicas)} replicate from it")
+    if current.deletion_protection:  # rds-ha protected it while it was the primary
+        ex.rds.set_deletion_protection(region, instance, False)
+        ex.recorder.history(topo.cluster.name, "protection_lifted", f"deletion protection of {instance} lifted to retire it", instance=instance)
+    ex.rds.delete_standalone(region, instance, action.snapshot)
+    state = ex.save(state, fenced=tuple(i for i in state.fenced if i != instance))
+    ex.recorder.history(topo.cluster.name, "retired", f"{action.describe()}: {action.reason}", instance=instance, snapshot=action.snapshot)
     return state
 
 
@@ -394,6 +430,7 @@ STEPS: dict[type[Action], Step] = {
     RecordPrimary: record_primary,
     CreateReplica: create_replica,
     DeleteInstance: delete_instance,
+    RetireInstance: retire_instance,
     ModifyMultiAz: modify_multi_az,
     RecordHandled: record_handled,
     RetargetAlarms: retarget_alarms,

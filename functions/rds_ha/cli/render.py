@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +15,26 @@ from ..app import Result
 from ..core.clock import utc
 from ..core.status import ClusterStatus
 
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")
+
+
+def times(value: Any) -> Any:
+    """`value` with every time in it written the one way rds-ha writes times (core.clock.utc)."""
+    if isinstance(value, datetime):
+        return utc(value)
+    if isinstance(value, str) and _ISO.match(value):
+        return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    if isinstance(value, dict):
+        return {k: times(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [times(v) for v in value]
+    return value
+
+
+def as_json(value: Any, indent: int | None = None) -> str:
+    """A command's JSON answer: its times in UTC to the second, with Z."""
+    return json.dumps(times(value), indent=indent, default=str)
+
 
 def _lag(value: Any) -> str:
     if value is None:
@@ -20,12 +42,44 @@ def _lag(value: Any) -> str:
     return "broken (-1)" if value < 0 else f"{value:g}s"
 
 
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return ""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if value >= size:
+            return f" / {value / size:.1f} {unit}"
+    return f" / {value:.0f} B"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "age unknown"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"fenced {seconds / size:.0f}{unit} ago"
+    return f"fenced {seconds:.0f}s ago"
+
+
+_STATE_COLOUR = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow", "missing": "red", "not read": "yellow"}
+
+
 def status(console: Console, st: ClusterStatus) -> None:
-    console.print(f"[bold]{st.cluster}[/bold] ({st.region})")
-    console.print(f"  primary  [bold]{st.primary}[/bold]  {st.primary_status}  {st.primary_az or ''}")
+    """patronictl-list style: one table of every instance, the alarms, the names, then one verdict line."""
+    console.print(f"[bold]{st.cluster}[/bold] ({st.region})  at {utc(st.at) if st.at else '-'}")
+    _members(console, st)
+    if st.alarms:
+        alarms = Table(box=None, pad_edge=False, show_edge=False)
+        for col in ("alarm", "role", "state", "since"):
+            alarms.add_column(col)
+        for a in st.alarms:
+            colour = _STATE_COLOUR.get(a.state, "white")
+            alarms.add_row(escape(a.name), a.role, f"[{colour}]{a.state}[/{colour}]", utc(a.since) or "-")
+        console.print(alarms)
     console.print(f"  writer   {st.writer.name} -> {', '.join(st.writer.targets) or '(no record)'}")
     if st.reader:
         console.print(f"  reader   {st.reader.name} -> {', '.join(st.reader.targets) or '(no record)'}")
+        if st.reader_fallback:
+            console.print("           no replica serves reads: the reader name points at the primary")
     if st.proxy is not None:
         _proxy(console, st)
     _state(console, st)
@@ -39,16 +93,9 @@ def status(console: Console, st: ClusterStatus) -> None:
     sc = st.scaling
     last = [f"last scale-{d} {at}" for d, at in (("out", sc.last_scale_out_at), ("in", sc.last_scale_in_at)) if at]
     console.print(f"  replicas min {sc.min}, max {sc.max}" + (f"; {'; '.join(last)}" if last else ""))
-    _members(console, st)
-    if st.reader_set:
-        reader = Table(box=None, pad_edge=False, show_edge=False, title=None)
-        for col in ("reader set", "", "why"):
-            reader.add_column(col)
-        for v in st.reader_set:
-            reader.add_row(v.instance, "[green]in[/green]" if v.serving else "[red]out[/red]", escape(v.reason))
-        console.print(reader)
-    if st.reader_fallback:
-        console.print("  no replica serves reads: the reader name points at the primary")
+    head, _, rest = st.verdict.partition(":")
+    colour = "green" if head == "healthy" else ("red" if head in {"degraded", "blocked"} else "yellow")
+    console.print(f"[bold {colour}]{head}[/bold {colour}]:{escape(rest)}")
 
 
 def _proxy(console: Console, st: ClusterStatus) -> None:
@@ -63,24 +110,20 @@ def _proxy(console: Console, st: ClusterStatus) -> None:
 
 
 def _state(console: Console, st: ClusterStatus) -> None:
-    """What the state says: a workflow, a block, the cooldown, a pause, an acknowledgement, fencing."""
+    """What the state says: a workflow, a block, the cooldown, a pause, an acknowledgement, the lease."""
     if st.workflow:
         wf = st.workflow
-        since = wf.started_at.isoformat()
-        console.print(f"  [yellow]{wf.kind} in progress[/yellow] {wf.old_primary} -> {wf.new_primary}: {escape(wf.step)} (since {since})")
+        console.print(f"  [yellow]{wf.kind} in progress[/yellow] {wf.old_primary} -> {wf.new_primary}: {escape(wf.step)} (since {utc(wf.started_at)})")
     if st.blocked:
-        console.print(f"  [red]blocked[/red] at {st.blocked.at.isoformat()}: {escape(st.blocked.reason)}")
+        console.print(f"  [red]blocked[/red] at {utc(st.blocked.at)}: {escape(st.blocked.reason)}")
     if st.last_failover_at:
         cool = f"; cooldown until {st.cooldown_until}" if st.cooldown_until else ""
-        console.print(f"  last failover {st.last_failover_at}{cool}")
+        ack = f"; acknowledged by {escape(st.acknowledged.by)} at {utc(st.acknowledged.at)}" if st.acknowledged else ""
+        console.print(f"  last failover {st.last_failover_at}{cool}{ack}")
     if st.paused:
         p = st.paused
         why = f": {escape(p.reason)}" if p.reason else ""
-        console.print(f"  [yellow]paused[/yellow] by {escape(p.by)} at {p.at.isoformat()}{why} (automation records, changes nothing)")
-    if st.acknowledged:
-        console.print(f"  cooldown acknowledged by {escape(st.acknowledged.by)} at {st.acknowledged.at.isoformat()}")
-    if st.fenced:
-        console.print(f"  fenced   {', '.join(st.fenced)}")
+        console.print(f"  [yellow]paused[/yellow] by {escape(p.by)} at {utc(p.at)}{why} (automation records, changes nothing)")
     if st.lease is not None and st.at is not None:
         left = st.lease.left(st.at)
         held = f"held by {escape(st.lease.owner)} until {utc(st.lease.until)} ({left:.0f}s left)" if left > 0 else "free (the last holder's expired)"
@@ -88,20 +131,27 @@ def _state(console: Console, st: ClusterStatus) -> None:
 
 
 def _members(console: Console, st: ClusterStatus) -> None:
-    """The replicas and other members, each with its verdict as a failover candidate now."""
+    """Every instance: the primary, its replicas and other members (each with its verdict as a failover
+    candidate now), and the fenced old primaries (their age and what they cost)."""
     verdicts = {v.instance: v for v in st.candidates}
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("instance", "role", "status", "az", "lag", "source", "as a failover candidate"):
+    for col in ("instance", "role", "status", "az", "lag", "reader", "as a failover candidate"):
         table.add_column(col)
+    table.add_row(f"[bold]{st.primary}[/bold]", "primary", st.primary_status, st.primary_az or "-", "-", "-", "-")
     for r in st.replicas:
         role = r.role + (" (never-promote)" if r.never_promote else "")
         v = verdicts.get(r.id)
         verdict = "-" if v is None else ("[green]eligible[/green]: " if v.eligible else "[red]not eligible[/red]: ") + escape(v.reason)
-        table.add_row(r.id, role, r.status, r.az or "-", _lag(r.lag) if r.role == "replica" else "-", r.source or "-", verdict)
-    if st.replicas:
-        console.print(table)
-    else:
-        console.print("  (no replicas)")
+        lag = _lag(r.lag) + _bytes(r.lag_bytes) if r.role == "replica" else "-"
+        reader = "-" if r.reader is None else ("[green]in[/green]" if r.reader else "[red]out[/red]")
+        table.add_row(r.id, role, r.status, r.az or "-", lag, reader, verdict)
+    for f in st.fenced:
+        table.add_row(f.id, "fenced", f.status, f.az or "-", "-", "-", f"{_age(f.age)}, {f.instance_class}: {f.cost}")
+    console.print(table)
+    for out_of in (rv for rv in st.reader_set if not rv.serving):
+        console.print(f"  {out_of.instance} out of the reader set: {escape(out_of.reason)}")
+    if st.fenced:
+        console.print(f"  old primaries are kept for their writes: rds-ha retire {st.cluster} INSTANCE (final snapshot, then delete)")
 
 
 def readiness(console: Console, r: dict[str, Any], indent: str = "") -> None:
@@ -125,7 +175,7 @@ def history(console: Console, entries: list[dict[str, Any]]) -> None:
     for col in ("at", "event", "what and why"):
         table.add_column(col, overflow="fold")
     for h in entries:
-        table.add_row(h["at"], h["kind"], escape(h["message"]))
+        table.add_row(times(h["at"]), h["kind"], escape(h["message"]))
     console.print(table)
 
 

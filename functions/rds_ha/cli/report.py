@@ -3,11 +3,11 @@ SVG; no script, no external asset, so it opens anywhere, offline)."""
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 
 from ..app import DrillReport
+from . import render
 
 COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"]
 
@@ -107,6 +107,6 @@ def write(report: DrillReport, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"drill-{report.cluster}-{report.started_at[:19].replace(':', '')}"
     json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
-    json_path.write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
+    json_path.write_text(render.as_json(report.as_dict(), indent=2) + "\n")
     html_path.write_text(html(report))
     return json_path, html_path

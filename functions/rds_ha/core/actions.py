@@ -205,6 +205,19 @@ class DeleteInstance(Action):
 
 
 @dataclass(frozen=True)
+class RetireInstance(Action):
+    """Delete a fenced old primary: its final snapshot (and its automated backups) kept, so the writes only
+    it acknowledged stay restorable. `snapshot` None: deleted without one (RDS's only way for a failed one)."""
+
+    instance: str = ""
+    snapshot: str | None = None
+
+    def describe(self) -> str:
+        kept = f"final snapshot {self.snapshot}" if self.snapshot else "no final snapshot"
+        return f"retire fenced {self.instance} ({kept}, automated backups kept), then delete it"
+
+
+@dataclass(frozen=True)
 class ModifyMultiAz(Action):
     instance: str = ""
     enabled: bool = True

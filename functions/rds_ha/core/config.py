@@ -147,6 +147,9 @@ class FailoverConfig(_Strict):
     # Promote a replica in another region (the writer record then crosses regions). Off: a regional
     # failover is preferred, and the application's latency to a remote writer is the operator's call.
     allow_cross_region: bool = False
+    # Retire (final snapshot, then delete) a fenced old primary this many hours after its fence, from the
+    # scheduled reconcile. Unset: kept until an operator runs `rds-ha retire` (the old primary is billed).
+    retain_fenced_hours: Annotated[float, Field(ge=1, le=24 * 366)] | None = None
 
 
 class FenceConfig(_Strict):

@@ -80,6 +80,15 @@ class Instance:
         return TAG_FENCED in self.tags
 
     @property
+    def fenced_at(self) -> datetime | None:
+        """When rds-ha fenced it (the fence tag's value); None: not fenced, or a value that is no time."""
+        try:
+            at = datetime.fromisoformat(self.tags.get(TAG_FENCED, ""))
+        except ValueError:
+            return None
+        return at if at.tzinfo is not None else None
+
+    @property
     def never_promote(self) -> bool:
         return self.tags.get(TAG_NEVER_PROMOTE, "").lower() in {"true", "1", "yes"}
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .postgres import free_port
+from .procs import alive
 
 REPLICATION_USER = "repl"
 REPLICATION_PASSWORD = "repl-S3cret-pw"  # noqa: S105 # nosec B105 - a throwaway loopback server's password
@@ -58,16 +59,6 @@ def _isolated(datadir: Path) -> list[str]:
         entry = pwd.getpwnam("mysql")
         os.chown(tmp, entry.pw_uid, entry.pw_gid)
     return [f"--tmpdir={tmp}", "--innodb-use-native-aio=0"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not Path(f"/proc/{pid}/stat").read_text().split(")")[-1].strip().startswith("Z")
 
 
 def _as() -> list[str]:
@@ -131,9 +122,9 @@ class MariaServer:
             with suppress(OSError):
                 os.kill(pid, signal.SIGKILL if mode == "immediate" else signal.SIGTERM)
         until = time.monotonic() + 30
-        while server is not None and _alive(server) and time.monotonic() < until:
+        while server is not None and alive(server) and time.monotonic() < until:
             time.sleep(0.05)
-        if server is not None and _alive(server):
+        if server is not None and alive(server):
             os.kill(server, signal.SIGKILL)
         try:
             self.proc.wait(timeout=10)

@@ -298,8 +298,30 @@ def _create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
     return db
 
 
-def _delete_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
-    db = _originals["delete_instance"](self, db_instance_identifier, *args, **kwargs)
+def _delete_db_instance(
+    self: RDSBackend,
+    db_instance_identifier: str,
+    final_db_snapshot_identifier: str | None = None,
+    skip_final_snapshot: bool | None = False,
+    delete_automated_backups: bool | None = True,
+) -> Any:
+    # DeleteDBInstance (API reference): SkipFinalSnapshot "If you don't enable this parameter, you must specify
+    # the FinalDBSnapshotIdentifier parameter. When a DB instance is in a failure state and has a status of
+    # failed, incompatible-restore, or incompatible-network, RDS can delete the instance only if you enable this
+    # parameter. If you delete a read replica ..., you must enable this setting." FinalDBSnapshotIdentifier:
+    # "If you enable this parameter and also enable SkipFinalShapshot, the command results in an error."
+    # moto deletes a replica with a final snapshot, and snapshots a failed instance.
+    db = self.databases.get(db_instance_identifier)
+    if db is not None and not skip_final_snapshot:
+        if db.is_replica:
+            raise InvalidParameterCombinationError("FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
+        if not final_db_snapshot_identifier:
+            raise InvalidParameterCombinationError("FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+        if db.status in {"failed", "incompatible-restore", "incompatible-network"}:
+            raise InvalidParameterCombinationError(f"The DB instance {db_instance_identifier} is {db.status}: it can be deleted only with SkipFinalSnapshot.")
+    if skip_final_snapshot and final_db_snapshot_identifier:
+        raise InvalidParameterCombinationError("FinalDBSnapshotIdentifier can not be specified when SkipFinalSnapshot is enabled.")
+    db = _originals["delete_instance"](self, db_instance_identifier, final_db_snapshot_identifier, skip_final_snapshot, delete_automated_backups)
     if _active.backing is not None:
         _active.backing.gone(db_instance_identifier)
     return db

@@ -6,7 +6,7 @@ goal with the instances and records as AWS shows them, so it is safe to call aft
 any point: a step already done is simply not planned again.
 
 Modules, each importing only `core` and the modules before it: `request`, `guards` (the refusals: a
-reason or None), `candidates`, `dns`, `redundancy`, `fence`, `proxy`, `decide`, `steady`, `workflow`, `capacity`. Callers
+reason or None), `candidates`, `dns`, `redundancy`, `fence`, `proxy`, `decide`, `retire`, `steady`, `workflow`, `capacity`. Callers
 import from this package.
 """
 
@@ -18,6 +18,7 @@ from .guards import in_progress, pause_limitation
 from .proxy import proxy_limitation
 from .redundancy import live_replicas, no_replicas_of
 from .request import FailoverRequest, current_transition
+from .retire import plan_retire
 from .steady import plan_multi_az, plan_steady
 from .workflow import WRITABLE, outline, plan_workflow
 
@@ -27,6 +28,7 @@ __all__ = [
     "current_transition",
     "decide_failover",
     "decide_switchover",
+    "plan_retire",
     "diff_records",
     "evaluate_candidates",
     "in_progress",

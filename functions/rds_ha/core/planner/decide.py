@@ -51,6 +51,9 @@ def decide_failover(topo: Topology, request: FailoverRequest) -> Plan:
     """Decide whether to start a failover and which replica to promote; while the cluster is
     paused, an automatic decision to start becomes a record of what would have been done."""
     limitation = failover_limitation(topo, request)
+    if limitation is not None and limitation[0] in {"refused", "deferred"} and topo.primary is not None and topo.state.workflow is None:
+        # Refused by a guard: each replica's verdict still shows what a failover past it would find.
+        return Plan(*limitation, candidates=tuple(ranked(topo, request)[0]))
     if limitation is not None:
         return Plan(*limitation)
     verdicts, eligible = ranked(topo, request)
@@ -120,6 +123,14 @@ def switchover_limitation(topo: Topology, request: FailoverRequest) -> str | Non
     )
 
 
+def _by_switchover_limit(reason: str, lag: float, limit: float) -> str:
+    """A candidate's verdict ("lag 3s (SQL probe) <= max 30s; ...") judged by switchover.max_lag_seconds instead."""
+    head, _, tail = reason.partition(" <= ")
+    rest = tail.partition("; ")[2]
+    judged = f"{head} {'>' if lag > limit else '<='} switchover.max_lag_seconds {fmt(limit)}" + ("; it catches up first" if lag > limit else "")
+    return judged + (f"; {rest}" if rest else "")
+
+
 def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
     """A planned change of primary: the primary must be healthy, the target eligible as for a failover
     and caught up to switchover.max_lag_seconds (judged by its latest ReplicaLag)."""
@@ -132,6 +143,8 @@ def decide_switchover(topo: Topology, request: FailoverRequest) -> Plan:
         return Plan("refused", f"no replica qualifies as the new primary ({none_qualify(verdicts, state.primary)})", candidates=tuple(verdicts))
     chosen = eligible[0]
     lag = chosen.lag if chosen.lag is not None else math.inf
+    # The chosen row is judged by the switchover's own limit, as the headline is (not the failover's).
+    verdicts = [replace(v, reason=_by_switchover_limit(v.reason, lag, limit)) if v is chosen else v for v in verdicts]
     if lag > limit:
         why = f"{chosen.instance} lag {fmt(lag)} > switchover.max_lag_seconds {fmt(limit)}: waiting for it to catch up"
         return Plan("waiting", why, candidates=tuple(verdicts), chosen=chosen.instance)

@@ -1,4 +1,5 @@
-"""Outside a failover: the writer on the primary, the reader set, replicas.min and Multi-AZ as desired."""
+"""Outside a failover: the writer on the primary, the reader set, replicas.min, Multi-AZ as desired, and
+fenced old primaries retired after failover.retain_fenced_hours."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..models import AVAILABLE, Topology
 from .dns import dns_actions, reader_verdicts
 from .proxy import proxy_move
 from .redundancy import no_replicas_of, redundancy
+from .retire import due_retirements
 
 
 def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
@@ -40,6 +42,10 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
             if multi_az.mutating:
                 reasons.append("Multi-AZ differs from the desired state")
                 actions += multi_az.mutating
+        retire = due_retirements(topo) if topo.state.workflow is None else []
+        if retire:
+            reasons.append("fenced old primaries past failover.retain_fenced_hours")
+            actions += retire
     verdicts = tuple(reader_verdicts(topo, primary, exclude)) if topo.cluster.dns.reader else ()
     return Plan("steady", "; ".join(reasons) or "in sync", tuple(actions), reader=verdicts)
 

@@ -647,3 +647,17 @@ def test_one_time_format_in_json_and_history_readable_at_80_columns(cli_on_sim_c
     lines = capsys.readouterr().out.splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 80
     assert stamp.match(lines[1].split()[0])
+
+
+def test_retire_refuses_a_standalone_member_that_was_never_fenced(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    aws = cli_on_sim_clock
+    build_cluster(aws)
+    aws.rds().promote_read_replica(DBInstanceIdentifier="orders-db-r1")  # by hand: a standalone member, never fenced
+    aws.fidelity.settle()
+    assert not aws.instance("orders-db-r1").get("ReadReplicaSourceDBInstanceIdentifier")  # type: ignore[union-attr]
+    capsys.readouterr()
+    assert run("retire", "orders", "orders-db-r1", "--yes") == 3
+    assert "orders-db-r1 is not a fenced old primary of orders (no rds-ha:fenced tag)" in capsys.readouterr().out
+    assert aws.instance("orders-db-r1") is not None
+    assert run("retire", "orders", "orders-nope", "--yes") == 3
+    assert "orders-nope not found in us-east-1" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from ..events import AlarmTrigger
 from .deps import Deps
 from .results import Result
 from .runs import under_lease
+from .snapshot import NOTHING_KNOWN, Known
 
 # What AWS does while Multi-AZ changes: the CLI and the notifications say it.
 MULTI_AZ_ON_NOTE = (
@@ -82,9 +83,10 @@ class Capacity:
 
     def retire(self, cfg: ClusterConfig, instance: str, by: str, deadline: datetime, final_snapshot: bool = True, dry_run: bool = False) -> Result:
         """Delete the fenced old primary `instance` after a final snapshot (rds-ha retire)."""
+        named = Known(hint=frozenset({instance}))  # read even if nothing of the cluster's names it
         if dry_run:
-            return Result.of(cfg.name, plan_retire(self.d.snapshots.read(cfg), instance, by, final_snapshot))
-        return self._run(cfg, "retire", f"rds-ha retire by {by}", deadline, lambda t: plan_retire(t, instance, by, final_snapshot))
+            return Result.of(cfg.name, plan_retire(self.d.snapshots.read(cfg, known=named), instance, by, final_snapshot))
+        return self._run(cfg, "retire", f"rds-ha retire by {by}", deadline, lambda t: plan_retire(t, instance, by, final_snapshot), known=named)
 
     def set_multi_az(self, cfg: ClusterConfig, enabled: bool, by: str, deadline: datetime, alarm: Alarm | None = None) -> Result:
         """Make `enabled` the desired state (kept until the next apply) and apply it now."""
@@ -110,13 +112,14 @@ class Capacity:
         update: dict[str, Any] | None = None,
         quiet: bool = False,
         automatic: bool = False,
+        known: Known = NOTHING_KNOWN,
     ) -> Result:
         """Under the lease: read, plan, and act (or record why not). Automatic runs (alarms, reconcile)
         change nothing while the cluster is paused; an operator's command is its own authority.
         `quiet`: nothing is recorded unless something is done (reconcile re-checking every minute)."""
 
         def body() -> Result:
-            topo = self.d.snapshots.read(cfg)
+            topo = self.d.snapshots.read(cfg, known=known)
             handled = topo.state.handled(*alarm) if alarm is not None else None
             if alarm is not None and handled is not None:
                 return Result(cfg.name, "duplicate", handled.describe(alarm[0]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ... import TAG_CLUSTER
+from ... import TAG_CLUSTER, TAG_FENCED
 from ..actions import Plan, RetireInstance
 from ..models import Topology
 from . import guards
@@ -40,8 +40,8 @@ def retire_limitation(topo: Topology, instance: str, final_snapshot: bool) -> st
         return f"{instance} is not tagged {TAG_CLUSTER}={topo.cluster.name}: not this cluster's to retire"
     if inst.is_replica:
         return f"{instance} is a read replica of {inst.source}: remove it with rds-ha replicas {topo.cluster.name} remove {instance}"
-    if not inst.fenced and instance not in state.fenced:
-        return f"{instance} is not a fenced old primary of {topo.cluster.name}"
+    if not inst.fenced:  # the fence tag is the durable mark (the fence step tags before it records)
+        return f"{instance} is not a fenced old primary of {topo.cluster.name} (no {TAG_FENCED} tag)"
     if inst.replicas:
         return f"{instance} still has replicas ({', '.join(i for _, i in inst.replicas)}): delete them first"
     if inst.status == "deleting":

@@ -254,6 +254,8 @@ def test_apply_of_many_clusters_describes_each_region_once(aws: Sandbox, tmp_pat
     monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
     text = sandbox.create_fleet(aws.clients, 12, aws.clock.now())
     describes = aws.count_calls("rds", "DescribeDBInstances")
+    alarms = aws.count_calls("cloudwatch", "DescribeAlarms")
     assert run("apply", "-f", write(tmp_path, "fleet.yaml", text)) == 0
     assert describes[0] == 1
+    assert alarms[0] == 1  # every cluster's alarms checked in one DescribeAlarms per region
     assert len(aws.service.clusters()) == 12

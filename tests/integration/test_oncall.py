@@ -661,3 +661,26 @@ def test_retire_refuses_a_standalone_member_that_was_never_fenced(cli_on_sim_clo
     assert aws.instance("orders-db-r1") is not None
     assert run("retire", "orders", "orders-nope", "--yes") == 3
     assert "orders-nope not found in us-east-1" in capsys.readouterr().out
+
+
+def test_a_pause_racing_another_operators_pause_keeps_the_first(cli_on_sim_clock: Sandbox, capsys: Any, monkeypatch: Any) -> None:
+    from rds_ha.core.errors import StateConflictError
+    from rds_ha.core.models import Marker
+
+    aws = cli_on_sim_clock
+    build_cluster(aws)
+    table = aws.service.deps.table
+    real = table.put_state
+
+    def bob_first(state: Any) -> Any:  # bob's pause lands between alice's read and her write
+        monkeypatch.setattr(table, "put_state", real)
+        current = table.get_state("orders")
+        real(current.model_copy(update={"paused": Marker(by="bob", at=aws.clock.now(), reason="his maintenance")}))
+        raise StateConflictError("changed concurrently")
+
+    monkeypatch.setattr(table, "put_state", bob_first)
+    capsys.readouterr()
+    assert run("pause", "orders", "--reason", "hers") == 0
+    assert "already paused by bob" in capsys.readouterr().out
+    assert aws.state().paused.by == "bob" and aws.state().paused.reason == "his maintenance"
+    assert "paused" not in aws.history_kinds()  # alice's pause recorded nothing

@@ -77,9 +77,11 @@ def known_regions() -> frozenset[str]:
 def check_region(region: str) -> str:
     """`region`, or UnknownRegionError: a typo'd region is said as such before any request (botocore
     would send it to a host that does not exist, or to a local endpoint that answers nonsense)."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and region == os.environ.get("AWS_REGION"):
+        return region  # Lambda's own region is real (even past the bundled botocore), and no cold start reads the endpoints
     known = known_regions()
-    if region in known or (os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and region == os.environ.get("AWS_REGION")):
-        return region  # (Lambda's own region is real, even when the bundled botocore is older than it)
+    if region in known:
+        return region
     # Letters swapped (us-esat-1) first, then the closest spelling.
     close = [r for r in sorted(known) if sorted(r) == sorted(region)] or difflib.get_close_matches(region, sorted(known), n=1)
     hint = f"; did you mean {close[0]}?" if close else ""

@@ -7,6 +7,7 @@ must carry the tag (`tag_members` adds it where it is missing).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .. import TAG_CLUSTER
@@ -14,7 +15,7 @@ from ..adapters.aws import caller_account
 from ..core.clock import utc
 from ..core.config import ClusterConfig, claim_conflicts, foreign_accounts, outside_zone
 from ..core.errors import ConfigError
-from ..core.models import ClusterState, Instance
+from ..core.models import AlarmStatus, ClusterState, Instance
 from ..core.planner import no_replicas_of
 from .deps import Deps
 
@@ -56,6 +57,25 @@ def _primary_problems(cfg: ClusterConfig, primary: Instance, instances: list[Ins
             found.problems.append(f"cluster {cfg.name}: {inst.id} is tagged {TAG_CLUSTER}={inst.cluster_tag}, a member of another cluster")
 
 
+def _alarm_problems(cfg: ClusterConfig, primary: Instance, alarms: Mapping[str, AlarmStatus], found: _Check) -> None:
+    """A failover alarm must exist in CloudWatch (one that does not is a failure never seen) and should
+    watch the primary; an alarm of another role that does not exist is warned about (it never acts)."""
+    for name, role in cfg.alarms.roles():
+        alarm = alarms.get(name)
+        if alarm is None and role == "failover":
+            found.problems.append(
+                f"cluster {cfg.name}: alarms.failover: {name} not found in CloudWatch in {cfg.region} "
+                f"(create it first: rds-ha alarms render {cfg.name} -f FILE prints infra/protection.yaml's parameters; or leave it out)"
+            )
+        elif alarm is None:
+            found.warnings.append(f"cluster {cfg.name}: warning: alarms.{role}: {name} not found in CloudWatch in {cfg.region}: it acts once it exists")
+        if alarm is None:
+            continue
+        watched = alarm.dimensions.get("DBInstanceIdentifier")
+        if role == "failover" and watched is not None and watched != primary.id:
+            found.warnings.append(f"cluster {cfg.name}: warning: failover alarm {name} watches {watched}, not the primary {primary.id}")
+
+
 class Apply:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
@@ -81,6 +101,7 @@ class Apply:
     def _check(self, clusters: list[ClusterConfig], states: dict[str, ClusterState | None], applied: dict[str, ClusterConfig]) -> _Check:
         found = _Check(problems=claim_conflicts(clusters, applied.values()))
         described: dict[str, list[Instance]] = {}
+        alarms: dict[str, dict[str, AlarmStatus]] = {}
         account = caller_account(self.d.clients)
         for cfg in clusters:
             found.problems += foreign_accounts(cfg, account)
@@ -88,6 +109,8 @@ class Apply:
             primary_id = state.primary if state else cfg.primary
             if cfg.region not in described:  # one sweep per region (setdefault would describe once per cluster)
                 described[cfg.region] = self.d.rds.describe_all(cfg.region)
+                names = [a for c in clusters if c.region == cfg.region for a, _ in c.alarms.roles()]
+                alarms[cfg.region] = self.d.cloudwatch.alarms(cfg.region, names) if names else {}
             instances = described[cfg.region]
             primary = next((i for i in instances if i.id == primary_id), None)
             if primary is None:
@@ -97,7 +120,7 @@ class Apply:
             else:
                 _primary_problems(cfg, primary, instances, found)
                 self._proxy_problems(cfg, primary, found)
-                self._alarm_problems(cfg, primary, found)
+                _alarm_problems(cfg, primary, alarms[cfg.region], found)
             if state is not None and state.primary != cfg.primary and not any(i.id == cfg.primary for i in instances):
                 found.problems.append(
                     f"cluster {cfg.name}: primary {cfg.primary} not found in {cfg.region} (rds-ha's primary is {state.primary}: name it in the file)"
@@ -105,28 +128,6 @@ class Apply:
             zone = self.d.route53.zone_name(cfg.dns.zone_id)
             found.problems += [f"cluster {cfg.name}: hosted zone {cfg.dns.zone_id} not found"] if zone is None else outside_zone(cfg, zone)
         return found
-
-    def _alarm_problems(self, cfg: ClusterConfig, primary: Instance, found: _Check) -> None:
-        """A failover alarm must exist in CloudWatch (one that does not is a failure never seen) and should
-        watch the primary; an alarm of another role that does not exist is warned about (it never acts)."""
-        roles = cfg.alarms.roles()
-        if not roles:
-            return
-        alarms = self.d.cloudwatch.alarms(cfg.region, [a for a, _ in roles])
-        for name, role in roles:
-            alarm = alarms.get(name)
-            if alarm is None and role == "failover":
-                found.problems.append(
-                    f"cluster {cfg.name}: alarms.failover: {name} not found in CloudWatch in {cfg.region} "
-                    f"(create it first: rds-ha alarms render {cfg.name} -f FILE prints infra/protection.yaml's parameters; or leave it out)"
-                )
-            if alarm is None:
-                if role != "failover":
-                    found.warnings.append(f"cluster {cfg.name}: warning: alarms.{role}: {name} not found in CloudWatch in {cfg.region}: it acts once it exists")
-                continue
-            watched = alarm.dimensions.get("DBInstanceIdentifier")
-            if role == "failover" and watched is not None and watched != primary.id:
-                found.warnings.append(f"cluster {cfg.name}: warning: failover alarm {name} watches {watched}, not the primary {primary.id}")
 
     def _proxy_problems(self, cfg: ClusterConfig, primary: Instance, found: _Check) -> None:
         """The proxy (cluster.proxy) must exist in the cluster's region, serve the primary's engine family, and

@@ -4,6 +4,7 @@ changes nothing (and records nothing) when there is nothing to change."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..core.clock import utc
@@ -22,9 +23,14 @@ class Controls:
     def _state(self, cfg: ClusterConfig) -> ClusterState:
         return self.d.table.get_state(cfg.name) or ClusterState(cluster=cfg.name, primary=cfg.primary)
 
-    def _update(self, cfg: ClusterConfig, kind: str, message: str, **update: Any) -> Result:
+    def _update(self, cfg: ClusterConfig, kind: str, message: str, unchanged: Callable[[ClusterState], str | None], **update: Any) -> Result:
+        """Write `update` unless `unchanged` says why not, judged on each state read (a versioned write: a
+        concurrent change, another operator's pause included, is read again and judged again)."""
         for _ in range(5):
             state = self._state(cfg)
+            why = unchanged(state)
+            if why is not None:
+                return Result(cfg.name, "ignored", why)
             try:
                 self.d.table.put_state(state.model_copy(update=update))
             except StateConflictError:
@@ -34,28 +40,35 @@ class Controls:
         raise StateConflictError(f"state of {cfg.name} kept changing; try again")
 
     def pause(self, cfg: ClusterConfig, by: str, reason: str) -> Result:
-        paused = self._state(cfg).paused
-        if paused is not None:
+        def paused_already(state: ClusterState) -> str | None:
+            paused = state.paused
+            if paused is None:
+                return None
             why = f": {paused.reason}" if paused.reason else ""
-            again = f"rds-ha resume {cfg.name}, then pause again"
-            return Result(cfg.name, "ignored", f"already paused by {paused.by} at {utc(paused.at)}{why}; unchanged ({again})")
+            return f"already paused by {paused.by} at {utc(paused.at)}{why}; unchanged (rds-ha resume {cfg.name}, then pause again)"
+
         marker = Marker(by=by, at=self.d.clock.now(), reason=reason)
-        return self._update(cfg, "paused", f"paused by {by}" + (f": {reason}" if reason else ""), paused=marker)
+        return self._update(cfg, "paused", f"paused by {by}" + (f": {reason}" if reason else ""), paused_already, paused=marker)
 
     def resume(self, cfg: ClusterConfig, by: str) -> Result:
-        if self._state(cfg).paused is None:
-            return Result(cfg.name, "ignored", "not paused; nothing changed")
+        def not_paused(state: ClusterState) -> str | None:
+            return "not paused; nothing changed" if state.paused is None else None
+
         # Forget the handled alarm transitions: an alarm still in ALARM is decided again by the next reconcile.
-        return self._update(cfg, "resumed", f"resumed by {by}", paused=None, handled_alarms={})
+        return self._update(cfg, "resumed", f"resumed by {by}", not_paused, paused=None, handled_alarms={})
 
     def ack(self, cfg: ClusterConfig, by: str) -> Result:
-        state = self._state(cfg)
-        if state.last_failover_at is None:
-            return Result(cfg.name, "ignored", "has had no failover: nothing is cooling down; nothing recorded")
-        if cooldown_left(cfg, state, self.d.clock.now()) is None:
+        now = self.d.clock.now()
+
+        def nothing_to_ack(state: ClusterState) -> str | None:
+            if state.last_failover_at is None:
+                return "has had no failover: nothing is cooling down; nothing recorded"
+            if cooldown_left(cfg, state, now) is not None:
+                return None
             done = "already acknowledged" if state.acknowledged is not None and state.acknowledged.at >= state.last_failover_at else "over"
-            return Result(cfg.name, "ignored", f"the cooldown after the failover at {utc(state.last_failover_at)} is {done}; nothing recorded")
-        return self._update(cfg, "acknowledged", f"cooldown acknowledged by {by}", acknowledged=Marker(by=by, at=self.d.clock.now()))
+            return f"the cooldown after the failover at {utc(state.last_failover_at)} is {done}; nothing recorded"
+
+        return self._update(cfg, "acknowledged", f"cooldown acknowledged by {by}", nothing_to_ack, acknowledged=Marker(by=by, at=now))
 
     def lease(self, cfg: ClusterConfig) -> LeaseView | None:
         return self.d.leases.view(cfg.name)

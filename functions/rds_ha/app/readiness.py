@@ -27,9 +27,9 @@ class ReadinessCheck:
     def of_status(self, cfg: ClusterConfig, topo: Topology) -> tuple[Readiness, Mapping[str, AlarmStatus] | None]:
         """The judgement `status` shows, and every mapped alarm as CloudWatch shows it (one DescribeAlarms);
         alarms that cannot be read are judged unknown (None: status still shows the rest)."""
-        region = topo.primary.region if topo.primary is not None else cfg.region
+        names = [a for a, _ in cfg.alarms.roles()]
         try:
-            alarms: Mapping[str, AlarmStatus] | None = self.d.cloudwatch.alarms(region, [a for a, _ in cfg.alarms.roles()]) if cfg.alarms.roles() else {}
+            alarms: Mapping[str, AlarmStatus] | None = self.d.cloudwatch.alarms(_alarm_region(cfg, topo), names) if names else {}
         except AwsError as exc:
             logger.warning(f"status: alarms of {cfg.name} not read: {exc}")
             alarms = None
@@ -47,10 +47,14 @@ class ReadinessCheck:
 
     def failover_alarms(self, cfg: ClusterConfig, topo: Topology) -> dict[str, AlarmStatus]:
         """The cluster's failover alarms as CloudWatch shows them, in the primary's region."""
-        region = topo.primary.region if topo.primary is not None else cfg.region
-        return self.d.cloudwatch.alarms(region, cfg.alarms.failover) if cfg.alarms.failover else {}
+        return self.d.cloudwatch.alarms(_alarm_region(cfg, topo), cfg.alarms.failover) if cfg.alarms.failover else {}
 
     def with_recent_lag(self, cfg: ClusterConfig, topo: Topology) -> Topology:
         """A failover look (lag in the window) with each replica's latest reading too (the reader set's view)."""
         of_cluster = [i for i in topo.instances.values() if i.is_replica]
         return replace(topo, recent_lag=self.d.snapshots.recent_lag(of_cluster, {i.id: cfg for i in of_cluster}))
+
+
+def _alarm_region(cfg: ClusterConfig, topo: Topology) -> str:
+    """Where the cluster's alarms are read: the primary's region (a cross-region failover may have moved it)."""
+    return topo.primary.region if topo.primary is not None else cfg.region

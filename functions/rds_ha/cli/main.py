@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from ..app import App, Result, Settings
 from ..core.clock import utc
-from ..core.config import ClusterConfig, parse_config
+from ..core.config import ClusterConfig, ConfigFile, parse_config
 from ..core.errors import InvalidEventError, RdsHaError
 from ..core.models import Instance
 from ..core.planner import FailoverRequest
@@ -92,6 +92,17 @@ def _main(
     ctx.obj = Ctx(table)
 
 
+def _read_config(file: Path) -> ConfigFile:
+    """FILE parsed strictly (a one-line error for each problem)."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise RdsHaError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RdsHaError(f"{file} is not UTF-8 text") from exc
+    return parse_config(text, str(file))
+
+
 @app.command()
 def apply(
     ctx: typer.Context,
@@ -100,13 +111,7 @@ def apply(
     as_json: JsonOption = False,
 ) -> None:
     """Validate FILE strictly, check it against AWS, and store it in the state table."""
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise RdsHaError(f"cannot read {file}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise RdsHaError(f"{file} is not UTF-8 text") from exc
-    config = parse_config(text, str(file))
+    config = _read_config(file)
     svc: App = ctx.obj.service
     created = svc.ensure_table()
     if created and not as_json:
@@ -507,16 +512,10 @@ def probe(
 
 
 def _done(result: Result, as_json: bool, then: str = "") -> None:
-    """An operator control's outcome: one line (or one JSON object); exit 3 when it was refused."""
-    if as_json:
-        print(render.as_json(result.as_dict()))
-    else:
-        colour = {"done": "green", "ignored": "yellow"}.get(result.outcome, "red")
-        out.print(f"{escape(result.cluster or '')}: [{colour}]{result.outcome}[/{colour}] - {escape(result.reason)}")
-        if then and result.outcome == "done":
-            out.print(f"  {escape(then)}")
-    if result.outcome in {"refused", "blocked", "lease_lost"}:
-        raise typer.Exit(3)
+    """An operator control's outcome: one line (or one JSON object), then what it means; exit 3 when refused."""
+    _report(result, "the control", as_json)
+    if then and result.outcome == "done" and not as_json:
+        out.print(f"  {escape(then)}")
 
 
 @app.command()
@@ -576,7 +575,7 @@ WaitOption = Annotated[int, typer.Option(min=0, max=7200, help="Seconds to wait,
 
 
 def _report(result: Result, what: str, as_json: bool) -> None:
-    """Print a capacity command's outcome; exit 3 when it was refused, 2 when AWS failed."""
+    """Print a command's outcome and what it did; exit 3 when it was not done, 2 when AWS failed."""
     if as_json:
         print(render.as_json(result.as_dict()))
     else:
@@ -702,11 +701,7 @@ app.add_typer(lab_app, name="lab")
 
 
 def _from_file(file: Path, cluster: str) -> ClusterConfig:
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RdsHaError(f"cannot read {file}: {exc}") from exc
-    found = [c for c in parse_config(text, str(file)).clusters if c.name == cluster]
+    found = [c for c in _read_config(file).clusters if c.name == cluster]
     if not found:
         raise RdsHaError(f"{file} has no cluster named {cluster!r}")
     return found[0]

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ... import TAG_CLUSTER, TAG_FENCED
 from ..actions import Plan, RetireInstance
-from ..models import Topology
+from ..models import Instance, Topology
 from . import guards
 
 # DeleteDBInstance: "When a DB instance is in a failure state and has a status of failed, incompatible-restore,
@@ -21,9 +21,10 @@ NO_FINAL_SNAPSHOT = frozenset({"failed", "incompatible-restore", "incompatible-n
 RETIRABLE = frozenset({"available", "stopped", "storage-full", "incompatible-parameters"}) | NO_FINAL_SNAPSHOT
 
 
-def snapshot_name(instance: str, now: datetime) -> str:
-    """The final snapshot's identifier (letters, digits, hyphens; RDS allows 255)."""
-    return f"{instance}-retired-{now:%Y%m%d%H%M%S}"
+def snapshot_name(inst: Instance, now: datetime) -> str:
+    """The final snapshot's identifier (letters, digits, hyphens; RDS allows 255), named by the fence's time:
+    the name a dry run or a confirmation shows is the one the run uses, and one fence gets one snapshot."""
+    return f"{inst.id}-retired-{inst.fenced_at or now:%Y%m%d%H%M%S}"
 
 
 def retire_limitation(topo: Topology, instance: str, final_snapshot: bool) -> str | None:
@@ -69,7 +70,7 @@ def due_retirements(topo: Topology) -> list[RetireInstance]:
             continue
         age = (topo.now - at).total_seconds() / 3600
         why = f"fenced {age:.0f}h ago, past failover.retain_fenced_hours {hours:g}"
-        due.append(RetireInstance(reason=why, instance=inst.id, snapshot=snapshot_name(inst.id, topo.now)))
+        due.append(RetireInstance(reason=why, instance=inst.id, snapshot=snapshot_name(inst, topo.now)))
     return due
 
 
@@ -77,6 +78,6 @@ def plan_retire(topo: Topology, instance: str, by: str, final_snapshot: bool = T
     refusal = retire_limitation(topo, instance, final_snapshot)
     if refusal is not None:
         return Plan("ignored" if refusal.endswith("being deleted already") else "refused", refusal)
-    snapshot = snapshot_name(instance, topo.now) if final_snapshot else None
+    snapshot = snapshot_name(topo.instances[instance], topo.now) if final_snapshot else None
     action = RetireInstance(reason=f"retired by {by}", instance=instance, snapshot=snapshot)
     return Plan("start", action.describe(), (action,))

@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/fleet_reconcile.py 10 100 500
 	$(PY) bench/detection.py 10
 	$(PY) bench/probe_checks.py 50
+	$(PY) bench/fence_bound.py 30
 
 # RDS's global CA bundle into the probe's layer (tls verify-full, the default), before `sam build` of a stack
 # with ProbeSubnetIds. Run where AWS's truststore is reachable; the probe withholds its verdict without it.

@@ -207,6 +207,8 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
             return one(_rds_db(region, params["DBInstanceIdentifier"]))
         if name == "AddTagsToResource":
             return one(_rds_db(region, params["ResourceName"]), **_tags_ctx(params.get("Tags")))
+        if name == "RemoveTagsFromResource":
+            return one(_rds_db(region, params["ResourceName"]), **{"aws:TagKeys": tuple(sorted(params.get("TagKeys", [])))})
         if name in {"DescribeDBProxyTargets", "RegisterDBProxyTargets", "DeregisterDBProxyTargets"}:
             proxy, group = _rds_proxy(region, params["DBProxyName"], params.get("TargetGroupName"))
             if name == "RegisterDBProxyTargets":

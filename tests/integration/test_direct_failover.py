@@ -18,7 +18,7 @@ from rds_ha.handlers.failover import handler as failover
 from rds_ha.local import mariadb, sandbox
 from rds_ha.local.lab import APP_PASSWORD, APP_USER, PgLab
 
-from ..builders import CONFIG, Sandbox, alarm_event, context
+from ..builders import CONFIG, Sandbox, alarm_event, build_cluster, context
 from ..servers import BlackHole, have_postgres
 from .test_aws_faults import _Raw
 from .test_probe import _require
@@ -163,3 +163,35 @@ def test_a_black_holed_primary_is_confirmed_by_its_replicas_silence(aws: Sandbox
     finally:
         lab.hang("orders-db", frozen=False)
     assert len(fn.sent) == 1 and "confirmed by" in fn.sent[0]["detail"]["evidence"], fn.sent
+
+
+PROBED = "    probe: {secret_arn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-ha/orders/probe', tls: disable, interval_seconds: 2}\n"
+
+
+def _primary_healthy(aws: Sandbox, healthy: bool, at: Any) -> None:
+    """One of the probe's samples of the primary, as HealthProbeFunction publishes it."""
+    dims = [{"Name": "cluster", "Value": "orders"}, {"Name": "instance", "Value": "orders-db"}]
+    datum = {"MetricName": "PrimaryHealthy", "Dimensions": dims, "Timestamp": at, "Value": 1.0 if healthy else 0.0, "Unit": "Count", "StorageResolution": 1}
+    aws.cw().put_metric_data(Namespace="rds-ha", MetricData=[datum])
+
+
+def test_a_verdict_the_probe_has_since_contradicted_decides_nothing(aws: Sandbox) -> None:
+    """A verdict 20 s old (within probe.max_age_seconds) whose primary the probe's later samples found healthy,
+    its alarm OK: a newer healthy sample wins (issue 28). Without that sample, the same verdict fails over."""
+    from datetime import timedelta
+
+    from rds_ha.events import ProbeVerdict, probe_verdict_event
+
+    build_cluster(aws, extra=PROBED)
+    aws.set_alarm("OK")
+    at = aws.clock.now()
+    _primary_healthy(aws, False, at)
+    _primary_healthy(aws, True, at + timedelta(seconds=4))
+    aws.clock.advance(20)
+    verdict = ProbeVerdict(cluster="orders", primary="orders-db", at=at, samples=2, evidence="no answer; both replicas lost it")
+    result = failover(probe_verdict_event(verdict), context())
+    assert result["outcome"] == "ignored" and "healthy" in result["reason"], result
+    assert aws.state().primary == "orders-db" and aws.state().workflow is None and aws.promotions() == ["orders-db"]
+    later = ProbeVerdict(cluster="orders", primary="orders-db", at=aws.clock.now(), samples=2, evidence="no answer again")
+    _primary_healthy(aws, False, aws.clock.now())
+    assert failover(probe_verdict_event(later), context())["outcome"] == "complete"

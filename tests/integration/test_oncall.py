@@ -684,3 +684,23 @@ def test_a_pause_racing_another_operators_pause_keeps_the_first(cli_on_sim_clock
     assert "already paused by bob" in capsys.readouterr().out
     assert aws.state().paused.by == "bob" and aws.state().paused.reason == "his maintenance"
     assert "paused" not in aws.history_kinds()  # alice's pause recorded nothing
+
+
+def test_a_signal_while_the_lease_is_being_taken_leaves_no_lease(cli_on_sim_clock: Sandbox, capsys: Any) -> None:
+    """SIGTERM right after DynamoDB accepted the lease's conditional write, before the command could hold it
+    (issue 28): the CLI says the lease is released, so it must be."""
+    aws = cli_on_sim_clock
+    build_cluster(aws)
+    table = aws.service.deps.table
+    real = table.acquire_lease
+
+    def taken_then_signalled(*args: Any, **kwargs: Any) -> bool:
+        taken = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return taken
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(table, "acquire_lease", taken_then_signalled)
+        assert run("failover", "orders", "--yes") == 143
+    assert "lease is released" in capsys.readouterr().err
+    assert lease_of(aws) is None

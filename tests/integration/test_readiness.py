@@ -185,3 +185,29 @@ def test_status_shows_the_readiness(aws: Sandbox, capsys: Any) -> None:
     assert run("status", "orders") == 0
     shown = capsys.readouterr().out
     assert "failover not ready (0 eligible candidate(s)):" in shown and "no replica qualifies for promotion" in shown
+
+
+def test_a_down_primary_that_nothing_fails_over_is_never_ready(cli_on_sim_clock: Sandbox, capsys: Any, monkeypatch: Any) -> None:
+    """Blocked at the failure (both replicas 99 s behind then); they catch up since, so their latest lag is
+    fine: the failover is still blocked, and neither `check` nor FailoverReady may say ready (issue 28)."""
+    from datetime import timedelta
+
+    from rds_ha.local.moto_fidelity import set_status
+
+    aws = cli_on_sim_clock
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 99.0), "orders-db-r2": ("us-east-1c", 99.0)})
+    set_status("orders-db", "failed")
+    failure = aws.clock.now()
+    assert failover(alarm_event("eventbridge", failure), context())["outcome"] == "blocked"
+    aws.clock.advance(180)
+    for rid in ("orders-db-r1", "orders-db-r2"):
+        aws.put_lag(rid, 1.0, at=aws.clock.now() - timedelta(seconds=10))
+    capsys.readouterr()
+    result = reconcile({}, context())["results"][0]
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    published = {m["Name"]: r[m["Name"]] for r in records for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert published["FailoverReady"] == [0.0] and not result["readiness"]["ready"], result
+    code, reasons, verdict = _check(capsys, "orders")
+    assert code == 3 and not verdict["ready"], verdict
+    assert any("orders-db is failed" in r and "no replica qualifies for promotion" in r for r in reasons), reasons

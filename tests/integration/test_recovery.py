@@ -222,3 +222,155 @@ def test_old_primary_coming_back_gets_no_writes_and_no_failback(aws: Sandbox) ->
     aws.set_alarm("ALARM")
     result = handler(alarm_event("eventbridge", aws.clock.now(), instance="orders-db"), context())
     assert result["outcome"] == "ignored" and aws.state().primary == "orders-db-r2"
+
+
+# -- level-triggered: a failover request stands while the primary is down (issue 28) -------------------------
+
+
+def _tags(aws: Sandbox, instance: str) -> dict[str, str]:
+    inst = aws.instance(instance)
+    assert inst is not None
+    return {t["Key"]: t["Value"] for t in aws.rds().list_tags_for_resource(ResourceName=inst["DBInstanceArn"])["TagList"]}
+
+
+def _reconcile_for(aws: Sandbox, minutes: int) -> list[dict[str, Any]]:
+    results = []
+    for _ in range(minutes):
+        aws.clock.advance(60)
+        results.append(reconcile_handler({}, context())["results"][0])
+    return results
+
+
+def _second_failure_within_the_cooldown(aws: Sandbox) -> dict[str, Any]:
+    """A failover to orders-db-r2, then orders-db-r2 fails too, five minutes later: refused by the cooldown."""
+    from rds_ha.local.moto_fidelity import set_status
+
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", 3.0), "orders-db-r2": ("us-east-1c", 2.0)}, min_replicas=2)
+    set_status("orders-db", "failed")
+    assert handler(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "complete"
+    aws.clock.advance(300)
+    set_status("orders-db-r2", "failed")
+    aws.set_alarm("OK")
+    aws.set_alarm("ALARM")
+    for replica in aws.replicas_of("orders-db-r2"):
+        aws.put_lag(replica["DBInstanceIdentifier"], 1.0, at=aws.clock.now() - timedelta(seconds=20))
+    refused = handler(alarm_event("eventbridge", aws.clock.now(), instance="orders-db-r2"), context())
+    assert refused["outcome"] == "refused" and "cooldown" in refused["reason"], refused
+    return refused
+
+
+def test_a_failover_refused_by_the_cooldown_is_decided_again_once_a_human_acknowledges(aws: Sandbox) -> None:
+    _second_failure_within_the_cooldown(aws)
+    assert all(r["outcome"] != "complete" for r in _reconcile_for(aws, 2))  # still cooling down: refused, not notified again
+    assert aws.history_kinds().count("failover_refused") == 1
+    assert aws.cfg is not None
+    assert aws.service.ack(aws.cfg, "oncall").outcome == "done"
+    assert _reconcile_for(aws, 1)[-1]["outcome"] == "complete"
+    primary = aws.state().primary
+    assert primary not in ("orders-db", "orders-db-r2") and aws.writer_targets() == [aws.endpoint(primary)]
+
+
+def test_a_failover_refused_by_the_cooldown_is_decided_again_when_the_cooldown_ends(aws: Sandbox) -> None:
+    _second_failure_within_the_cooldown(aws)  # 300 s after the first failover; cooldown_seconds 600
+    results = [r["outcome"] for r in _reconcile_for(aws, 6)]
+    assert results[:4] == ["refused"] * 4 and "complete" in results[4:], results  # at 600 s: the first reconcile after the cooldown
+    assert aws.history_kinds().count("failover_refused") == 1  # the same answer is not recorded or notified again
+    assert aws.state().primary not in ("orders-db", "orders-db-r2")
+
+
+def test_a_failover_blocked_for_want_of_lag_data_is_decided_again_once_the_data_arrives(aws: Sandbox) -> None:
+    """CloudWatch publishes ReplicaLag a minute or more late: the decision at the failure saw no datapoint."""
+    from rds_ha.local.moto_fidelity import set_status
+
+    build_cluster(aws, {"orders-db-r1": ("us-east-1b", None)}, min_replicas=1)
+    set_status("orders-db", "failed")
+    failure = aws.clock.now()
+    blocked = handler(alarm_event("eventbridge", failure), context())
+    assert blocked["outcome"] == "blocked" and "no ReplicaLag data" in blocked["reason"], blocked
+    aws.put_lag("orders-db-r1", 1.0, at=failure - timedelta(seconds=40))  # the late datapoint
+    assert _reconcile_for(aws, 1)[-1]["outcome"] == "complete"
+    assert aws.state().primary == "orders-db-r1" and aws.writer_targets() == [aws.endpoint("orders-db-r1")]
+
+
+# -- a promotion that fails gives back what its plan took (issue 28) -----------------------------------------
+
+
+def test_a_failed_promotion_gives_the_healthy_primary_back_its_fence_tag_reader_set_and_proxy(aws: Sandbox) -> None:
+    from rds_ha.local.moto_fidelity import set_status
+
+    build_cluster(aws, proxy=True, extra="    switchover: {max_lag_seconds: 30}\n")
+    aws.set_alarm("OK")
+    assert aws.cfg is not None
+    aws.fidelity.promote_seconds = 10**6  # the promotion never completes...
+    started = aws.service.switchover(aws.cfg, None, "test", aws.clock.now() + timedelta(seconds=60))
+    assert started.outcome == "waiting", started
+    set_status("orders-db-r2", "failed")  # ...the target fails instead
+    _reconcile_for(aws, 3)
+    state = aws.state()
+    assert state.workflow is None and state.primary == "orders-db" and "orders-db" not in state.fenced, state
+    tags = _tags(aws, "orders-db")
+    assert "rds-ha:fenced" not in tags and tags.get("rds-ha:role") == "primary", tags
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]
+    assert aws.endpoint("orders-db-r2") not in aws.reader_targets() and aws.endpoint("orders-db-r1") in aws.reader_targets()
+    assert aws.proxy_targets() == [("orders-db", "AVAILABLE")]
+    live = [r for r in aws.replicas_of("orders-db") if r["DBInstanceStatus"] != "failed"]
+    assert len(live) == 2  # replicas.min restored beside the failed target
+    assert "switchover_aborted" in aws.history_kinds()
+
+
+def test_a_failed_promotion_in_a_failover_gives_the_primary_back_and_the_next_candidate_is_promoted(aws: Sandbox) -> None:
+    from rds_ha.local.moto_fidelity import set_status
+
+    build_cluster(aws)
+    set_status("orders-db", "failed")
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    aws.fidelity.promote_seconds = 10**6
+    first = handler(alarm_event("eventbridge", aws.clock.now()), context(timeout=60))
+    assert first["outcome"] == "waiting", first
+    set_status("orders-db-r2", "failed")  # its promotion failed
+    aws.fidelity.promote_seconds = 0
+    _reconcile_for(aws, 3)
+    assert promotes[0] == 2
+    state = aws.state()
+    assert state.primary == "orders-db-r1" and aws.writer_targets() == [aws.endpoint("orders-db-r1")], state
+    assert "failover_aborted" in aws.history_kinds()
+
+
+@pytest.mark.parametrize("status", ["failed", "incompatible-parameters"])
+def test_a_promotion_that_fails_while_the_failover_waits_is_given_back_then_the_next_candidate_promoted(aws: Sandbox, status: str) -> None:
+    """The promotion ends `failed` (or `incompatible-parameters`) while FailoverFunction still waits on it: the
+    same run gives the old primary back its role, and the next reconcile promotes another candidate."""
+    from rds_ha.local.moto_fidelity import set_status
+
+    build_cluster(aws)
+    set_status("orders-db", "failed")
+    aws.fidelity.promote_seconds = 60
+    aws.fidelity.failed_promotions["orders-db-r2"] = status
+    first = handler(alarm_event("eventbridge", aws.clock.now()), context())
+    assert first["outcome"] == "blocked" and f"its promotion failed: orders-db-r2 is {status}" in first["reason"], first
+    state = aws.state()
+    assert state.workflow is None and state.primary == "orders-db" and "orders-db" not in state.fenced
+    assert "rds-ha:fenced" not in _tags(aws, "orders-db") and state.last_failover_at is None  # the cooldown given back
+    assert _reconcile_for(aws, 3)[0]["outcome"] in {"complete", "waiting"}
+    assert aws.state().primary == "orders-db-r1" and aws.writer_targets() == [aws.endpoint("orders-db-r1")]
+
+
+def test_an_alarm_still_in_alarm_about_the_primary_before_a_switchover_fails_nothing_over(aws: Sandbox) -> None:
+    """Paused, the alarm goes into ALARM (a blip the pause held back); the operator switches over; the alarm now
+    watches the new primary but still shows the old transition until CloudWatch evaluates it again. That
+    transition was about the old primary's term: it is no standing request against the new one."""
+    build_cluster(aws, extra="    switchover: {max_lag_seconds: 30}\n")  # the alarm is in ALARM, the primary healthy
+    assert aws.cfg is not None
+    aws.service.pause(aws.cfg, "oncall", "maintenance")
+    assert handler(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "paused"
+    done = aws.service.switchover(aws.cfg, None, "oncall", aws.clock.now() + timedelta(seconds=600))
+    assert done.outcome == "complete" and aws.state().primary == "orders-db-r2", done
+    alarm = aws.cw().describe_alarms(AlarmNames=["orders-primary-down"])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM" and alarm["Dimensions"][0]["Value"] == "orders-db-r2"  # as CloudWatch leaves it
+    for replica in aws.replicas_of("orders-db-r2"):  # its new replicas report ReplicaLag
+        aws.put_lag(replica["DBInstanceIdentifier"], 1.0, at=alarm["StateTransitionedTimestamp"] - timedelta(seconds=20))
+    aws.service.resume(aws.cfg, "oncall")
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    results = _reconcile_for(aws, 2)
+    assert promotes[0] == 0 and aws.state().primary == "orders-db-r2", results
+    assert all(r["outcome"] == "steady" for r in results), results

@@ -254,25 +254,28 @@ def test_with_getchange_failing_too_the_record_decides_after_route_53s_propagati
 # -- a failure preempts a planned operation ----------------------------------------------------------
 
 
-def test_a_primary_failing_while_a_switchover_waits_is_failed_over_at_once(aws: Sandbox, monkeypatch: Any, capsys: Any) -> None:
+def _switchover_while_the_primary_fails(aws: Sandbox, monkeypatch: Any, then: Any = None) -> tuple[int, Any]:
+    """`rds-ha switchover orders --yes` waits for its target (r2 lags 2 s > max 1 s); 30 s in, the primary fails and
+    is failed over by its alarm in another thread, `then` runs there: the CLI's exit code, and when the failover ended."""
     import threading
 
     from rds_ha.cli import main as cli
 
-    build_cluster(aws, extra_failover="", extra="    switchover: {catch_up_seconds: 3600}\n")  # r2 lags 2 s > max 1 s: it waits
+    build_cluster(aws, extra="    switchover: {catch_up_seconds: 3600}\n")
     aws.set_alarm("OK")
     monkeypatch.setattr(cli, "service_factory", lambda settings: aws.service)
-    outcome: list[dict[str, Any]] = []
-    started = aws.clock.now()
+    started, ended = aws.clock.now(), []
 
     def primary_fails_during_the_wait(now: Any) -> None:
-        if outcome or (now - started).total_seconds() < 30:
+        if ended or (now - started).total_seconds() < 30:
             return
-        outcome.append({})
+        ended.append(None)
 
         def fail_over() -> None:
             _primary_fails_and_fails_over(aws)
-            outcome[0] = {"at": aws.clock.now()}
+            ended[0] = aws.clock.now()
+            if then is not None:
+                then()
 
         other = threading.Thread(target=fail_over)
         other.start()
@@ -283,9 +286,30 @@ def test_a_primary_failing_while_a_switchover_waits_is_failed_over_at_once(aws: 
         code = run("switchover", "orders", "--yes")
     finally:
         stop()
-    assert outcome and "at" in outcome[0], "the failover did not complete during the switchover's wait"
-    assert (outcome[0]["at"] - started).total_seconds() < 60  # not after the catch-up wait (up to an hour)
+    assert ended and ended[0] is not None, "the failover did not complete during the switchover's wait"
+    return code, (ended[0] - started).total_seconds()
+
+
+def test_a_primary_failing_while_a_switchover_waits_is_failed_over_at_once(aws: Sandbox, monkeypatch: Any, capsys: Any) -> None:
+    code, failed_over_after = _switchover_while_the_primary_fails(aws, monkeypatch)
+    assert failed_over_after < 60  # not after the catch-up wait (up to an hour)
     assert code == 3  # the switchover then refuses: a failover moved the primary
+    assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+def test_a_switchover_waiting_when_a_failover_moves_the_primary_switches_nothing_more(aws: Sandbox, monkeypatch: Any, capsys: Any) -> None:
+    """As above, and the failover's new replicas report ReplicaLag at once: the waiting switchover must not
+    promote one of them (a second primary change nobody asked for; issue 28)."""
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+
+    def new_replicas_report_lag() -> None:
+        for replica in aws.replicas_of("orders-db-r2"):
+            aws.put_lag(replica["DBInstanceIdentifier"], 0.0, at=aws.clock.now())
+
+    code, _ = _switchover_while_the_primary_fails(aws, monkeypatch, then=new_replicas_report_lag)
+    assert promotes[0] == 1, f"{promotes[0]} promotions: the switchover went on after the failover"
+    assert code == 3
+    assert "the primary changed from orders-db to orders-db-r2" in capsys.readouterr().out
     assert aws.state().primary == "orders-db-r2" and aws.writer_targets() == [aws.endpoint("orders-db-r2")]
 
 

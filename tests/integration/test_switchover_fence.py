@@ -4,8 +4,6 @@ parameter group, the instances, the writer record, the history; and what is left
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,51 +13,14 @@ from rds_ha.app.executor import CrashPoint
 from rds_ha.core.models import Instance
 from rds_ha.handlers.failover import handler as failover
 from rds_ha.handlers.reconcile import handler as reconcile
-from rds_ha.probe.model import EngineError
 
 from ..builders import REGION, Sandbox, alarm_event, build_cluster, context
+from ..fence_sql import FENCE, FINAL, RECONCILE_PERIOD, StandIn, frozen_for, parameter, use
 
-SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-ha/orders/master"
-FENCE = f"    switchover: {{max_lag_seconds: 30, catch_up_seconds: 30, fence: {{secret_arn: '{SECRET}', tls: disable}}}}\n"
-FINAL = 1000.0  # the old primary's final write position, as the stand-in seals it
 # A clean fenced switchover of the default cluster performs this many AWS-mutating steps (asserted below).
 STEPS = 14
-
-
-class StandIn:
-    """The fence's SQL: `frozen` from the old primary's parameter group, `seal` at FINAL, `replayed` as told."""
-
-    def __init__(self, aws: Sandbox, replayed: Callable[[], float] = lambda: math.inf, reachable: bool = True) -> None:
-        self.aws, self._replayed, self.reachable = aws, replayed, reachable
-        self.sealed = 0
-
-    def _reach(self, instance: Instance) -> None:
-        if not self.reachable:
-            raise EngineError("down", f"connection to {instance.endpoint} refused")
-
-    def frozen(self, instance: Instance) -> bool:
-        self._reach(instance)
-        return parameter(self.aws, instance.parameter_group or "") == "1"
-
-    def seal(self, instance: Instance) -> float:
-        self._reach(instance)
-        self.sealed += 1
-        return FINAL
-
-    def replayed(self, instance: Instance) -> float | None:
-        self._reach(instance)
-        return self._replayed()
-
-
-def parameter(aws: Sandbox, group: str, name: str = "default_transaction_read_only") -> str | None:
-    params = aws.rds().describe_db_parameters(DBParameterGroupName=group)["Parameters"]
-    return next((p["ParameterValue"] for p in params if p["ParameterName"] == name), None)
-
-
-def use(aws: Sandbox, fence: StandIn) -> StandIn:
-    aws.service.deps.executor.fences = lambda cfg: fence if cfg.switchover.fence else None
-    aws.service.deps.snapshots.fences = aws.service.deps.executor.fences
-    return fence
+# README, "Zero-loss switchover": while writes are frozen a run's lease lasts 30 s from each renewal.
+FROZEN_LEASE_SECONDS = 30
 
 
 @pytest.fixture
@@ -269,3 +230,98 @@ def test_a_function_deployed_without_database_reach_never_freezes_writes(fenced:
     result = lambda_app.switchover(fenced.cfg, None, "test", fenced.clock.now() + timedelta(seconds=60))
     assert result.outcome == "blocked" and "RDS_HA_FENCE_SQL=0" in result.reason and "nothing was changed" in result.reason, result
     assert modified[0] == 0 and parameter(fenced, "orders-db-params") is None
+
+
+# -- an accepted promotion is a fact; a fence undone by someone else is noticed (issue 28) ----------------------
+
+
+def test_a_run_killed_right_after_rds_accepted_the_promotion_never_gives_the_old_primary_its_writes_back(fenced: Sandbox) -> None:
+    """SIGKILL (or a failed state write) between RDS accepting PromoteReadReplica and the run recording it: RDS
+    still shows the target as a replica while it promotes. The fence must hold, and the switchover finish."""
+    aws = fenced
+    use(aws, StandIn(aws))
+    aws.fidelity.promote_seconds = 300  # RDS shows a promoting replica for minutes
+    real = aws.service.deps.rds.promote
+
+    def accepted_then_killed(*args: Any) -> None:
+        real(*args)
+        raise CrashPoint("killed right after RDS accepted PromoteReadReplica")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aws.service.deps.rds, "promote", accepted_then_killed)
+        patch.setattr(aws.service.deps.table, "release_lease", lambda *a, **k: None)
+        with pytest.raises(CrashPoint):
+            switchover(aws)
+    use(aws, StandIn(aws, reachable=False))  # the scheduled reconcile: no SQL reach
+    for _ in range(12):
+        aws.clock.advance(60)
+        reconcile({}, context())
+        promoted = not is_replica(aws, "orders-db-r2")
+        assert parameter(aws, "orders-db-params") == "1", "the old primary takes writes again while the target promotes or is promoted"
+    assert promoted and aws.state().primary == "orders-db-r2" and aws.state().workflow is None
+    assert aws.writer_targets() == [aws.endpoint("orders-db-r2")]
+
+
+def test_a_fence_undone_by_someone_else_after_the_seal_stops_the_promotion(fenced: Sandbox) -> None:
+    """A Terraform re-apply puts the parameter back between the seal and the promotion: the old primary takes
+    writes again, so the target must not be promoted."""
+    aws = fenced
+    stand_in = use(aws, StandIn(aws))
+    sealed = stand_in.seal
+
+    def seal_then_undone(instance: Instance) -> float:
+        position = sealed(instance)
+        aws.rds().modify_db_parameter_group(
+            DBParameterGroupName="orders-db-params",
+            Parameters=[{"ParameterName": "default_transaction_read_only", "ParameterValue": "0", "ApplyMethod": "immediate"}],
+        )
+        return position
+
+    stand_in.seal = seal_then_undone  # type: ignore[method-assign]
+    promotes = aws.count_calls("rds", "PromoteReadReplica")
+    result = switchover(aws)
+    assert promotes[0] == 0 and is_replica(aws, "orders-db-r2"), "the target was promoted while the old primary takes writes"
+    assert result.outcome == "blocked" and "undone" in result.reason, result
+    assert aws.state().primary == "orders-db" and aws.state().workflow is None
+    assert aws.writer_targets() == [aws.endpoint("orders-db")]
+
+
+@pytest.mark.parametrize("dies_after", [0, 12, 29])
+@pytest.mark.parametrize("phase", [1, 31, 59])
+def test_a_run_killed_with_writes_frozen_keeps_them_frozen_no_longer_than_the_documented_bound(fenced: Sandbox, dies_after: int, phase: int) -> None:
+    """catch_up_seconds 30; the switchover's process is killed (-9: no lease released) `dies_after` seconds after
+    the fence; reconcile runs every minute, first `phase` seconds after the fence (issue 28). The bound
+    (README, "Zero-loss switchover"): max(catch_up_seconds, FROZEN_LEASE_SECONDS after the run died) + one
+    reconcile period, and 1 s for the lease's whole-second expiry."""
+    assert fenced.cfg is not None
+    catch_up = fenced.cfg.switchover.catch_up_seconds
+    frozen = frozen_for(fenced, lambda: switchover(fenced), dies_after, phase)
+    bound = max(catch_up, dies_after + FROZEN_LEASE_SECONDS) + RECONCILE_PERIOD + 1
+    assert frozen <= bound, f"writes frozen {frozen:.0f}s, the documented bound is {bound}s"
+
+
+def test_a_fence_undone_while_the_target_promotes_is_set_again_before_the_writer_moves(fenced: Sandbox) -> None:
+    """The promotion is issued (no way back), then someone puts the parameter back: the old primary would take
+    writes beside the new one, so the run freezes it again, and keeps it frozen once the switchover is done."""
+    aws = fenced
+    use(aws, StandIn(aws))
+    aws.fidelity.promote_seconds = 120
+    rds = aws.service.deps.rds
+    real = rds.promote
+
+    def promoted_then_undone(*args: Any) -> None:
+        real(*args)
+        aws.rds().modify_db_parameter_group(
+            DBParameterGroupName="orders-db-params",
+            Parameters=[{"ParameterName": "default_transaction_read_only", "ParameterValue": "0", "ApplyMethod": "immediate"}],
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rds, "promote", promoted_then_undone)
+        result = switchover(aws, seconds=600)
+    assert result.outcome == "complete", result
+    assert parameter(aws, "orders-db-params") == "1"
+    frozen = [h for h in aws.service.history(aws.cfg.name) if h["kind"] == "writes_frozen"] if aws.cfg else []
+    assert len(frozen) == 2 and "again" in frozen[0]["message"], [h["message"] for h in frozen]
+    kinds = list(reversed(aws.history_kinds()))
+    assert kinds.index("promote_issued") < len(kinds) - 1 - list(reversed(kinds)).index("writes_frozen") < kinds.index("writer_dns"), kinds

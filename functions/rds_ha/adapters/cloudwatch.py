@@ -175,6 +175,17 @@ class CloudWatchAdapter:
                 raise translate(exc, what) from exc
         return seen
 
+    def primary_health_after(self, region: str, cluster: str, instance: str, after: datetime, end: datetime) -> tuple[datetime, bool] | None:
+        """The SQL probe's newest PrimaryHealthy sample of `instance` taken after `after` (a verdict's own sample),
+        up to `end`: (when, healthy), or None when there is none yet. Its 1-second datapoints, one call."""
+        metric = _probe_metric("PrimaryHealthy", cluster, instance)
+        # Periods of 1 s (high resolution), each stamped with its start: the probe samples at most once a second,
+        # so a later sample's period starts after the verdict's own sample. EndTime is exclusive.
+        stop = max(end, after + timedelta(seconds=1)) + timedelta(seconds=1)
+        seen = self._series(region, [("health", metric, 1)], after, stop, "get PrimaryHealthy")
+        points = sorted(p for p in seen["health"] if p[0] > after)
+        return (points[-1][0], points[-1][1] >= 1.0) if points else None
+
     def put_probe_sample(self, region: str, sample: Sample) -> int:
         """One sample of the SQL probe as high-resolution metrics (namespace rds-ha, dimensions cluster and
         instance): one PutMetricData per cluster per sample. Returns the number of datapoints.

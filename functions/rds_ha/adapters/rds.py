@@ -224,3 +224,9 @@ class RdsAdapter:
             self._rds(region).add_tags_to_resource(ResourceName=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
         except _ERRORS as exc:
             raise translate(exc, f"tag {arn}") from exc
+
+    def remove_tags(self, region: str, arn: str, keys: tuple[str, ...]) -> None:
+        try:
+            self._rds(region).remove_tags_from_resource(ResourceName=arn, TagKeys=list(keys))
+        except _ERRORS as exc:
+            raise translate(exc, f"untag {arn}") from exc

@@ -85,7 +85,7 @@ class Capacity:
         """Delete the fenced old primary `instance` after a final snapshot (rds-ha retire)."""
         named = Known(hint=frozenset({instance}))  # read even if nothing of the cluster's names it
         if dry_run:
-            return Result.of(cfg.name, plan_retire(self.d.snapshots.read(cfg, known=named), instance, by, final_snapshot))
+            return Result.of(cfg.name, plan_retire(self.d.snapshots.read(cfg, known=named, fence=False), instance, by, final_snapshot))
         return self._run(cfg, "retire", f"rds-ha retire by {by}", deadline, lambda t: plan_retire(t, instance, by, final_snapshot), known=named)
 
     def set_multi_az(self, cfg: ClusterConfig, enabled: bool, by: str, deadline: datetime, alarm: Alarm | None = None) -> Result:
@@ -119,7 +119,7 @@ class Capacity:
         `quiet`: nothing is recorded unless something is done (reconcile re-checking every minute)."""
 
         def body() -> Result:
-            topo = self.d.snapshots.read(cfg, known=known)
+            topo = self.d.snapshots.read(cfg, known=known, fence=False)
             handled = topo.state.handled(*alarm) if alarm is not None else None
             if alarm is not None and handled is not None:
                 return Result(cfg.name, "duplicate", handled.describe(alarm[0]))

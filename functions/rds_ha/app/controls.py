@@ -15,6 +15,9 @@ from ..core.planner.guards import cooldown_left
 from .deps import Deps
 from .results import Result
 
+# What lifting a refusal's reason means for a primary that is down (level-triggered: core.alarms.standing_failover).
+_DECIDED_AGAIN = "a failover alarm still in ALARM is decided again by the next reconcile (within a minute)"
+
 
 class Controls:
     def __init__(self, deps: Deps) -> None:
@@ -54,8 +57,9 @@ class Controls:
         def not_paused(state: ClusterState) -> str | None:
             return "not paused; nothing changed" if state.paused is None else None
 
-        # Forget the handled alarm transitions: an alarm still in ALARM is decided again by the next reconcile.
-        return self._update(cfg, "resumed", f"resumed by {by}", not_paused, paused=None, handled_alarms={})
+        # Forget the handled alarm transitions: a capacity alarm still in ALARM is decided again by the next reconcile
+        # (a failover alarm in ALARM is, in any case: a standing request).
+        return self._update(cfg, "resumed", f"resumed by {by}; {_DECIDED_AGAIN}", not_paused, paused=None, handled_alarms={})
 
     def ack(self, cfg: ClusterConfig, by: str) -> Result:
         now = self.d.clock.now()
@@ -68,7 +72,7 @@ class Controls:
             done = "already acknowledged" if state.acknowledged is not None and state.acknowledged.at >= state.last_failover_at else "over"
             return f"the cooldown after the failover at {utc(state.last_failover_at)} is {done}; nothing recorded"
 
-        return self._update(cfg, "acknowledged", f"cooldown acknowledged by {by}", nothing_to_ack, acknowledged=Marker(by=by, at=now))
+        return self._update(cfg, "acknowledged", f"cooldown acknowledged by {by}; {_DECIDED_AGAIN}", nothing_to_ack, acknowledged=Marker(by=by, at=now))
 
     def lease(self, cfg: ClusterConfig) -> LeaseView | None:
         return self.d.leases.view(cfg.name)

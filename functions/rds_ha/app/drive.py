@@ -39,8 +39,10 @@ class Drive:
         last: tuple[str, ...] = ()
         while True:
             self.d.leases.ensure(cfg.name)
-            topo = first or self.d.snapshots.read(cfg, check_writer=not dns_only, known=known)
+            topo = first or self.d.snapshots.read(cfg, check_writer=not dns_only, known=known, fence=not dns_only)
             first = None
+            # While writes are frozen the lease is short: a run that dies then keeps them frozen no longer than it.
+            self.d.leases.ensure(cfg.name, frozen=self._frozen(topo.state))
             if on_first is not None:
                 on_first(topo)
                 on_first = None

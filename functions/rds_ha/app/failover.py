@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from ..core.actions import Plan, RecordHandled, StartWorkflow
-from ..core.alarms import route
+from ..core.alarms import Firing, route
 from ..core.config import ClusterConfig
 from ..core.errors import StateConflictError
-from ..core.models import Blocked, ClusterState, Topology
+from ..core.models import AlarmStatus, Blocked, ClusterState, Topology
 from ..core.planner import FailoverRequest, current_transition, decide_failover, outline
 from ..events import AlarmTrigger, ProbeVerdict
 from ..observability import logger
@@ -39,6 +39,16 @@ def request_for(trigger: AlarmTrigger) -> FailoverRequest:
         alarm_name=trigger.alarm_name,
         alarm_instance=trigger.instance,
     )
+
+
+def standing_request(firing: Firing, alarm: AlarmStatus) -> FailoverRequest:
+    """Reconcile's request about a failover alarm still in ALARM (core.alarms.standing_failover): decided again,
+    its handled record deduplicating only the record and the notification of the same answer."""
+    why = "still in ALARM at reconcile" if firing.handled else "found in ALARM by reconcile (its delivery was lost or late)"
+    trigger = AlarmTrigger(
+        alarm_name=firing.alarm, state="ALARM", previous_state=None, state_time=firing.at, reason=why, dimensions=dict(alarm.dimensions), shape="reconcile"
+    )
+    return replace(request_for(trigger), standing=True)
 
 
 def decided(cfg: ClusterConfig, topo: Topology, plan: Plan) -> Result:
@@ -83,10 +93,28 @@ class Failover:
         age = (self.d.clock.now() - verdict.at).total_seconds()
         if age > cfg.probe.max_age_seconds or age < -CLOCK_SKEW_SECONDS:
             return self.d.recorder.ignored(cfg.name, f"{verdict.describe()}: {age:.0f}s old, not within probe.max_age_seconds ({cfg.probe.max_age_seconds}s)")
+        newer = self._contradicted(cfg, verdict)
+        if newer is not None:
+            return self.d.recorder.ignored(cfg.name, f"{verdict.describe()}: {newer}")
         request = FailoverRequest(
             trigger=verdict.describe(), failure_time=verdict.at, workflow_id=uuid.uuid4().hex[:6], automatic=True, alarm_instance=verdict.primary
         )
         return self.failover(cfg, request, deadline)
+
+    def _contradicted(self, cfg: ClusterConfig, verdict: ProbeVerdict) -> str | None:
+        """A newer word about the verdict's primary than the verdict (a delivery can be late, the probe goes on
+        sampling): its newest sample since found it healthy, or a failover alarm of it went OK since. An alarm
+        OK since before the verdict says nothing: the probe's path is there to be faster than the alarm."""
+        now = self.d.clock.now()
+        sample = self.d.cloudwatch.primary_health_after(cfg.region, cfg.name, verdict.primary, verdict.at, now)
+        if sample is not None and sample[1]:
+            return f"the probe's newer sample at {sample[0].isoformat(timespec='seconds')} found {verdict.primary} healthy: the newer word wins"
+        alarms = self.d.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if cfg.alarms.failover else {}
+        for alarm in alarms.values():
+            watched = alarm.dimensions.get("DBInstanceIdentifier")
+            if alarm.state == "OK" and alarm.updated_at is not None and alarm.updated_at > verdict.at and watched in (None, verdict.primary):
+                return f"alarm {alarm.name} went OK at {alarm.updated_at.isoformat(timespec='seconds')}, after the verdict: the newer word wins"
+        return None
 
     def failover(self, cfg: ClusterConfig, request: FailoverRequest, deadline: datetime, dry_run: bool = False) -> Result:
         if dry_run:  # reads and plans only: no lease, no writes
@@ -114,16 +142,26 @@ class Failover:
         if veto is not None:
             plan = Plan("vetoed", veto, candidates=plan.candidates, chosen=plan.chosen)
             result = replace(result, outcome="vetoed", reason=veto, actions=(), steps=())
+        if plan.outcome != "start" and self._said_already(topo, request, plan):
+            return result  # the same answer to the same standing request: recorded and notified when it was first given
         state = self.d.executor.execute(topo, plan).state if plan.outcome == "start" else self.record(topo, plan, request.trigger)
-        if request.alarm_name is not None and plan.outcome != "deferred":
-            # Whatever was decided, this transition is now handled: no other delivery or path takes it again.
-            # A deferred one is not: reconcile finds the alarm still in ALARM and decides again.
+        if request.alarm_name is not None:
+            # Whatever was decided, this transition is now handled: no other delivery takes it again. While the
+            # alarm stays in ALARM, reconcile decides it again (standing_failover) and records only a new answer.
             mark = RecordHandled(reason=request.trigger, alarm=request.alarm_name, at=request.failure_time, outcome=plan.outcome)
             state = self.d.executor.mark_handled(topo, state, mark)
         if plan.outcome != "start":
             return result
         # The decision's snapshot is milliseconds old: start the workflow from it, not a new read.
         return result.then(self.drive.run(cfg, deadline, first=replace(topo, state=state)))
+
+    @staticmethod
+    def _said_already(topo: Topology, request: FailoverRequest, plan: Plan) -> bool:
+        """A standing request answered as its transition was last answered (refused, blocked...): nothing new to say."""
+        if not request.standing or request.alarm_name is None:
+            return False
+        seen = topo.state.handled(request.alarm_name, request.failure_time)
+        return seen is not None and seen.outcome == plan.outcome
 
     def record(self, topo: Topology, plan: Plan, trigger: str) -> ClusterState:
         """A decision that starts nothing, recorded; blocked and vetoed ones are kept in the state (status

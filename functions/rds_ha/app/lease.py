@@ -40,6 +40,10 @@ from ..core.models import LeaseView
 
 # How long a lease lasts from its last renewal: a crashed run holds a cluster no longer than this.
 LEASE_SECONDS = 90
+# ... and while a write fence freezes the old primary's writes and the writer has not moved: a run that dies
+# then holds the cluster (and the frozen writes) no longer than this before reconcile may lift or finish it.
+# It is renewed every 2 s or so meanwhile (the looks are 0.5 s apart).
+FROZEN_LEASE_SECONDS = 30
 # How far the clocks of two runs (Lambda hosts, an operator's laptop) may disagree. Lambda's clock is
 # kept by the Amazon Time Sync Service (well under a second); 5 s leaves room for a laptop's NTP.
 CLOCK_SKEW_SECONDS = 5
@@ -48,6 +52,7 @@ RENEW_BELOW_SECONDS = LEASE_SECONDS // 2
 # An attempt of a mutating call is sent only with at least this much of the lease left.
 SEND_MARGIN_SECONDS = ATTEMPT_SECONDS + CLOCK_SKEW_SECONDS
 assert RENEW_BELOW_SECONDS > SEND_MARGIN_SECONDS, "a step must start with more lease than one attempt needs"
+assert FROZEN_LEASE_SECONDS > SEND_MARGIN_SECONDS, "a renewed lease must outlast one attempt"
 
 
 @dataclass
@@ -57,6 +62,8 @@ class Lease:
     cluster: str
     owner: str
     expires_at: datetime
+    # How long each renewal extends it (LEASE_SECONDS, or FROZEN_LEASE_SECONDS while writes are frozen).
+    seconds: int = LEASE_SECONDS
 
     def remaining(self, now: datetime) -> float:
         return (self.expires_at - now).total_seconds()
@@ -103,22 +110,38 @@ class Leases:
             return
         owner = owner_name()
         give_up = self.clock.now() + timedelta(seconds=wait)
-        while True:
-            now = self.clock.now()
-            if self.table.acquire_lease(cluster, owner, now, self.seconds):
-                break
-            if now >= give_up:
-                view = self.view(cluster)
-                who = f"{view.owner} until {utc(view.until)}" if view else "another run"
-                raise LeaseBusyError(f"cluster {cluster} is being acted on by {who} (rds-ha status {cluster} shows the lease)")
-            self.clock.sleep(1.0)
-        lease = Lease(cluster, owner, datetime.fromtimestamp(_whole_seconds(now) + self.seconds, UTC))
-        held[cluster] = lease
+        # From the moment the conditional write is sent, the lease may be ours: an interruption (a signal, a crash
+        # of this thread) anywhere after it releases it too, not only one inside the block.
+        sent = False
         try:
+            while True:
+                now = self.clock.now()
+                sent = True
+                if self.table.acquire_lease(cluster, owner, now, self.seconds):
+                    break
+                sent = False
+                if now >= give_up:
+                    view = self.view(cluster)
+                    who = f"{view.owner} until {utc(view.until)}" if view else "another run"
+                    raise LeaseBusyError(f"cluster {cluster} is being acted on by {who} (rds-ha status {cluster} shows the lease)")
+                self.clock.sleep(1.0)
+            lease = Lease(cluster, owner, datetime.fromtimestamp(_whole_seconds(now) + self.seconds, UTC), self.seconds)
+            held[cluster] = lease
             yield lease
         finally:
-            del held[cluster]
+            held.pop(cluster, None)
+            if sent:
+                self._release(cluster, owner)
+
+    def _release(self, cluster: str, owner: str) -> None:
+        """Let go of the lease, even when the letting go itself is interrupted (a signal landing in this very call:
+        the CLI then says the lease is released, so it must be): once more, then the interruption goes on."""
+        try:
             self.table.release_lease(cluster, owner)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.table.release_lease(cluster, owner)
+            raise
 
     def view(self, cluster: str) -> LeaseView | None:
         """The cluster's lease as the table holds it (any run's, expired or not)."""
@@ -135,19 +158,26 @@ class Leases:
         if lease is None:
             raise LeaseLostError(f"cluster {cluster}: this run holds no lease on it; nothing is changed")
         now = self.clock.now()
-        if lease.remaining(now) <= 0 or not self.table.renew_lease(cluster, lease.owner, now, self.seconds):
+        if lease.remaining(now) <= 0 or not self.table.renew_lease(cluster, lease.owner, now, lease.seconds):
             raise LeaseLostError(
                 f"cluster {cluster}: this run's lease expired at {lease.expires_at.isoformat(timespec='seconds')} and may be another run's now; "
                 "it stops before changing anything more"
             )
-        lease.expires_at = datetime.fromtimestamp(_whole_seconds(now) + self.seconds, UTC)
+        lease.expires_at = datetime.fromtimestamp(_whole_seconds(now) + lease.seconds, UTC)
         return lease
 
-    def ensure(self, cluster: str) -> Lease:
-        """Before a step or a poll: the lease, renewed when less than RENEW_BELOW_SECONDS is left."""
+    def ensure(self, cluster: str, frozen: bool | None = None) -> Lease:
+        """Before a step or a poll: the lease, renewed when less than RENEW_BELOW_SECONDS is left. `frozen`
+        (a look that knows): writes are frozen now, and the lease lasts FROZEN_LEASE_SECONDS from each renewal
+        (renewed at once, so a run that dies from here on holds the frozen writes no longer), or no more."""
         lease = self.held(cluster)
-        if lease is not None and lease.remaining(self.clock.now()) >= RENEW_BELOW_SECONDS:
-            return lease
+        if lease is not None and frozen is not None:
+            lease.seconds = FROZEN_LEASE_SECONDS if frozen else self.seconds
+        if lease is not None:
+            left = lease.remaining(self.clock.now())
+            # Enough left (a short lease: renewed in the last 2 s), and no more than one renewal gives (a long one shortened).
+            if min(RENEW_BELOW_SECONDS, lease.seconds - 2) <= left <= lease.seconds + 1:
+                return lease
         return self.renew(cluster)
 
     def before_send(self, service: str, operation: str) -> None:

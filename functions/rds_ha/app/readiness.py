@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ..core.alarms import firing, standing_failover
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError
 from ..core.models import AlarmStatus, Topology
+from ..core.planner import decide_failover
 from ..core.readiness import Readiness, assess
 from ..observability import emit, logger
 from .deps import Deps
+from .failover import standing_request
+from .snapshot import Known
 
 
 class ReadinessCheck:
@@ -20,9 +24,11 @@ class ReadinessCheck:
 
     def check(self, cfg: ClusterConfig) -> Readiness:
         """`rds-ha check`: the judgement from a fresh look, the hooks' existence included."""
-        topo = self.with_recent_lag(cfg, self.d.snapshots.read(cfg, failure_time=self.d.clock.now(), proxy=True))
+        topo = self.d.snapshots.read(cfg, failure_time=self.d.clock.now(), proxy=True)
+        alarms = self.failover_alarms(cfg, topo)
+        topo = self.with_recent_lag(cfg, topo)
         hooks = {cfg.hooks.pre_failover: self.d.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
-        return assess(topo, self.failover_alarms(cfg, topo), hooks)
+        return assess(topo, alarms, hooks, stalled=self.stalled(cfg, topo, alarms))
 
     def of_status(self, cfg: ClusterConfig, topo: Topology) -> tuple[Readiness, Mapping[str, AlarmStatus] | None]:
         """The judgement `status` shows, and every mapped alarm as CloudWatch shows it (one DescribeAlarms);
@@ -34,7 +40,21 @@ class ReadinessCheck:
             logger.warning(f"status: alarms of {cfg.name} not read: {exc}")
             alarms = None
         failover = None if alarms is None else {n: a for n, a in alarms.items() if n in cfg.alarms.failover}
-        return assess(topo, failover), alarms
+        return assess(topo, failover, stalled=self.stalled(cfg, topo, failover or {})), alarms
+
+    def stalled(self, cfg: ClusterConfig, topo: Topology, alarms: Mapping[str, AlarmStatus]) -> str | None:
+        """Why a failover alarm still in ALARM has no failover under way (a refusal, a block; or nothing, and the
+        next reconcile starts it), judged as reconcile judges it: on the lag window before the alarm's transition."""
+        if topo.state.workflow is not None:
+            return None
+        standing = standing_failover(topo.state, firing(cfg, topo.state, {n: a for n, a in alarms.items() if a.state == "ALARM"}))
+        if standing is None:
+            return None
+        request = standing_request(standing, alarms[standing.alarm])
+        plan = decide_failover(self.d.snapshots.read(cfg, failure_time=standing.at, known=Known(alarms=alarms)), request)
+        if plan.outcome == "start":
+            return f"nothing refuses it now: the next reconcile (within a minute) starts it ({plan.reason})"
+        return None if plan.outcome in {"ignored", "duplicate"} else plan.reason
 
     @staticmethod
     def publish(readiness: Readiness) -> Readiness:

@@ -13,17 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..core.alarms import firing, missed_failover
+from ..core.alarms import firing, standing_failover
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError, ClusterNotFoundError
 from ..core.models import AlarmStatus, ClusterState, Instance, LagReading, Record, Topology
 from ..core.readiness import Readiness, assess
-from ..events import AlarmTrigger
 from ..observability import logger
 from .capacity import Capacity
 from .deps import Deps
 from .drive import Drive
-from .failover import Failover, request_for
+from .failover import Failover, standing_request
 from .readiness import ReadinessCheck
 from .results import Result
 from .runs import under_lease
@@ -73,36 +72,37 @@ class Reconcile:
         return [c for c in configs if c.name in names]
 
     def _one(self, cfg: ClusterConfig, fleet: Fleet, in_alarm: dict[str, AlarmStatus], deadline: datetime) -> Result:
-        """One cluster, under its lease: a missed failover alarm first, then the sync, then capacity alarms."""
+        """One cluster, under its lease: a failover alarm still in ALARM first (a standing request, decided again
+        every minute until answered), then the sync, then capacity alarms."""
         state = self.d.table.get_state(cfg.name) if any(n in in_alarm for n, _ in cfg.alarms.roles()) else None
         seen = firing(cfg, state, in_alarm) if state is not None and state.workflow is None else []
-        missed = missed_failover(state, seen) if state is not None and seen else None
+        standing = standing_failover(state, seen) if state is not None and seen else None
         decided = None
-        if missed is not None:
-            trigger = AlarmTrigger(
-                alarm_name=missed.alarm, state="ALARM", previous_state=None, state_time=missed.at, reason="found in ALARM by reconcile",
-                dimensions=dict(in_alarm[missed.alarm].dimensions), shape="reconcile",
-            )  # fmt: skip
-            decided = self.failover.decide(cfg, request_for(trigger), deadline)
-            if decided.outcome not in {"ignored", "duplicate", "refused"}:
+        if standing is not None:
+            decided = self.failover.decide(cfg, standing_request(standing, in_alarm[standing.alarm]), deadline)
+            if decided.steps:  # it started a workflow (a decision that starts one carries its steps): that run was this cluster's
                 return decided
-        steady = self._sync(cfg, fleet, deadline)
+        stalled = decided.reason if decided is not None and decided.outcome not in {"ignored", "duplicate"} else None
+        steady = self._sync(cfg, fleet, deadline, stalled)
         if decided is not None:
             steady = steady.after(decided.reason)
+            if decided.outcome in {"blocked", "deferred", "paused", "vetoed", "refused"}:
+                steady = replace(steady, outcome=decided.outcome)
         if steady.outcome == "steady":
             more = self.capacity.still_firing(cfg, seen, deadline)
             if more is not None:
                 steady = steady.adding(more)
         return steady
 
-    def _sync(self, cfg: ClusterConfig, fleet: Fleet, deadline: datetime) -> Result:
-        """Drive the cluster from the fleet's reads, judging its readiness on the first look."""
+    def _sync(self, cfg: ClusterConfig, fleet: Fleet, deadline: datetime, stalled: str | None = None) -> Result:
+        """Drive the cluster from the fleet's reads, judging its readiness on the first look (`stalled`: why the
+        failover its primary's alarm asks for is not happening)."""
         swept = Sweep([i for r in cfg.regions for i in fleet.sweeps[r]]) if all(r in fleet.sweeps for r in cfg.regions) else None
         alarms = {n: fleet.statuses[n] for n in cfg.alarms.failover if n in fleet.statuses} if cfg.region in fleet.alarms_read else None
         judged: list[Readiness] = []
 
         def ready(topo: Topology) -> None:
-            judged.append(self.readiness.publish(assess(topo, alarms)))
+            judged.append(self.readiness.publish(assess(topo, alarms, stalled=stalled)))
 
         known = Known(sweep=swept, recent_lag=fleet.lags.get(cfg.name), records=fleet.records.get(cfg.dns.zone_id))
         result = self.drive.run(cfg, deadline, known=known, on_first=ready)

@@ -15,7 +15,7 @@ from ..adapters.state import StateTable
 from ..core.clock import Clock
 from ..core.config import ClusterConfig
 from ..core.errors import AwsError
-from ..core.models import AlarmStatus, ClusterState, EngineReading, FenceView, Instance, LagReading, ProxyView, Record, Topology, WriterCheck
+from ..core.models import AlarmStatus, ClusterState, EngineReading, FenceView, Instance, LagReading, ProxyView, Record, Topology, WriteFence, WriterCheck
 from ..core.ports import FencePort
 from ..observability import logger
 from ..probe.model import EngineError
@@ -212,12 +212,19 @@ class Snapshotter:
         return self._check_writer(cfg, wf.writer_change_id)
 
     def read(
-        self, cfg: ClusterConfig, failure_time: datetime | None = None, check_writer: bool = False, known: Known = NOTHING_KNOWN, proxy: bool | None = None
+        self,
+        cfg: ClusterConfig,
+        failure_time: datetime | None = None,
+        check_writer: bool = False,
+        known: Known = NOTHING_KNOWN,
+        proxy: bool | None = None,
+        fence: bool = True,
     ) -> Topology:
         """`failure_time` asks for replica lag in the window before it (a failover decision); otherwise
         the latest lag of each replica is read (reader set, scaling) unless the caller knows it.
         `check_writer` asks Route 53 about a workflow's writer move until it is verified; `known` is what
-        the caller read already (see Known); `proxy` asks for the proxy's targets (default: unless deciding a failover)."""
+        the caller read already (see Known); `proxy` asks for the proxy's targets (default: unless deciding a failover);
+        `fence` for a fenced switchover's write fence (False: a look that never drives a workflow, as scaling's)."""
         state = self.state(cfg)
         sweep = known.sweep if known.sweep is not None else self._describe_members(cfg, state, known.hint)
         instances = members(cfg, state, sweep.instances)
@@ -244,7 +251,7 @@ class Snapshotter:
             writer_check=self._writer_check(cfg, state, instances, writer) if check_writer else None,
             engine=engine,
             unreadable=dict(sweep.unreadable),
-            fence=self._fence_view(cfg, state, instances),
+            fence=self._fence_view(cfg, state, instances) if fence else None,
             proxy=self._proxy_view(cfg) if (failure_time is None if proxy is None else proxy) else None,
         )
 
@@ -261,24 +268,38 @@ class Snapshotter:
             return ProxyView(error=str(exc))
 
     def _fence_view(self, cfg: ClusterConfig, state: ClusterState, instances: Mapping[str, Instance]) -> FenceView | None:
-        """A fenced switchover before its promotion, over SQL: before the fence, can this run reach the old
-        primary at all (a run that cannot must not freeze writes it could never seal); then, is the old
-        primary read-only yet (until the final position is recorded), and how far has the target replayed."""
+        """A fenced switchover's write fence until the writer moves. Its parameter as RDS holds it, from any
+        process (someone may put it back). Before the promotion, over SQL too: before the fence, can this run
+        reach both instances at all (a run that cannot must not freeze writes it could never seal); then, is the
+        old primary read-only for a new session, and how far has the target replayed."""
         wf = state.workflow
-        if wf is None or wf.kind != "switchover" or cfg.switchover.fence is None or wf.promote_issued_at is not None:
+        if wf is None or wf.kind != "switchover" or cfg.switchover.fence is None or wf.writer_moved_at is not None:
             return None
         if wf.fence is not None and not wf.fence.holding:
             return None
-        port = self.fences(cfg)
         old, new = instances.get(wf.old_primary), instances.get(wf.new_primary)
+        parameter = self._fence_parameter(cfg, wf.fence, old)
+        if wf.promote_issued_at is not None:
+            return FenceView(parameter=parameter)
+        port = self.fences(cfg)
         if port is None or old is None or new is None:
-            return FenceView(error="the fence's SQL is not available here")
+            return FenceView(error="the fence's SQL is not available here", parameter=parameter)
         try:
             if wf.fence is None:  # both ends must answer before writes are frozen
                 return FenceView(frozen=port.frozen(old), replayed=port.replayed(new))
             if wf.fence.position is None:
-                return FenceView(frozen=port.frozen(old))
-            return FenceView(replayed=port.replayed(new))
+                return FenceView(frozen=port.frozen(old), parameter=parameter)
+            return FenceView(frozen=port.frozen(old), replayed=port.replayed(new), parameter=parameter)
         except (EngineError, AwsError) as exc:
             logger.warning(f"fence of {cfg.name}: {exc}")
-            return FenceView(error=str(exc))
+            return FenceView(error=str(exc), parameter=parameter)
+
+    def _fence_parameter(self, cfg: ClusterConfig, fence: WriteFence | None, old: Instance | None) -> str | None:
+        """The fence parameter's value in the old primary's group (None: no fence yet, or it could not be read)."""
+        if fence is None:
+            return None
+        try:
+            return self.rds.parameter(old.region if old is not None else cfg.region, fence.group, fence.parameter)
+        except AwsError as exc:
+            logger.warning(f"fence of {cfg.name}: {exc}")
+            return None

@@ -26,6 +26,7 @@ from ..core.actions import (
     LiftFence,
     ModifyMultiAz,
     MoveProxy,
+    Overdue,
     Promote,
     RecordHandled,
     RecordPrimary,
@@ -34,6 +35,7 @@ from ..core.actions import (
     SealWrites,
     StartWorkflow,
     StopInstance,
+    Unfence,
     VerifyWriter,
     parameter_group_of,
 )
@@ -84,6 +86,7 @@ def start_workflow(ex: Runner, topo: Topology, state: ClusterState, action: Star
     update: dict[str, Any] = {"workflow": wf, "blocked": None}
     if wf.kind == "failover":
         update["last_failover_at"] = ex.clock.now()
+        update["workflow"] = wf = wf.model_copy(update={"cooldown_before": state.last_failover_at})
     state = ex.save(state, **update)
     name, ids = topo.cluster.name, {"old_primary": wf.old_primary, "new_primary": wf.new_primary}
     why = action.reason + (f"; overrides: {', '.join(wf.overrides)}" if wf.overrides else "")
@@ -101,6 +104,35 @@ def fence(ex: Runner, topo: Topology, state: ClusterState, action: Fence) -> Clu
     return state
 
 
+def unfence(ex: Runner, topo: Topology, state: ClusterState, action: Unfence) -> ClusterState:
+    """Give an old primary back its role: only the cluster's primary as the state says now (a workflow that ended
+    without replacing it), re-read right before the call."""
+    if state.primary != action.instance:
+        raise StepRefusedError(f"refused to give {action.instance} back its primary role: the cluster's primary is {state.primary}")
+    inst = topo.instances.get(action.instance)
+    region = inst.region if inst is not None else topo.cluster.region
+    current = ex.rds.describe(region, action.instance)
+    if current.is_replica:
+        raise StepRefusedError(f"refused to give {action.instance} back its primary role: re-read just before the call, it is a read replica")
+    if current.fenced:
+        ex.rds.remove_tags(region, current.arn, (TAG_FENCED,))
+    if current.tags.get(TAG_ROLE) != "primary":
+        ex.rds.add_tags(region, current.arn, {TAG_ROLE: "primary"})
+    state = ex.save(state, fenced=tuple(i for i in state.fenced if i != action.instance))
+    ex.recorder.history(topo.cluster.name, "unfenced", f"{action.describe()}: {action.reason}", instance=action.instance)
+    return state
+
+
+def overdue(ex: Runner, topo: Topology, state: ClusterState, action: Overdue) -> ClusterState:
+    wf = _workflow(state)
+    state = ex.save(state, workflow=wf.model_copy(update={"overdue_at": ex.clock.now()}))
+    ids = {"old_primary": wf.old_primary, "new_primary": wf.new_primary, "workflow": wf.id}
+    ex.recorder.history(topo.cluster.name, f"{wf.kind}_overdue", action.reason, **ids)
+    ex.recorder.metric("FailoverOverdue", topo.cluster.name)
+    ex.recorder.notify(topo.cluster, f"{wf.kind}_overdue", action.reason, unplanned=wf.kind == "failover", **ids)
+    return state
+
+
 def _fence_port(ex: Runner, topo: Topology) -> FencePort:
     port = ex.fences(topo.cluster)
     if port is None:
@@ -110,8 +142,12 @@ def _fence_port(ex: Runner, topo: Topology) -> FencePort:
 
 def fence_writes(ex: Runner, topo: Topology, state: ClusterState, action: FenceWrites) -> ClusterState:
     """The fence is recorded, with the value to put back, before the parameter group is changed: a crash
-    after the change leaves the record that lifts it."""
+    after the change leaves the record that lifts it. Set again (`again`), the record is kept as it is."""
     inst = topo.instances[action.instance]
+    if action.again:
+        ex.rds.set_parameter(inst.region, action.group, action.parameter, "1")
+        ex.recorder.history(topo.cluster.name, "writes_frozen", f"{action.describe()}: {action.reason}", instance=action.instance)
+        return state
     previous = ex.rds.parameter(inst.region, action.group, action.parameter)
     fence = WriteFence(instance=action.instance, group=action.group, parameter=action.parameter, previous=previous, requested_at=ex.clock.now())
     state = ex.save(state, workflow=_workflow(state).model_copy(update={"fence": fence, "step": f"freezing writes on {action.instance}"}))
@@ -153,19 +189,61 @@ def lift_fence(ex: Runner, topo: Topology, state: ClusterState, action: LiftFenc
 
 
 def promote(ex: Runner, topo: Topology, state: ClusterState, action: Promote) -> ClusterState:
+    """PromoteReadReplica, recorded before it is sent (an accepted promotion is a future writer, whatever happens
+    to this run right after the call), and given back only when RDS refused the first attempt. In a fenced
+    switchover the fence is confirmed right before the call, as RDS and SQL show it then."""
     region = _region(topo, action)
+    wf = _workflow(state)
+    if wf.fence is not None and wf.fence.holding:
+        _confirm_frozen(ex, topo, wf)
+    first = wf.promote_issued_at is None
+    state = ex.save(state, workflow=wf.model_copy(update={"promote_issued_at": wf.promote_issued_at or ex.clock.now()}))
     try:
         ex.rds.promote(region, action.instance, action.backup_retention)
     except InstanceStateError as exc:
         # A promotion already under way answers InvalidDBInstanceState: that is our promotion.
         current = ex.rds.describe(region, action.instance)
         if current.is_replica and current.status == "available":
+            _not_taken(ex, state, first)
             raise
         logger.info(f"promotion of {action.instance} already under way ({exc})")
-    wf = _workflow(state).model_copy(update={"promote_issued_at": ex.clock.now(), "step": f"promotion of {action.instance} in progress"})
-    state = ex.save(state, workflow=wf)
+    except AwsError as exc:
+        if not exc.transient:  # an answer that refuses: RDS took nothing
+            _not_taken(ex, state, first)
+        raise
+    state = ex.save(state, workflow=_workflow(state).model_copy(update={"step": f"promotion of {action.instance} in progress"}))
     ex.recorder.history(topo.cluster.name, "promote_issued", f"promotion of {action.instance} issued: {action.reason}", instance=action.instance)
     return state
+
+
+def _not_taken(ex: Runner, state: ClusterState, first: bool) -> None:
+    """RDS refused the promotion's first attempt: the record made before it is given back (nothing may become writable)."""
+    if first:
+        ex.save(state, workflow=_workflow(state).model_copy(update={"promote_issued_at": None}))
+
+
+def _confirm_frozen(ex: Runner, topo: Topology, wf: Workflow) -> None:
+    """Right before a fenced switchover's promotion: the parameter as RDS holds it, and a new session's read-only
+    state where this process reaches the database (a Lambda resuming an issued promotion does not: the parameter
+    it set holds, or it is set again first)."""
+    fence = wf.fence
+    assert fence is not None
+    inst = topo.instances.get(fence.instance)
+    value = ex.rds.parameter(inst.region if inst is not None else topo.cluster.region, fence.group, fence.parameter)
+    refused = f"refused to promote {wf.new_primary}: re-read just before the call, "
+    if value != "1":
+        raise StepRefusedError(f"{refused}{fence.parameter} is {value} in {fence.group}: the write fence on {fence.instance} does not hold")
+    port = ex.fences(topo.cluster)
+    if port is None or inst is None:
+        return
+    try:
+        frozen = port.frozen(inst)
+    except EngineError as exc:
+        if wf.promote_issued_at is None:
+            raise StepRefusedError(f"{refused}the write fence on {fence.instance} could not be confirmed over SQL ({exc})") from exc
+        return
+    if not frozen:
+        raise StepRefusedError(f"{refused}a new session on {fence.instance} is not read-only: the write fence does not hold")
 
 
 def change_records(ex: Runner, topo: Topology, state: ClusterState, action: ChangeRecords) -> ClusterState:
@@ -211,6 +289,8 @@ def record_primary(ex: Runner, topo: Topology, state: ClusterState, action: Reco
     _protect(ex, topo, region, action.instance)
     _retag(ex, topo, region, action.instance)
     update: dict[str, Any] = {"primary": action.instance, "primary_region": None if region == topo.cluster.region else region}
+    if state.primary != action.instance:
+        update["primary_since"] = ex.clock.now()
     if state.workflow is not None:
         update["workflow"] = state.workflow.model_copy(update={"promoted_at": state.workflow.promoted_at or ex.clock.now()})
     state = ex.save(state, **update)
@@ -408,8 +488,12 @@ def complete_workflow(ex: Runner, topo: Topology, state: ClusterState, action: C
 
 
 def abort_workflow(ex: Runner, topo: Topology, state: ClusterState, action: AbortWorkflow) -> ClusterState:
+    """The workflow ends blocked. One that replaced no primary gives back the cooldown its failover started."""
     wf, name = _workflow(state), topo.cluster.name
-    state = ex.save(state, workflow=None, blocked=Blocked(at=ex.clock.now(), reason=action.reason, trigger=wf.trigger))
+    update: dict[str, Any] = {"workflow": None, "blocked": Blocked(at=ex.clock.now(), reason=action.reason, trigger=wf.trigger)}
+    if wf.kind == "failover" and state.primary == wf.old_primary and state.last_failover_at is not None and state.last_failover_at >= wf.started_at:
+        update["last_failover_at"] = wf.cooldown_before
+    state = ex.save(state, **update)
     ex.recorder.history(name, f"{wf.kind}_aborted", f"{wf.kind} aborted: {action.reason}", workflow=wf.id)
     ex.recorder.metric("FailoverBlocked", name)
     ids = {"old_primary": wf.old_primary, "new_primary": wf.new_primary}
@@ -424,6 +508,8 @@ STEPS: dict[type[Action], Step] = {
     SealWrites: seal_writes,
     LiftFence: lift_fence,
     Fence: fence,
+    Unfence: unfence,
+    Overdue: overdue,
     Promote: promote,
     ChangeRecords: change_records,
     MoveProxy: move_proxy,

@@ -30,8 +30,16 @@ class Switchover:
 
     def switchover(self, cfg: ClusterConfig, target: str | None, by: str, deadline: datetime, dry_run: bool = False) -> Result:
         now = self.d.clock.now()
+        # The primary it was asked about: a failover that moves the primary while it waits ends it (each look refuses).
+        expected = self.d.snapshots.state(cfg).primary
         request = FailoverRequest(
-            trigger=f"switchover by {by}", failure_time=now, workflow_id=uuid.uuid4().hex[:6], automatic=False, target=target, planned=True
+            trigger=f"switchover by {by}",
+            failure_time=now,
+            workflow_id=uuid.uuid4().hex[:6],
+            automatic=False,
+            target=target,
+            planned=True,
+            expected_primary=expected,
         )
         if dry_run:
             return self._decide(cfg, request)[2]

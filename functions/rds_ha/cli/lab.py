@@ -201,6 +201,10 @@ def serve(folder: Path, port: int, promote_seconds: float, replica_seconds: floa
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # The schedule's first run before the lab says it is up: its reader records in place, `status` says healthy.
+    from ..handlers import reconcile
+
+    reconcile.handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, _context("ReconcileFunction"))
     (folder / "ready").write_text("")
     _log(f"lab up on port {port}: promotion {promote_seconds:g}s, replica creation {replica_seconds:g}s, reconcile every {tick:g}s")
     try:

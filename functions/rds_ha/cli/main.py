@@ -198,8 +198,9 @@ def reconcile(
     wait: Annotated[int, typer.Option(min=0, max=3600, help="Seconds to keep waiting for AWS.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per cluster, one per line.")] = False,
 ) -> None:
-    """Resume unfinished failovers and repair DNS drift (what the schedule does). Exit 2 when AWS failed
-    for a cluster (each error printed), 3 when a cluster was skipped or its failover blocked."""
+    """Resume unfinished failovers, decide again on failover alarms still in ALARM, and repair DNS drift (what the
+    schedule does). Exit 2 when AWS failed for a cluster (each error printed), 3 when a cluster was skipped or the
+    failover its alarm asks for is blocked or refused."""
     svc: App = ctx.obj.service
     results = svc.reconcile(clusters or None, svc.clock.now() + timedelta(seconds=wait))
     for result in results:

@@ -57,15 +57,32 @@ class Fence(Action):
 
 
 @dataclass(frozen=True)
+class Unfence(Action):
+    """Give the fence tag back: the workflow that fenced the old primary ended with no new primary (its promotion
+    failed), and the old primary is the cluster's primary still."""
+
+    instance: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"give {self.instance} back its primary role (remove the fence tag; it serves again)"
+
+
+@dataclass(frozen=True)
 class FenceWrites(Action):
-    """Make the old primary read-only through its own DB parameter group (dynamic: no reboot)."""
+    """Make the old primary read-only through its own DB parameter group (dynamic: no reboot). `again`: the
+    fence is recorded already and someone put the parameter back since (a Terraform re-apply): set it again."""
 
     instance: str = ""
     group: str = ""
     parameter: str = ""
+    again: bool = False
 
     def describe(self) -> str:
-        return f"freeze writes on {self.instance} ({self.parameter}=1 in its parameter group {self.group})"
+        return f"freeze writes on {self.instance} {'again ' if self.again else ''}({self.parameter}=1 in its parameter group {self.group})"
 
 
 @dataclass(frozen=True)
@@ -268,6 +285,19 @@ class StopInstance(Action):
 
     def describe(self) -> str:
         return f"stop fenced old primary {self.instance}"
+
+
+@dataclass(frozen=True)
+class Overdue(Action):
+    """Page once: the workflow is past failover.deadline_seconds, and it cannot end before its promoted target is
+    writable or has failed for good (ending it could leave a second writer nobody follows)."""
+
+    @property
+    def critical(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return "page: past failover.deadline_seconds, the workflow goes on"
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 cluster an alarm belongs to, and which of the alarms in ALARM now still wait for a decision.
 
 One record serves every role: `ClusterState.handled_alarms` keeps the last transition of each alarm a
-decision was taken on (written only by the executor's RecordHandled step), so a second delivery, a
-late one, or reconcile finding the alarm still in ALARM never acts on the same transition twice.
+decision was taken on, and what it was (written only by the executor's RecordHandled step), so a second
+delivery or a late one never acts on the same transition twice. A failover alarm still in ALARM is another
+matter: it stands until answered (`standing_failover`), and reconcile decides it again every minute.
 """
 
 from __future__ import annotations
@@ -45,16 +46,21 @@ def firing(cfg: ClusterConfig, state: ClusterState, alarms: Mapping[str, AlarmSt
     return out
 
 
-def missed_failover(state: ClusterState, seen: list[Firing]) -> Firing | None:
-    """A failover alarm in ALARM whose transition no decision has handled: its delivery was lost or late.
+def standing_failover(state: ClusterState, seen: list[Firing]) -> Firing | None:
+    """A failover alarm in ALARM since after the last failover: a standing request, decided again on every
+    reconcile until a failover answers it or the alarm clears (level-triggered). Its handled record, when
+    there is one, dedups deliveries and notifications, never the decision: a refusal is judged again as soon as
+    its reason ends (an ack, the cooldown's end, a replica with data, a resume).
 
     EventBridge, SNS and Lambda deliver at least once but not always: an exhausted retry or a throttled
-    function must not leave a dead primary alone. A transition older than the last failover was
-    answered by that failover."""
+    function must not leave a dead primary alone either. A transition older than the last failover was
+    answered by that failover; one older than the current primary's term (a switchover's too: the alarm then
+    watches the new primary but keeps its state until CloudWatch evaluates it again) was about another primary."""
+    answered = max((t for t in (state.last_failover_at, state.primary_since) if t is not None), default=None)
     for f in seen:
-        if f.role != "failover" or f.handled:
+        if f.role != "failover":
             continue
-        if state.last_failover_at is not None and f.at <= state.last_failover_at:
+        if answered is not None and f.at <= answered:
             continue
         return f
     return None

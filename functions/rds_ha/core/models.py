@@ -37,6 +37,10 @@ TERMINAL_STATUSES = frozenset(
         "stopping",
     }
 )
+# Statuses in which a promoted (or promoting) replica will not accept writes unless a human repairs it: a promotion
+# that ends in one has failed, and its target can never be a second writer (stopped, stopping and storage-full are
+# not among them: such an instance may come back by itself, RDS starts a stopped one after seven days).
+NEVER_WRITABLE = TERMINAL_STATUSES - {"stopped", "stopping", "storage-full"}
 
 
 @dataclass(frozen=True)
@@ -100,11 +104,15 @@ class Instance:
 @dataclass(frozen=True)
 class FenceView:
     """A fenced switchover seen over SQL: is the old primary read-only for new transactions, and how far
-    has the target replayed (the same measure as WriteFence.position). None: not read, or unreadable (why)."""
+    has the target replayed (the same measure as WriteFence.position). None: not read, or unreadable (why);
+    and its parameter as RDS holds it."""
 
     frozen: bool | None = None
     replayed: float | None = None
     error: str | None = None
+    # The fence parameter's value in the old primary's DB parameter group as RDS shows it (DescribeDBParameters):
+    # read on every look while the fence holds, from any process (a Lambda reaches RDS, not the databases).
+    parameter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,10 @@ class Workflow(_Stored):
     old_primary: str
     new_primary: str
     orphans: tuple[str, ...] = ()
+    # Recorded right before PromoteReadReplica is sent: from then on the target may become writable (RDS shows a
+    # promoting instance as a replica for minutes), so nothing that depends on it staying a replica (lifting a
+    # write fence, ending the workflow, a second promotion) happens unless it provably will not. Given back only
+    # when RDS answered the first attempt with a refusal.
     promote_issued_at: datetime | None = None
     promoted_at: datetime | None = None
     writer_moved_at: datetime | None = None
@@ -247,6 +259,12 @@ class Workflow(_Stored):
     alarms_moved_at: datetime | None = None
     # A switchover's write fence on the old primary (switchover.fence), from before it is requested.
     fence: WriteFence | None = None
+    # The cluster's last_failover_at before this failover started it again: given back if the failover ends with
+    # no primary changed (its promotion failed), so the cooldown does not hold back the next candidate.
+    cooldown_before: datetime | None = None
+    # When the workflow was paged for running past failover.deadline_seconds with its promotion issued (it
+    # cannot end before its target is writable or has failed for good; it is paged once).
+    overdue_at: datetime | None = None
     step: str = "starting"
 
 
@@ -315,6 +333,9 @@ class ClusterState(_Stored):
     acknowledged: Marker | None = None
     # Where the primary lives when a cross-region failover moved it out of the config's region.
     primary_region: str | None = None
+    # When a workflow (a failover or a switchover) made the current primary the primary: an alarm transition
+    # before it was about an earlier primary's term.
+    primary_since: datetime | None = None
     # Replica scaling: when each direction last acted (its cooldown).
     last_scale_out_at: datetime | None = None
     last_scale_in_at: datetime | None = None

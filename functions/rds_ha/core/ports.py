@@ -62,6 +62,8 @@ class RdsPort(Protocol):
 
     def add_tags(self, region: str, arn: str, tags: Mapping[str, str]) -> None: ...
 
+    def remove_tags(self, region: str, arn: str, keys: tuple[str, ...]) -> None: ...
+
 
 class ProxyPort(Protocol):
     """The cluster's RDS Proxy target group (one RDS instance per group); each call idempotent."""

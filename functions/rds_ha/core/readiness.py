@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import TAG_CLUSTER
 from .actions import CandidateVerdict, ChangeRecords
-from .models import AVAILABLE, AlarmStatus, Instance, Topology
+from .models import AVAILABLE, TERMINAL_STATUSES, AlarmStatus, Instance, Topology
 from .planner import FailoverRequest, judged_now, no_replicas_of, plan_steady, proxy_limitation, ranked
 from .planner.guards import cooldown_seconds_left, in_progress, pause_limitation
 
@@ -49,14 +49,16 @@ def _major(version: str, engine: str) -> str:
     return parts[0] if engine.startswith("postgres") else ".".join(parts[:2])
 
 
-def assess(topo: Topology, alarms: Mapping[str, AlarmStatus] | None, hooks: Mapping[str, bool] | None = None) -> Readiness:
+def assess(topo: Topology, alarms: Mapping[str, AlarmStatus] | None, hooks: Mapping[str, bool] | None = None, stalled: str | None = None) -> Readiness:
     """`topo` with its latest ReplicaLag (recent_lag); `alarms`: the cluster's failover alarms as
-    DescribeAlarms shows them (None: not read, not judged); `hooks`: hook ARN -> exists (None: not looked up)."""
+    DescribeAlarms shows them (None: not read, not judged); `hooks`: hook ARN -> exists (None: not looked up);
+    `stalled`: why a failover alarm in ALARM has no failover under way (a refusal, a block, or the next
+    reconcile not run yet): the primary is down and not failed over, whatever the replicas' latest lag says."""
     cfg, primary = topo.cluster, topo.primary
     request = FailoverRequest(trigger="readiness check", failure_time=topo.now, workflow_id="", automatic=True, planned=True)
     # Judged by each replica's latest ReplicaLag, as a switchover is judged.
     verdicts, eligible = ranked(judged_now(topo), request) if primary is not None else ([], [])
-    reasons = _state_reasons(topo)
+    reasons = _down_reasons(topo, alarms, stalled) + _state_reasons(topo)
     if primary is not None and not eligible:
         detail = "; ".join(f"{v.instance}: {v.reason}" for v in verdicts) or f"{primary.id} has no replicas"
         reasons.append(f"no replica qualifies for promotion ({detail})")
@@ -84,6 +86,23 @@ def _proxy_line(topo: Topology) -> str | None:
         return None
     targets = f"targets not read ({view.error})" if view.error else (", ".join(f"{t.instance} {t.health}" for t in view.targets) or "no target")
     return f"proxy {cfg.name} ({cfg.target_group}) -> {targets}"
+
+
+def _down_reasons(topo: Topology, alarms: Mapping[str, AlarmStatus] | None, stalled: str | None) -> list[str]:
+    """A primary down that nothing fails over: the answer to its alarm, or no alarm in ALARM to ask at all."""
+    primary = topo.primary
+    if primary is None or topo.state.workflow is not None:
+        return []
+    if stalled is not None:
+        down = f"{primary.id} is {primary.status}" if primary.status != AVAILABLE else f"{primary.id} is down by its failover alarm (RDS: available)"
+        return [f"the primary {down} and is not failed over: {stalled}"]
+    firing = [a for a in (alarms or {}).values() if a.state == "ALARM"]
+    if primary.status in TERMINAL_STATUSES and not firing and alarms is not None and topo.cluster.alarms.failover:
+        return [
+            f"the primary {primary.id} is {primary.status} and no failover alarm is in ALARM: nothing fails it over "
+            f"until one is (or rds-ha failover {topo.cluster.name})"
+        ]
+    return []
 
 
 def _state_reasons(topo: Topology) -> list[str]:

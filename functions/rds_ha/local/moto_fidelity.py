@@ -121,6 +121,13 @@ class Fidelity:
     rds_rate: RateLimit | None = None
     # Real database servers behind the instances (the local lab, rds_ha.local.lab); None: records only.
     backing: Backing | None = None
+    # Promotions that fail: instance id -> the status its promotion ends in ("failed", "incompatible-parameters");
+    # it stays a replica. RDS documents no such outcome's timing; the tests use it to prove the give-back.
+    failed_promotions: dict[str, str] = field(default_factory=dict)
+    # Replicas whose promotion RDS accepted and has not finished (becoming writable), and those whose promotion
+    # ended failed: what a test checks.
+    promoting: set[str] = field(default_factory=set)
+    promotions_failed: list[str] = field(default_factory=list)
     pending: list[tuple[datetime, Callable[[], None]]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -220,8 +227,15 @@ def _promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         raise InvalidDBInstanceStateError(f"DB instance {db_id} is not in available state (status {db.status}).")
     retention = db_kwargs.get("backup_retention_period")
     db.status = "modifying"
+    _active.promoting.add(db_id)
 
     def done() -> None:
+        _active.promoting.discard(db_id)
+        failed = _active.failed_promotions.get(db_id)
+        if failed is not None:
+            db.status = failed
+            _active.promotions_failed.append(db_id)
+            return
         # AWS: the promoted instance is standalone; its source no longer lists it. (moto keeps both links.)
         source_id = db.source_db_instance_identifier
         if source_id:

@@ -36,7 +36,7 @@ def failover_limitation(topo: Topology, request: FailoverRequest) -> Limitation 
     busy = guards.in_progress(topo.state)
     if busy is not None:
         return ("ignored" if request.automatic else "refused"), busy
-    if request.alarm_name is not None:
+    if request.alarm_name is not None and not request.standing:
         handled = topo.state.handled(request.alarm_name, request.failure_time)
         if handled is not None:
             return "duplicate", handled.describe(request.alarm_name)
@@ -111,6 +111,12 @@ def tagged_members(topo: Topology, ids: Iterable[str]) -> tuple[str, ...]:
 def switchover_limitation(topo: Topology, request: FailoverRequest) -> str | None:
     """Why no switchover starts now, before any candidate is looked at (or None)."""
     primary = topo.primary
+    expected = request.expected_primary
+    if expected is not None and topo.state.primary != expected:
+        return (
+            f"the primary changed from {expected} to {topo.state.primary} while this switchover waited (a failover ran): "
+            f"nothing more is switched; ask again if {topo.state.primary} should be replaced"
+        )
     if primary is None:
         return guards.in_progress(topo.state) or f"primary {topo.state.primary} not found"
     down = f"primary {primary.id} is {primary.status}: that is a failover (rds-ha failover), not a switchover" if primary.status != AVAILABLE else None

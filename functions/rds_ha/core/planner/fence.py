@@ -4,14 +4,17 @@ it has replayed that position; lift the fence (and refuse) if that does not happ
 switchover.catch_up_seconds of the fence.
 
 The order makes every crash safe: the fence is recorded in the workflow before the parameter group is
-changed; the target is promoted only after the final position is recorded and replayed; and the fence is
-lifted only while the target is still a replica, so the old primary and the new one are never both writable.
+changed; the target is promoted only after the final position is recorded and replayed, and only while the
+fence still holds as RDS and SQL show it right before the call; the promotion is recorded before it is sent;
+and the fence is lifted only while the target cannot become writable (its promotion never issued, or failed
+for good), so the old primary and the new one are never both writable. Someone putting the parameter back
+(a Terraform re-apply) ends the switchover before its promotion, and is undone after it.
 """
 
 from __future__ import annotations
 
-from ..actions import AbortWorkflow, Action, FenceWrites, LiftFence, Plan, SealWrites, Wait
-from ..models import AVAILABLE, TERMINAL_STATUSES, FenceView, Instance, Topology, Workflow
+from ..actions import Action, FenceWrites, LiftFence, Plan, SealWrites, Wait
+from ..models import AVAILABLE, NEVER_WRITABLE, TERMINAL_STATUSES, FenceView, Instance, Topology, Workflow, WriteFence
 
 
 def fence_parameter(engine: str) -> str:
@@ -42,16 +45,41 @@ def fence_limitation(topo: Topology, old: Instance) -> str | None:
 
 
 def lift_if_held(wf: Workflow, new: Instance | None, reason: str) -> tuple[Action, ...]:
-    """The fence's lifting when a switchover ends without a promotion: only while the target is not writable."""
+    """The fence's lifting when a switchover ends without a new primary: only while its target cannot become
+    writable (a replica whose promotion was never issued, an instance gone, or one whose promotion failed for
+    good). A promotion RDS may have accepted is a future writer: its fence is never lifted."""
     fence = wf.fence
-    if fence is None or not fence.holding or wf.writer_moved_at is not None or (new is not None and not new.is_replica):
+    if fence is None or not fence.holding:
+        return ()
+    may_write = wf.writer_moved_at is not None or wf.promote_issued_at is not None
+    if new is not None and new.status not in NEVER_WRITABLE and (may_write or not new.is_replica):
         return ()
     return (LiftFence(reason=reason, instance=fence.instance),)
 
 
+def undone(fence: WriteFence, view: FenceView) -> str | None:
+    """Why the fence no longer holds on the old primary as RDS and SQL show it now (None: it holds, or is not known
+    not to): someone put the parameter back (a Terraform re-apply), or a new session is not read-only."""
+    if view.parameter is not None and view.parameter != "1":
+        return f"{fence.parameter} is {view.parameter} again in {fence.group}"
+    if view.frozen is False and fence.position is not None:
+        return f"a new session on {fence.instance} is not read-only any more"
+    return None
+
+
+def refreeze(topo: Topology, wf: Workflow) -> list[Action]:
+    """After the promotion was issued, until the writer moves: the fence must hold, whoever put the parameter back."""
+    fence, view = wf.fence, topo.fence
+    if fence is None or not fence.holding or wf.writer_moved_at is not None or view is None or view.parameter in (None, "1"):
+        return []
+    why = f"{fence.parameter} is {view.parameter} again in {fence.group}: {fence.instance} must take no write while {wf.new_primary} is promoted"
+    return [FenceWrites(reason=why, instance=fence.instance, group=fence.group, parameter=fence.parameter, again=True)]
+
+
 def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None) -> Plan | None:
     """The fence's next step before the promotion, or None when there is none (no fence configured, the
-    promotion issued, or the target has replayed the final position: promote)."""
+    promotion issued, or the target has replayed the final position: promote). A plan that ends the switchover
+    here says so with `ends`: its caller adds what gives the old primary back."""
     cfg = topo.cluster
     if wf.kind != "switchover" or cfg.switchover.fence is None or wf.promote_issued_at is not None or not new.is_replica or old is None:
         return None
@@ -59,28 +87,29 @@ def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
     view = topo.fence or FenceView(error="not read")
     if fence is None:
         if view.error is not None:  # this run could never seal the fence: it must not freeze writes
-            why = f"the write fence's SQL cannot reach {old.id} and {new.id} from here ({view.error}); nothing was changed"
-            return Plan("blocked", why, (AbortWorkflow(reason=why),))
+            return _ends(f"the write fence's SQL cannot reach {old.id} and {new.id} from here ({view.error}); nothing was changed")
         if view.replayed is None:
-            why = f"{new.id} does not replicate from {old.id} as SQL sees it (no replay position); nothing was changed"
-            return Plan("blocked", why, (AbortWorkflow(reason=why),))
+            return _ends(f"{new.id} does not replicate from {old.id} as SQL sees it (no replay position); nothing was changed")
         parameter = fence_parameter(old.engine)
         why = f"no write may reach {old.id} once {new.id} has replayed its last one"
         return Plan("progress", "freezing writes", (FenceWrites(reason=why, instance=old.id, group=old.parameter_group or "", parameter=parameter),))
     if not fence.holding:
-        why = f"the write fence on {old.id} was lifted ({fence.outcome or 'no reason recorded'}); nothing else was changed"
-        return Plan("blocked", why, (AbortWorkflow(reason=why),))
+        return _ends(f"the write fence on {old.id} was lifted ({fence.outcome or 'no reason recorded'}); nothing else was changed")
     if old.status != AVAILABLE:  # the old primary failed meanwhile: a failover's decision, not this switchover's
-        why = f"{old.id} is {old.status}: the switchover ends (its fence lifted) and a failover decides"
-        return Plan("blocked", why, (*lift_if_held(wf, new, why), AbortWorkflow(reason=why)))
+        return _ends(f"{old.id} is {old.status}: the switchover ends (its fence lifted) and a failover decides")
     limit = cfg.switchover.catch_up_seconds
     if (topo.now - fence.requested_at).total_seconds() > limit:
         missing = (
             f"{new.id} did not replay {old.id}'s final write position" if fence.position is not None else f"the write fence on {old.id} did not take effect"
         )
-        why = f"{missing} within switchover.catch_up_seconds ({limit}s) of the fence" + (f" ({view.error})" if view.error else "")
-        return Plan("blocked", why, (*lift_if_held(wf, new, why), AbortWorkflow(reason=why)))
+        return _ends(f"{missing} within switchover.catch_up_seconds ({limit}s) of the fence" + (f" ({view.error})" if view.error else ""))
+    broken = undone(fence, view)
+    if broken is not None and fence.position is not None:  # writes may have reached it since the seal: promote nothing
+        return _ends(f"the write fence on {old.id} was undone after its seal ({broken}, changed by someone else); nothing was promoted")
     if fence.position is None:
+        if broken is not None and view.parameter is not None:  # not applied yet (a retried call), or put back: set it
+            why = f"{fence.parameter} is {view.parameter} in {fence.group}: the fence is not in effect yet"
+            return Plan("progress", "freezing writes", (FenceWrites(reason=why, instance=old.id, group=fence.group, parameter=fence.parameter, again=True),))
         if view.frozen:
             return Plan("progress", "sealing", (SealWrites(reason=f"{old.id} starts no writing transaction any more", instance=old.id),))
         why = f"waiting for {fence.parameter}=1 to take effect on {old.id}" + (f" ({view.error})" if view.error else "")
@@ -90,3 +119,8 @@ def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
     seen = "unknown" if view.replayed is None else f"{view.replayed:.0f}"
     why = f"waiting for {new.id} to replay {old.id}'s final write position {fence.position:.0f} (replayed: {seen})" + (f"; {view.error}" if view.error else "")
     return Plan("waiting", why, (Wait(reason=why),))
+
+
+def _ends(why: str) -> Plan:
+    """The switchover ends here, before any promotion: `plan_workflow` adds the fence's lifting and the abort."""
+    return Plan("blocked", why)

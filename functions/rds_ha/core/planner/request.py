@@ -30,6 +30,11 @@ class FailoverRequest:
     planned: bool = False
     # A game day (`rds-ha drill`): fail over a healthy primary on purpose; the lag guard still holds.
     drill: bool = False
+    # Reconcile deciding again on a failover alarm still in ALARM (core.alarms.standing_failover): its handled
+    # record dedups the record and the notification of the same answer, never the decision itself.
+    standing: bool = False
+    # A switchover's: the primary when it was asked. Another one since (a failover ran) ends it.
+    expected_primary: str | None = None
 
     @property
     def lag_unchecked(self) -> bool:

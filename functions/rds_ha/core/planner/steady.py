@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..actions import (
     ModifyMultiAz,
     Plan,
+    Unfence,
 )
 from ..models import AVAILABLE, Topology
 from .dns import dns_actions, reader_verdicts
@@ -20,8 +21,11 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
     primary = topo.primary
     if primary is None:
         return Plan("steady", f"primary {topo.state.primary} not found; DNS left as it is")
-    if primary.is_replica or primary.fenced:
-        return Plan("steady", f"primary {primary.id} is a replica or fenced; DNS left as it is")
+    if primary.is_replica:
+        return Plan("steady", f"primary {primary.id} is a replica; DNS left as it is")
+    if primary.fenced or primary.id in topo.state.fenced:  # a workflow that replaced no primary ended without giving it back
+        why = f"the primary {primary.id} carries the fence of a workflow that ended without replacing it"
+        return Plan("steady", why, (Unfence(reason=why, instance=primary.id),))
     exclude = frozenset(topo.state.fenced)
     actions = dns_actions(topo, primary, exclude, writer=True, why="reader set follows the primary's serving replicas")
     reasons = ["DNS drifted"] if actions else []

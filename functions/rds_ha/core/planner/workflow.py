@@ -11,22 +11,31 @@ from ..actions import (
     CompleteWorkflow,
     DeleteInstance,
     Fence,
+    FenceWrites,
     MoveProxy,
+    Overdue,
     Plan,
     Promote,
     RecordPrimary,
     RetargetAlarms,
     StopInstance,
+    Unfence,
     VerifyWriter,
     Wait,
 )
-from ..models import AVAILABLE, TERMINAL_STATUSES, WRITABLE, Instance, Topology, Workflow
+from ..models import AVAILABLE, NEVER_WRITABLE, TERMINAL_STATUSES, WRITABLE, Instance, Topology, Workflow
 from .dns import dns_actions
-from .fence import fence_parameter, lift_if_held, plan_fence
+from .fence import fence_parameter, lift_if_held, plan_fence, refreeze
 from .proxy import proxy_move, proxy_waiting
 from .redundancy import live_replicas, no_replicas_of, redundancy
 
 __all__ = ["WRITABLE", "outline", "plan_workflow"]
+
+
+# A promotion recorded as issued whose target RDS still shows as an available replica this long after is sent
+# again: it was never sent (the run died between recording and sending it) or RDS did not take it. Well past the
+# moment RDS answers the call with the instance `modifying`.
+PROMOTE_AGAIN_SECONDS = 60
 
 
 def plan_workflow(topo: Topology) -> Plan:
@@ -36,23 +45,31 @@ def plan_workflow(topo: Topology) -> Plan:
     new = topo.instances.get(wf.new_primary)
     old = topo.instances.get(wf.old_primary)
     if new is None:
-        gone = f"{wf.new_primary}, chosen for promotion, no longer exists"
-        return Plan("blocked", gone, (*lift_if_held(wf, new, gone), AbortWorkflow(reason=f"{wf.new_primary} disappeared")))
+        return given_back(topo, wf, new, old, f"{wf.new_primary}, chosen for promotion, no longer exists")
+    if topo.state.primary != new.id and _will_not_write(wf, new):
+        failed = "its promotion failed: " if wf.promote_issued_at is not None else ""
+        return given_back(topo, wf, new, old, f"{failed}{new.id} is {new.status}")
+    late: list[Action] = []
     limit = topo.cluster.failover.deadline_seconds
     if wf.verified_at is None and (topo.now - wf.started_at).total_seconds() > limit:
         missing = "promotion" if new.is_replica else "writer record verification"
         why = f"{wf.kind} not verified within failover.deadline_seconds {limit}s (still waiting for the {missing}: {wf.step})"
-        return Plan("blocked", why, (*lift_if_held(wf, new, why), AbortWorkflow(reason=why)))
+        if wf.promote_issued_at is None and new.is_replica:  # nothing was sent: nothing can become writable
+            return given_back(topo, wf, new, old, why)
+        if topo.state.primary == new.id:  # recorded as the primary: the steady plan keeps the cluster from here
+            return Plan("blocked", why, (AbortWorkflow(reason=why),))
+        if wf.overdue_at is None:  # a promotion RDS may have accepted: the workflow goes on until it ends either way
+            late.append(Overdue(reason=f"{why}; {new.id} may still become writable: the {wf.kind} goes on until it is, or fails for good"))
     fencing = plan_fence(topo, wf, new, old)
     if fencing is not None:
-        return fencing
-    fence: list[Action] = []
+        return given_back(topo, wf, new, old, fencing.reason) if fencing.outcome == "blocked" else fencing
+    fence: list[Action] = [*late, *refreeze(topo, wf)]
     if old is not None and not old.fenced:
         fence.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
     if new.is_replica:
         return _promoting(topo, wf, new, old, fence)
     if new.status not in WRITABLE:
-        if new.status in TERMINAL_STATUSES:
+        if new.status in TERMINAL_STATUSES and topo.state.primary == new.id:  # the recorded new primary failed after its promotion
             return Plan("blocked", f"promoted {new.id} is {new.status}", (*fence, AbortWorkflow(reason=f"{new.id} is {new.status}")))
         actions = fence + dns_actions(topo, new, _out_of_dns(wf), writer=False, why="orphans and the old primary leave the reader set at once")
         actions += proxy_move(topo, new, register=False, why=_LEAVES_PROXY)
@@ -61,21 +78,42 @@ def plan_workflow(topo: Topology) -> Plan:
     return _restoring(topo, wf, new, old, fence)
 
 
+def _will_not_write(wf: Workflow, new: Instance) -> bool:
+    """The target cannot become a writer: its promotion failed for good, or it is out of service and was never promoted."""
+    return new.status in NEVER_WRITABLE or (new.status in TERMINAL_STATUSES and new.is_replica and wf.promote_issued_at is None)
+
+
+def given_back(topo: Topology, wf: Workflow, new: Instance | None, old: Instance | None, why: str) -> Plan:
+    """The workflow ends with no new primary (its target cannot become writable): the old primary gets back what
+    the plan took from it, in the order that keeps one writer. Its write fence is lifted, its fence tag removed
+    (its reader set and proxy target follow at the next steady look), and the cooldown a failover started is
+    given back (the abort's step): a later failover can choose another candidate."""
+    actions: list[Action] = list(lift_if_held(wf, new, why))
+    if topo.state.primary == wf.old_primary and old is not None and (old.fenced or old.id in topo.state.fenced):
+        actions.append(Unfence(reason=f"{why}; {old.id} is still the cluster's primary", instance=old.id))
+    actions.append(AbortWorkflow(reason=why))
+    return Plan("blocked", why, tuple(actions))
+
+
 def _out_of_dns(wf: Workflow) -> frozenset[str]:
     return frozenset({wf.old_primary, *wf.orphans})
 
 
 def _promoting(topo: Topology, wf: Workflow, new: Instance, old: Instance | None, fence: list[Action]) -> Plan:
-    """The candidate is still a replica: promote it (once), fence the old primary, and let it alone serve reads."""
-    if new.status in TERMINAL_STATUSES:
-        why = f"{new.id} went {new.status} before its promotion finished"
-        lift = lift_if_held(wf, new, why)
-        return Plan("blocked", why, (*(lift or fence), AbortWorkflow(reason=f"{new.id} is {new.status}")))
+    """The candidate is still a replica: promote it (once, or again if RDS never took it), fence the old primary,
+    and let it alone serve reads."""
     actions: list[Action] = []
     # The promotion is the long pole: issue it first, then the fence and the reader set.
-    if wf.promote_issued_at is None and new.status == AVAILABLE:
+    issued = wf.promote_issued_at
+    if new.status == AVAILABLE and (issued is None or (topo.now - issued).total_seconds() >= PROMOTE_AGAIN_SECONDS):
         retention = max(1, old.backup_retention if old is not None else 1)
-        actions.append(Promote(reason=f"{new.id} is the chosen candidate", instance=new.id, backup_retention=retention))
+        why = f"{new.id} is the chosen candidate"
+        if issued is not None:
+            why = f"{new.id} is still an available replica {PROMOTE_AGAIN_SECONDS}s after its promotion was recorded: RDS never took it; sent again"
+        # A fence set again goes first: nothing is promoted while the old primary takes writes.
+        actions += [a for a in fence if isinstance(a, FenceWrites)]
+        actions.append(Promote(reason=why, instance=new.id, backup_retention=retention))
+        fence = [a for a in fence if not isinstance(a, FenceWrites)]
     else:
         actions.append(Wait(reason=f"promotion of {new.id} in progress (status {new.status})"))
     # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
@@ -226,10 +264,10 @@ def outline(topo: Topology, wf: Workflow) -> list[str]:
             f"freeze writes on {wf.old_primary}: {parameter}=1 in its DB parameter group {old.parameter_group if old else '?'} (recorded first)",
             f"once {wf.old_primary} refuses writes: end its open transactions, read its final write position",
             f"wait until {wf.new_primary} has replayed that position (else, after switchover.catch_up_seconds="
-            f"{cfg.switchover.catch_up_seconds}s, lift the fence and refuse)",
+            f"{cfg.switchover.catch_up_seconds}s, lift the fence and refuse); confirm the fence holds right before the promotion",
         ]
     steps += [
-        f"promote {wf.new_primary} (issued first: it is the long pole)",
+        f"promote {wf.new_primary} (issued first: it is the long pole; recorded before it is sent, and never undone once sent)",
         f"fence {wf.old_primary}: tag it {TAG_FENCED}, take it out of every record (never delete it)",
     ]
     if wf.orphans:

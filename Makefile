@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY = 0
 PY312 := $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || command -v python3.12)
 INFRA_TEMPLATES := template.yaml $(wildcard infra/*.yaml)
 
-.PHONY: setup demo test reliability lint infra-check bench clean probe-ca
+.PHONY: setup demo test reliability lint infra-check bench clean probe-ca contract
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,12 @@ test: setup
 
 reliability: setup
 	$(PY) -m pytest --reliability tests/reliability
+
+# The AWS contract ledger (tests/contract_ledger.yaml) against what the last whole `make test` sent (it runs
+# the suite first when there is no such run yet); its last line counts what is unreviewed.
+contract: setup
+	@test -f .contract/sent.json || $(PY) -m pytest -n 2
+	$(PY) -m tests.contract
 
 # Figures in BENCHMARKS.md (a few minutes; speed is asserted nowhere in the tests).
 bench: setup

@@ -203,7 +203,10 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
             db = _rds_db(region, params["DBInstanceIdentifier"])
             snapshot = Resource("snapshot", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:snapshot:{params['FinalDBSnapshotIdentifier']}")
             return one(db) + [Request(fn, "rds:CreateDBSnapshot", (db, snapshot), _freeze({}))]
-        if name in {"PromoteReadReplica", "ModifyDBInstance", "DeleteDBInstance", "StopDBInstance"}:
+        if name == "ModifyDBInstance" and params.get("DBParameterGroupName"):
+            # Service Authorization Reference: ModifyDBInstance acts on db (required) and on the pg it names.
+            return one(_rds_db(region, params["DBInstanceIdentifier"]), _rds_pg(region, params["DBParameterGroupName"]))
+        if name in {"PromoteReadReplica", "ModifyDBInstance", "DeleteDBInstance", "StopDBInstance", "RebootDBInstance"}:
             return one(_rds_db(region, params["DBInstanceIdentifier"]))
         if name == "AddTagsToResource":
             return one(_rds_db(region, params["ResourceName"]), **_tags_ctx(params.get("Tags")))

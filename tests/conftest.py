@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,10 +31,12 @@ from rds_ha.handlers import runtime  # noqa: E402
 from rds_ha.local import moto_fidelity  # noqa: E402
 from rds_ha.local.clock import SimClock  # noqa: E402
 
+from . import contract  # noqa: E402
 from .authz import Recorder, problems  # noqa: E402
 from .builders import Sandbox, create_table_from_template  # noqa: E402
 
 RECORDER = Recorder()
+CONTRACT = contract.ContractRecorder()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,15 +62,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     folder = Path(os.environ["RDS_HA_IAM_CALLS_DIR"])
     worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
     RECORDER.dump(folder / f"calls-{worker}.json")
+    CONTRACT.dump(folder / f"contract-{worker}.json")
     if hasattr(session.config, "workerinput"):
         return
     opts = session.config.option
     # "Granted but never called" is only meaningful when the whole suite ran and passed.
-    narrowed = opts.keyword or opts.markexpr or getattr(opts, "deselect", None) or opts.lf or session.config.args != session.config.getini("testpaths")
+    narrowed = opts.keyword or opts.markexpr or getattr(opts, "deselect", None) or getattr(opts, "lf", False)
+    narrowed = narrowed or session.config.args != session.config.getini("testpaths")
     whole = exitstatus == 0 and not narrowed
+    writer = session.config.get_terminal_writer()
     found = problems(folder, check_unused=whole)
     if found:
-        session.config.get_terminal_writer().line("\nleast-privilege check FAILED:\n  " + "\n  ".join(found), red=True)
+        writer.line("\nleast-privilege check FAILED:\n  " + "\n  ".join(found), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    sent = contract.merge(folder)
+    if whole:  # what `make contract` prints
+        contract.SENT.parent.mkdir(exist_ok=True)
+        contract.SENT.write_text(json.dumps(sent))
+    unread = contract.problems(sent, contract.load_ledger(), whole=whole)
+    if unread:
+        writer.line(f"\nAWS contract check FAILED ({contract.LEDGER.relative_to(contract.ROOT)}):\n  " + "\n  ".join(unread), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -86,6 +100,7 @@ def aws(clock: SimClock, monkeypatch: pytest.MonkeyPatch):
     def session_with_dns_answers(self: boto3.session.Session, *args: object, **kwargs: object) -> None:
         made(self, *args, **kwargs)  # type: ignore[arg-type]
         moto_fidelity.answer_test_dns(self)  # every session the code under test makes (the CLI's too)
+        CONTRACT.register(self)  # every parameter rds-ha sends, whoever made the session
 
     monkeypatch.setattr(boto3.session.Session, "__init__", session_with_dns_answers)
     with mock_aws():

@@ -17,8 +17,9 @@ from rds_ha.handlers.reconcile import handler as reconcile
 from ..builders import REGION, Sandbox, alarm_event, build_cluster, context
 from ..fence_sql import FENCE, FINAL, RECONCILE_PERIOD, StandIn, frozen_for, parameter, use
 
-# A clean fenced switchover of the default cluster performs this many AWS-mutating steps (asserted below).
-STEPS = 14
+# A clean fenced switchover of the default cluster performs this many AWS-mutating steps (asserted below): 18 with
+# each new replica's own parameter group associated, then applied by a reboot.
+STEPS = 18
 # README, "Zero-loss switchover": while writes are frozen a run's lease lasts 30 s from each renewal.
 FROZEN_LEASE_SECONDS = 30
 
@@ -167,11 +168,41 @@ def test_replicas_rds_ha_creates_get_their_own_copy_of_the_parameter_group(fence
     created = [i for i in aws.rds().describe_db_instances()["DBInstances"] if i.get("ReadReplicaSourceDBInstanceIdentifier") == "orders-db-r2"]
     assert len(created) == 2
     for replica in created:
-        group = replica["DBParameterGroups"][0]["DBParameterGroupName"]
-        assert group == f"{replica['DBInstanceIdentifier']}-params", replica["DBParameterGroups"]
-        arn = f"arn:aws:rds:{REGION}:123456789012:pg:{group}"
+        group = replica["DBParameterGroups"][0]
+        assert group == {"DBParameterGroupName": f"{replica['DBInstanceIdentifier']}-params", "ParameterApplyStatus": "in-sync"}, group
+        arn = f"arn:aws:rds:{REGION}:123456789012:pg:{group['DBParameterGroupName']}"
         tags = aws.rds().list_tags_for_resource(ResourceName=arn)["TagList"]
         assert {"Key": "rds-ha:cluster", "Value": "orders"} in tags
+    kinds = aws.history_kinds()
+    assert kinds.count("parameter_group_associated") == 2 and kinds.count("replica_rebooted") == 2, kinds
+
+
+def test_a_replica_is_created_as_rds_has_it_done_then_gets_its_own_group_and_serves_only_once_rebooted(fenced: Sandbox) -> None:
+    """RDS refuses DBParameterGroupName on a same-region PostgreSQL/MariaDB/MySQL replica (API reference): the replica
+    is created with its source's group, its copy associated, and it serves reads only after the reboot that applies it."""
+    aws = fenced
+    rds = aws.rds()
+    with pytest.raises(rds.exceptions.ClientError, match="InvalidParameterCombination"):  # what RDS answers
+        rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-x", SourceDBInstanceIdentifier="orders-db", DBParameterGroupName="orders-db-params")
+    aws.fidelity.reboot_seconds = 120
+    aws.set_alarm("ALARM")
+    from rds_ha.local.moto_fidelity import set_status
+
+    set_status("orders-db", "failed")
+    failover(alarm_event("eventbridge", aws.clock.now()), context(timeout=30))
+    reconcile({}, context())  # the replicas are available: their own groups associated, the reboots issued
+    created = sorted(i["DBInstanceIdentifier"] for i in aws.replicas_of("orders-db-r2"))
+    assert len(created) == 2
+    for rid in created:
+        assert aws.instance(rid)["DBInstanceStatus"] == "rebooting"  # type: ignore[index]
+        assert aws.endpoint(rid) not in aws.reader_targets()  # its own group is not in effect: it does not serve
+    aws.clock.advance(180)
+    for rid in created:
+        aws.put_lag(rid, 0.5)
+    reconcile({}, context())
+    for rid in created:
+        assert aws.instance(rid)["DBParameterGroups"] == [{"DBParameterGroupName": f"{rid}-params", "ParameterApplyStatus": "in-sync"}]  # type: ignore[index]
+        assert aws.endpoint(rid) in aws.reader_targets()
 
 
 def test_a_primary_that_dies_under_a_stranded_fence_is_failed_over_at_once(fenced: Sandbox) -> None:
@@ -200,8 +231,12 @@ def test_a_replica_added_by_scale_out_gets_its_own_parameter_group(aws: Sandbox)
 
     capacity_cluster(aws, extra=FENCE, own_parameter_groups=True)
     assert scaling(alarm(aws, "orders-replicas-cpu-high"), context())["outcome"] == "done"
+    reconcile({}, context())  # the steady plan gives it its own group...
+    aws.clock.advance(60)
+    reconcile({}, context())  # ...and, once the association is done, the reboot that applies it
     added = [i for i in aws.replicas_of("orders-db") if i["DBInstanceIdentifier"] not in ("orders-db-r1", "orders-db-r2")]
-    assert len(added) == 1 and added[0]["DBParameterGroups"][0]["DBParameterGroupName"] == f"{added[0]['DBInstanceIdentifier']}-params"
+    assert len(added) == 1
+    assert added[0]["DBParameterGroups"] == [{"DBParameterGroupName": f"{added[0]['DBInstanceIdentifier']}-params", "ParameterApplyStatus": "in-sync"}]
 
 
 def test_the_dry_run_states_the_fence_first(fenced: Sandbox) -> None:

@@ -17,6 +17,6 @@ class Notifier:
     def publish(self, topic_arn: str, subject: str, message: dict[str, Any]) -> None:
         region = topic_arn.split(":")[3]
         try:
-            self._clients.client("sns", region).publish(TopicArn=topic_arn, Subject=subject[:100], Message=json.dumps(message, default=str, sort_keys=True))
+            self._clients.client("sns", region).publish(TopicArn=topic_arn, Subject=subject[:99], Message=json.dumps(message, default=str, sort_keys=True))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, f"publish to {topic_arn}") from exc

@@ -52,6 +52,7 @@ def to_instance(raw: Mapping[str, Any], region: str) -> Instance:
         subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
         storage_encrypted=bool(raw.get("StorageEncrypted", False)),
         parameter_group=next((g.get("DBParameterGroupName") for g in raw.get("DBParameterGroups") or []), None),
+        parameter_apply_status=next((g.get("ParameterApplyStatus") for g in raw.get("DBParameterGroups") or []), None),
     )
 
 
@@ -151,11 +152,12 @@ class RdsAdapter:
         kms_key_id: str | None = None,
         subnet_group: str | None = None,
         security_group_ids: tuple[str, ...] = (),
-        parameter_group: str | None = None,
     ) -> None:
         """A read replica of `source` in `region`. Cross-region (`source_region` differs): the call is
         made in the destination region with the source's ARN, boto3 presigns the URL from SourceRegion,
-        and an encrypted source needs a KMS key of the destination region."""
+        and an encrypted source needs a KMS key of the destination region. It takes its source's DB parameter
+        group: RDS takes DBParameterGroupName here only for MySQL cross-region, Db2 and Oracle replicas
+        (API reference): a group of its own is associated afterwards (`set_parameter_group`)."""
         kwargs: dict[str, Any] = {
             "DBInstanceIdentifier": instance_id,
             "SourceDBInstanceIdentifier": source,
@@ -174,8 +176,6 @@ class RdsAdapter:
             kwargs["DBSubnetGroupName"] = subnet_group
         if security_group_ids:
             kwargs["VpcSecurityGroupIds"] = list(security_group_ids)
-        if parameter_group:
-            kwargs["DBParameterGroupName"] = parameter_group
         try:
             self._rds(region).create_db_instance_read_replica(**kwargs)
         except _ERRORS as exc:
@@ -205,6 +205,20 @@ class RdsAdapter:
             self._rds(region).modify_db_instance(DBInstanceIdentifier=instance_id, MultiAZ=enabled, ApplyImmediately=True)
         except _ERRORS as exc:
             raise translate(exc, f"set Multi-AZ {'on' if enabled else 'off'} on {instance_id}") from exc
+
+    def set_parameter_group(self, region: str, instance_id: str, group: str) -> None:
+        """Associate `group` with the instance (ApplyImmediately); RDS applies it at the instance's next reboot
+        (ParameterApplyStatus pending-reboot until then)."""
+        try:
+            self._rds(region).modify_db_instance(DBInstanceIdentifier=instance_id, DBParameterGroupName=group, ApplyImmediately=True)
+        except _ERRORS as exc:
+            raise translate(exc, f"associate parameter group {group} with {instance_id}") from exc
+
+    def reboot(self, region: str, instance_id: str) -> None:
+        try:
+            self._rds(region).reboot_db_instance(DBInstanceIdentifier=instance_id)
+        except _ERRORS as exc:
+            raise translate(exc, f"reboot {instance_id}") from exc
 
     def set_deletion_protection(self, region: str, instance_id: str, enabled: bool) -> None:
         try:

@@ -27,6 +27,7 @@ from ..core.actions import (
     ModifyMultiAz,
     MoveProxy,
     Overdue,
+    OwnParameterGroup,
     Promote,
     RecordHandled,
     RecordPrimary,
@@ -339,14 +340,11 @@ def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: Crea
 
     def create() -> None:
         a = action
-        group = None
-        if a.parameter_group_from:
-            group = parameter_group_of(a.instance)
-            own = f"rds-ha: {a.instance}'s own copy of {a.parameter_group_from}"
-            ex.rds.copy_parameter_group(region, a.parameter_group_from, group, own, {TAG_CLUSTER: topo.cluster.name})
+        if a.parameter_group_from:  # its own copy, ready for when it is available (OwnParameterGroup associates it)
+            _copy_group(ex, topo, region, a.parameter_group_from, a.instance)
         try:
             ex.rds.create_replica(
-                region, a.instance, a.source, a.az, a.instance_class, a.tags, a.source_region, a.kms_key_id, a.subnet_group, a.security_group_ids, group
+                region, a.instance, a.source, a.az, a.instance_class, a.tags, a.source_region, a.kms_key_id, a.subnet_group, a.security_group_ids
             )
         except InstanceAlreadyExistsError:
             logger.info(f"replica {a.instance} exists already: created by an earlier run")
@@ -357,6 +355,32 @@ def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: Crea
         create()
     ex.recorder.history(topo.cluster.name, "replica_created", f"{action.describe()}: {action.reason}", instance=action.instance, region=region)
     ex.recorder.metric("ReplicaCreated", topo.cluster.name)
+    return state
+
+
+def _copy_group(ex: Runner, topo: Topology, region: str, source: str, instance: str) -> str:
+    group = parameter_group_of(instance)
+    ex.rds.copy_parameter_group(region, source, group, f"rds-ha: {instance}'s own copy of {source}", {TAG_CLUSTER: topo.cluster.name})
+    return group
+
+
+def own_parameter_group(ex: Runner, topo: Topology, state: ClusterState, action: OwnParameterGroup) -> ClusterState:
+    """Associate a replica's own parameter group (its copy made first, if an earlier run did not), or reboot it to
+    apply the group: re-read right before the call, only a read replica that is not the state's primary."""
+    inst = topo.instances.get(action.instance)
+    region = inst.region if inst is not None else topo.cluster.region
+    current = ex.rds.describe(region, action.instance)
+    why = _refusal(action.instance, state, current)
+    if why is not None and why != "it has deletion protection":
+        raise StepRefusedError(f"refused to {action.describe()}: re-read just before the call, {why}")
+    if action.source_group:
+        _copy_group(ex, topo, region, action.source_group, action.instance)
+        ex.rds.set_parameter_group(region, action.instance, action.group)
+        kind = "parameter_group_associated"
+    else:
+        ex.rds.reboot(region, action.instance)
+        kind = "replica_rebooted"
+    ex.recorder.history(topo.cluster.name, kind, f"{action.describe()}: {action.reason}", instance=action.instance, group=action.group)
     return state
 
 
@@ -509,6 +533,7 @@ STEPS: dict[type[Action], Step] = {
     LiftFence: lift_fence,
     Fence: fence,
     Unfence: unfence,
+    OwnParameterGroup: own_parameter_group,
     Overdue: overdue,
     Promote: promote,
     ChangeRecords: change_records,

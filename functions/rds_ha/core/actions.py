@@ -191,15 +191,37 @@ class CreateReplica(Action):
     security_group_ids: tuple[str, ...] = ()
     # Set when the replica is a scaling step: its cooldown starts before the call.
     scaling: Scaling | None = None
-    # The source's DB parameter group, copied for the replica as its own (PARAMETER_GROUP_OF), so a write
-    # fence on one instance never reaches another. None: RDS's default (the source's group, same region).
+    # The source's DB parameter group, copied for the replica as its own (parameter_group_of) before it is created
+    # and associated once it is available (OwnParameterGroup), so a write fence on one instance never reaches
+    # another. None: the source's group stays its group.
     parameter_group_from: str | None = None
 
     def describe(self) -> str:
         where = self.az or (self.region if self.region != self.source_region else "")
         source = self.source.split(":db:")[-1]
-        own = f" with its own parameter group (a copy of {self.parameter_group_from})" if self.parameter_group_from else ""
+        own = f", then its own parameter group (a copy of {self.parameter_group_from})" if self.parameter_group_from else ""
         return f"create replica {self.instance} of {source}" + (f" in {where}" if where else "") + own
+
+
+@dataclass(frozen=True)
+class OwnParameterGroup(Action):
+    """Give a replica rds-ha created its own DB parameter group (a copy of the one it inherited from its source):
+    associate it, then reboot the replica so that RDS applies it. A replica cannot be created with one (RDS takes
+    DBParameterGroupName on CreateDBInstanceReadReplica only for MySQL cross-region, Db2 and Oracle replicas)."""
+
+    instance: str = ""
+    group: str = ""
+    # The group it has now, copied as its own (associate); "" once associated (reboot).
+    source_group: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        if self.source_group:
+            return f"give {self.instance} its own parameter group {self.group} (a copy of {self.source_group}; applied at its reboot)"
+        return f"reboot {self.instance} to apply its own parameter group {self.group}"
 
 
 def parameter_group_of(instance: str) -> str:

@@ -74,6 +74,8 @@ class Instance:
     storage_encrypted: bool = False
     # Its DB parameter group (DBParameterGroups[0]); a write fence changes it, so it must be the instance's own.
     parameter_group: str | None = None
+    # That group's ParameterApplyStatus: `pending-reboot` once a new group is associated, until the instance reboots.
+    parameter_apply_status: str | None = None
 
     @property
     def is_replica(self) -> bool:

@@ -10,11 +10,13 @@ Optional durations put operations on a clock (a SimClock in tests and the demo):
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 from moto.cloudwatch.models import Alarm as FakeAlarm
@@ -25,6 +27,8 @@ from moto.rds.models import DBInstance, DBProxyTarget, RDSBackend
 from moto.rds.responses import RDSResponse
 from moto.route53.exceptions import Route53ClientError
 from moto.route53.models import Route53Backend
+from moto.sns.exceptions import InvalidParameterValue as SnsInvalidParameterValue
+from moto.sns.models import SNSBackend
 
 
 class _Clock(Protocol):
@@ -115,6 +119,7 @@ class Fidelity:
     promote_seconds: float = 0
     create_replica_seconds: float = 0
     multi_az_seconds: float = 0
+    reboot_seconds: float = 0
     # How long a registered proxy target stays REGISTERING before it is AVAILABLE (0: moto's one describe).
     proxy_register_seconds: float = 0
     # RDS API throttling (None = none, as moto): every RDS call takes a token or is refused with Throttling.
@@ -154,62 +159,62 @@ _active = Fidelity()
 _originals: dict[str, Any] = {}
 
 
+# The RDS backend's methods the layer replaces, with their replacements (the originals are kept in _originals).
+def _rds_patches() -> dict[str, tuple[type, str, Any]]:
+    return {
+        "promote": (RDSBackend, "promote_read_replica", _promote_read_replica),
+        "create": (RDSBackend, "create_db_instance_read_replica", _create_db_instance_read_replica),
+        "describe": (RDSBackend, "describe_db_instances", _describe_db_instances),
+        "modify": (RDSBackend, "modify_db_instance", _modify_db_instance),
+        "create_instance": (RDSBackend, "create_db_instance", _create_db_instance),
+        "delete_instance": (RDSBackend, "delete_db_instance", _delete_db_instance),
+        "stop_instance": (RDSBackend, "stop_db_instance", _stop_db_instance),
+        "modify_parameters": (RDSBackend, "modify_db_parameter_group", _modify_db_parameter_group),
+        "reboot": (RDSBackend, "reboot_db_instance", _reboot_db_instance),
+        "copy_parameters": (RDSBackend, "copy_db_parameter_group", _copy_db_parameter_group),
+        "address": (DBInstance, "address", property(_address)),
+        "group_status": (DBInstance, "db_parameter_group_status_list", property(_parameter_group_status)),
+    }
+
+
+# AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls from threads
+# race: two conditional DynamoDB puts can both "win" (our lease and idempotency records rely on them), and RDS
+# lists are read while another call changes them. These RDS calls are serialised (and throttled when asked).
+_ATOMIC_RDS = (
+    "describe_db_instances",
+    "create_db_instance_read_replica",
+    "promote_read_replica",
+    "delete_db_instance",
+    "stop_db_instance",
+    "add_tags_to_resource",
+    "modify_db_instance",
+    "create_db_instance",
+    "modify_db_parameter_group",
+    "reboot_db_instance",
+    "register_db_proxy_targets",
+    "deregister_db_proxy_targets",
+    "describe_db_proxy_targets",
+    "describe_db_proxies",
+    "describe_db_proxy_target_groups",
+)
+
+
 def install(fidelity: Fidelity | None = None) -> Fidelity:
     """Patch moto (once per process); `fidelity` replaces the durations and clock in force."""
     global _active
     _active = fidelity or Fidelity()
     if _originals:
         return _active
-    _originals.update(
-        promote=RDSBackend.promote_read_replica,
-        create=RDSBackend.create_db_instance_read_replica,
-        describe=RDSBackend.describe_db_instances,
-        modify=RDSBackend.modify_db_instance,
-        create_instance=RDSBackend.create_db_instance,
-        delete_instance=RDSBackend.delete_db_instance,
-        stop_instance=RDSBackend.stop_db_instance,
-        modify_parameters=RDSBackend.modify_db_parameter_group,
-        address=DBInstance.address,
-    )
-
+    patches = _rds_patches()
+    _originals.update({key: getattr(cls, name) for key, (cls, name, _) in patches.items()})
     _install_route53_transactions()
     _install_alarm_times()
     _install_proxies()
-
-    RDSBackend.promote_read_replica = _promote_read_replica  # type: ignore[method-assign]
-    RDSBackend.create_db_instance_read_replica = _create_db_instance_read_replica  # type: ignore[method-assign]
-    RDSBackend.describe_db_instances = _describe_db_instances  # type: ignore[method-assign]
-    RDSBackend.modify_db_instance = _modify_db_instance  # type: ignore[method-assign]
-    RDSBackend.create_db_instance = _create_db_instance  # type: ignore[method-assign]
-    RDSBackend.delete_db_instance = _delete_db_instance  # type: ignore[method-assign]
-    RDSBackend.stop_db_instance = _stop_db_instance  # type: ignore[method-assign]
-    RDSBackend.modify_db_parameter_group = _modify_db_parameter_group  # type: ignore[method-assign]
-    DBInstance.address = property(_address)  # type: ignore[assignment,method-assign]
-
-    # AWS: each API call is applied atomically. moto's backends take no locks, so concurrent calls
-    # from threads race: two conditional DynamoDB puts can both "win" (our lease and idempotency
-    # records rely on them), and RDS lists are read while another call changes them.
+    _install_sns_subjects()
+    for cls, name, replacement in patches.values():
+        setattr(cls, name, replacement)
     _serialize(DynamoDBBackend, ("put_item", "update_item", "delete_item"))
-    _serialize(
-        RDSBackend,
-        throttled=True,
-        names=(
-            "describe_db_instances",
-            "create_db_instance_read_replica",
-            "promote_read_replica",
-            "delete_db_instance",
-            "stop_db_instance",
-            "add_tags_to_resource",
-            "modify_db_instance",
-            "create_db_instance",
-            "modify_db_parameter_group",
-            "register_db_proxy_targets",
-            "deregister_db_proxy_targets",
-            "describe_db_proxy_targets",
-            "describe_db_proxies",
-            "describe_db_proxy_target_groups",
-        ),
-    )
+    _serialize(RDSBackend, throttled=True, names=_ATOMIC_RDS)
     return _active
 
 
@@ -287,7 +292,13 @@ def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs
     if db is not None and db.status not in {"available", "storage-optimization"} and "multi_az" in db_kwargs:
         raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} is not in available state (status {db.status}).")
     wanted = db_kwargs.pop("multi_az", None)
+    group = db_kwargs.get("db_parameter_group_name")
     result = _originals["modify"](self, db_instance_identifier, db_kwargs)
+    # AWS (RDS User Guide, "Associating a DB parameter group with a DB instance"): "When you associate a new DB
+    # parameter group with a DB instance, the modified static and dynamic parameters are applied only after the DB
+    # instance is rebooted" (DBParameterGroupStatus: pending-reboot). moto shows every group in-sync.
+    if db is not None and group:
+        db.parameter_apply_status = "pending-reboot"  # type: ignore[attr-defined]
     if db is None or wanted is None or bool(wanted) == bool(db.multi_az):
         return result
     db.status = "modifying"
@@ -298,6 +309,61 @@ def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs
 
     _active.later(_active.multi_az_seconds, done)
     return result
+
+
+def _reboot_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+    # AWS (RebootDBInstance; User Guide, "Rebooting a DB instance"): the instance must be available; "the DB instance
+    # status is set to rebooting" meanwhile, and a parameter group pending reboot is applied. moto changes nothing.
+    if db_instance_identifier not in self.databases:
+        raise DBInstanceNotFoundError(db_instance_identifier)
+    db = self.databases[db_instance_identifier]
+    if db.status != "available":
+        raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} is not in available state (status {db.status}).")
+    db.status = "rebooting"
+
+    def done() -> None:
+        db.status = "available"
+        db.parameter_apply_status = "in-sync"  # type: ignore[attr-defined]
+
+    _active.later(_active.reboot_seconds, done)
+    return db
+
+
+# AWS (API reference, CopyDBParameterGroup, TargetDBParameterGroupIdentifier): "Must contain from 1 to 255 letters,
+# numbers, or hyphens; First character must be a letter; Can't end with a hyphen or contain two consecutive hyphens".
+_GROUP_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,254}(?<!-)$")
+
+
+def _copy_db_parameter_group(self: RDSBackend, **params: Any) -> Any:
+    target = str(params.get("target_db_parameter_group_identifier") or "")
+    if not _GROUP_IDENTIFIER.match(target):
+        raise InvalidParameterValueError(
+            f"Invalid DB parameter group identifier {target!r}: 1-255 letters, numbers or hyphens, a letter first, no trailing or double hyphen."
+        )
+    return _originals["copy_parameters"](self, **params)
+
+
+def _install_sns_subjects() -> None:
+    """AWS (API reference, Publish, Subject): "Subjects must be UTF-8 text with no line breaks or control characters,
+    and less than 100 characters long." moto refuses only more than 100 (its issue 1503 reports AWS taking exactly 100:
+    the documented bound is the one kept here, and the one rds-ha's notifier keeps)."""
+    original = SNSBackend.publish
+    _originals["sns.publish"] = original
+
+    def publish(self: SNSBackend, message: str, *args: Any, **kwargs: Any) -> Any:
+        subject = kwargs.get("subject")
+        if subject is not None and (len(subject) >= 100 or any(ord(c) < 32 or ord(c) == 127 for c in subject)):
+            raise SnsInvalidParameterValue("Subject must be less than 100 characters, with no line breaks or control characters")
+        return original(self, message, *args, **kwargs)
+
+    SNSBackend.publish = publish  # type: ignore[method-assign]
+
+
+def _parameter_group_status(self: DBInstance) -> list[Any]:
+    """DBParameterGroups as DescribeDBInstances shows them: each instance's own ParameterApplyStatus (moto sets
+    in-sync on the shared group object)."""
+    status = getattr(self, "parameter_apply_status", "in-sync")
+    return [SimpleNamespace(DBParameterGroupName=g.name, ParameterApplyStatus=status) for g in self.db_parameter_groups()]
 
 
 def _describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
@@ -403,6 +469,18 @@ def _refuse_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> None:
         raise InvalidParameterCombinationError(
             f"The source DB instance {source.db_instance_identifier} is in a VPC: a cross-Region read replica needs DBSubnetGroupName "
             f"(a DB subnet group of {self.region_name})."
+        )
+    # AWS (API reference, CreateDBInstanceReadReplica, DBParameterGroupName): "Specifying a parameter group for this
+    # operation is only supported for MySQL DB instances for cross-Region read replicas, for Multi-AZ DB cluster read
+    # replica instances, for Db2 DB instances, and for Oracle DB instances. It isn't supported for MySQL DB instances
+    # for same Region read replicas or for RDS Custom." moto takes it for any engine.
+    engine = str(getattr(source, "engine", "") or "")
+    allowed = engine.startswith(("oracle", "db2")) or (engine == "mysql" and cross_region)
+    if db_kwargs.get("db_parameter_group_name") and not allowed:
+        where = "a cross-Region" if cross_region else "a same-Region"
+        raise InvalidParameterCombinationError(
+            f"A DB parameter group cannot be specified for {where} {engine} read replica: RDS associates the source's group "
+            "(ModifyDBInstance DBParameterGroupName associates another one afterwards)."
         )
 
 

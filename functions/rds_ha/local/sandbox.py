@@ -101,9 +101,10 @@ def create_cluster(
     )
     for rid, (az, lag) in replicas.items():
         extra = [{"Key": k, "Value": v} for k, v in (tags or {}).get(rid, {}).items()]
-        rds.create_db_instance_read_replica(
-            DBInstanceIdentifier=rid, SourceDBInstanceIdentifier=primary, AvailabilityZone=az, Tags=member + extra, **group(rid)
-        )
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=rid, SourceDBInstanceIdentifier=primary, AvailabilityZone=az, Tags=member + extra)
+        if own_parameter_groups:  # as RDS has it done: a replica takes its source's group; another is associated, then a reboot
+            rds.modify_db_instance(DBInstanceIdentifier=rid, ApplyImmediately=True, **group(rid))
+            rds.reboot_db_instance(DBInstanceIdentifier=rid)
         if lag is not None:
             put_lag(clients, rid, lag, now - timedelta(seconds=30), region)
     r53 = clients.client("route53", region)

@@ -10,6 +10,7 @@ from ..actions import (
 )
 from ..models import AVAILABLE, Instance, LagReading, Record, Topology
 from .candidates import fmt
+from .redundancy import own_group_pending
 
 
 def diff_records(existing: tuple[Record, ...], desired: list[Record]) -> tuple[RecordChange, ...]:
@@ -59,6 +60,8 @@ def reader_verdicts(topo: Topology, primary: Instance, exclude: frozenset[str]) 
             reason = "fenced"
         elif replica.status != AVAILABLE:
             reason = f"status {replica.status}"
+        elif (pending := own_group_pending(topo, replica)) is not None:
+            reason = pending
         elif not replica.endpoint:
             reason = "no endpoint yet"
         elif replica.region != primary.region:

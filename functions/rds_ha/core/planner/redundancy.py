@@ -5,9 +5,11 @@ from __future__ import annotations
 from ... import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
 from ..actions import (
     CreateReplica,
+    OwnParameterGroup,
+    parameter_group_of,
 )
 from ..config import CrossRegionReplicas
-from ..models import TERMINAL_STATUSES, Instance, Topology
+from ..models import AVAILABLE, TERMINAL_STATUSES, Instance, Topology
 
 
 def replica_name(topo: Topology, suffix: str, taken: set[str]) -> str:
@@ -74,6 +76,45 @@ def redundancy(
             why = f"{primary.id} has {len(have)} replica(s) in {other.region}, replicas.cross_region asks for {other.count}"
             actions.append(remote_replica(topo, primary, other.region, other, name, why, tags))
     return actions
+
+
+def own_groups(topo: Topology, primary: Instance) -> list[OwnParameterGroup]:
+    """With a write fence configured, each replica rds-ha created in the primary's region gets its own copy of the
+    parameter group it inherited: associated once it is available, then applied by a reboot (RDS applies a newly
+    associated group only after the instance reboots: User Guide, "Associating a DB parameter group with a DB
+    instance"). Until then it does not serve reads (dns.reader_verdicts)."""
+    if topo.cluster.switchover.fence is None:
+        return []
+    out = []
+    for replica in topo.replicas_of(primary.id):
+        if not _created_by_us(topo, replica) or replica.region != primary.region or replica.status != AVAILABLE:
+            continue
+        group, own = replica.parameter_group, parameter_group_of(replica.id)
+        if group != own and group and not group.startswith("default."):
+            why = f"a write fence on {primary.id} must never reach {replica.id}: {group} is {primary.id}'s group"
+            out.append(OwnParameterGroup(reason=why, instance=replica.id, group=own, source_group=group))
+        elif group == own and replica.parameter_apply_status == "pending-reboot":
+            why = f"RDS applies {own} to {replica.id} at its next reboot (ParameterApplyStatus pending-reboot)"
+            out.append(OwnParameterGroup(reason=why, instance=replica.id, group=own))
+    return out
+
+
+def own_group_pending(topo: Topology, replica: Instance) -> str | None:
+    """Why a replica rds-ha created under a write fence does not serve yet: its own group is not applied (or None)."""
+    if topo.cluster.switchover.fence is None or not _created_by_us(topo, replica):
+        return None
+    group, own = replica.parameter_group, parameter_group_of(replica.id)
+    if not group or group.startswith("default."):
+        return None
+    if group != own:
+        return f"its own parameter group {own} is not associated yet"
+    if replica.parameter_apply_status not in (None, "in-sync"):
+        return f"its own parameter group is {replica.parameter_apply_status}"
+    return None
+
+
+def _created_by_us(topo: Topology, replica: Instance) -> bool:
+    return replica.cluster_tag == topo.cluster.name and TAG_CREATED_BY in replica.tags
 
 
 def own_group_from(topo: Topology, source: Instance) -> str | None:

@@ -11,7 +11,7 @@ from ..actions import (
 from ..models import AVAILABLE, Topology
 from .dns import dns_actions, reader_verdicts
 from .proxy import proxy_move
-from .redundancy import no_replicas_of, redundancy
+from .redundancy import no_replicas_of, own_groups, redundancy
 from .retire import due_retirements
 
 
@@ -34,6 +34,10 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
         reasons.append("the proxy's target group drifted from the primary")
         actions += proxy
     if primary.status == AVAILABLE:
+        own = own_groups(topo, primary)
+        if own:
+            reasons.append("replicas without their own parameter group")
+            actions += own
         creates = redundancy(topo, primary, None, suffix, "rds-ha reconcile")
         refused = no_replicas_of(primary) if creates else None
         if refused:

@@ -27,7 +27,7 @@ from ..models import AVAILABLE, NEVER_WRITABLE, TERMINAL_STATUSES, WRITABLE, Ins
 from .dns import dns_actions
 from .fence import fence_parameter, lift_if_held, plan_fence, refreeze
 from .proxy import proxy_move, proxy_waiting
-from .redundancy import live_replicas, no_replicas_of, redundancy
+from .redundancy import live_replicas, no_replicas_of, own_groups, redundancy
 
 __all__ = ["WRITABLE", "outline", "plan_workflow"]
 
@@ -139,6 +139,7 @@ def _restoring(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
         why = f"{new.id} is the primary: a second failure must be seen"
         actions.append(RetargetAlarms(reason=why, alarms=tuple(cfg.alarms.failover), old=wf.old_primary, new=new.id))
     ready = [r for r in live_replicas(topo, new) if r.status == AVAILABLE]
+    actions += own_groups(topo, new)
     waiting: list[str] = []
     for part in (_replicas(topo, wf, new, old, ready), _orphans(topo, wf, ready), _stop_old(topo, old)):
         actions += part[0]

@@ -202,7 +202,13 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
             # (the final snapshot), on the instance and the snapshot.
             db = _rds_db(region, params["DBInstanceIdentifier"])
             snapshot = Resource("snapshot", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:snapshot:{params['FinalDBSnapshotIdentifier']}")
-            return one(db) + [Request(fn, "rds:CreateDBSnapshot", (db, snapshot), _freeze({}))]
+            out = one(db) + [Request(fn, "rds:CreateDBSnapshot", (db, snapshot), _freeze({}))]
+            source = _rds_instance(region, params["DBInstanceIdentifier"])[2]
+            if source is not None and getattr(source, "copy_tags_to_snapshot", False):
+                # Since 2024, a final snapshot of an instance with CopyTagsToSnapshot is tagged as the caller: rds:AddTagsToResource.
+                tags = _tags_ctx([{"Key": t["Key"], "Value": t["Value"]} for t in source.tags])
+                out.append(Request(fn, "rds:AddTagsToResource", (snapshot,), _freeze(tags)))
+            return out
         if name == "ModifyDBInstance" and params.get("DBParameterGroupName"):
             # Service Authorization Reference: ModifyDBInstance acts on db (required) and on the pg it names.
             return one(_rds_db(region, params["DBInstanceIdentifier"]), _rds_pg(region, params["DBParameterGroupName"]))

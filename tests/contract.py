@@ -135,8 +135,8 @@ def problems(sent: Iterable[tuple[str, str]], ledger: Mapping[str, Mapping[str, 
     if whole:
         seen = set(sent)
         for operation, params in ledger.items():
-            for parameter in params:
-                if (operation, parameter) not in seen:
+            for parameter, entry in params.items():
+                if (operation, parameter) not in seen and not entry.get("sent_by"):
                     out.append(f"{operation} {parameter}: in the ledger, but the suite no longer sends it (remove the entry)")
     return out
 

@@ -44,7 +44,9 @@ def test_no_eligible_candidate_gives_each_replicas_verdict_as_the_dry_run_does(a
     code, reasons, verdict = _check(capsys, "orders")
     assert code == 3 and verdict["eligible_candidates"] == 0
     assert reasons == ["no replica qualifies for promotion (orders-db-r1: lag 50s > max 30s; orders-db-r2: lag 45s > max 30s)"]
-    aws.rds().stop_db_instance(DBInstanceIdentifier="orders-db")  # the dry run judges candidates once the primary is down
+    from rds_ha.local.moto_fidelity import set_status
+
+    set_status("orders-db", "failed")  # the dry run judges candidates once the primary is down
     assert run("failover", "orders", "--dry-run") == 3
     dry = capsys.readouterr().out
     assert all(c["reason"] in dry for c in verdict["candidates"]), dry  # the same sentences

@@ -483,7 +483,14 @@ def retarget_alarms(ex: Runner, topo: Topology, state: ClusterState, action: Ret
 
 
 def stop_instance(ex: Runner, topo: Topology, state: ClusterState, action: StopInstance) -> ClusterState:
-    ex.rds.stop(_region(topo, action), action.instance)
+    """Stop a fenced old primary, its deletion protection lifted first: RDS cannot modify a stopped instance, so
+    retire could never lift it afterwards (the fence tag, not the protection, is what keeps it out of use)."""
+    region, current = _region(topo, action), topo.instances.get(action.instance)
+    if current is not None and current.deletion_protection:
+        ex.rds.set_deletion_protection(region, action.instance, False)
+        why = f"deletion protection of {action.instance} lifted before it is stopped"
+        ex.recorder.history(topo.cluster.name, "protection_lifted", why, instance=action.instance)
+    ex.rds.stop(region, action.instance)
     ex.recorder.history(topo.cluster.name, "old_primary_stopped", f"{action.describe()}: {action.reason}", instance=action.instance)
     return state
 

@@ -124,7 +124,9 @@ def fail(
     folder: DirOption = DEFAULT_DIR,
     as_json: JsonOption = False,
 ) -> None:
-    """Stop INSTANCE: the lab's CloudWatch then puts the alarm watching it into ALARM, as a lost primary's."""
+    """Fail INSTANCE (RDS shows it `failed`): the lab's CloudWatch then puts the alarm watching it into ALARM, as a lost
+    primary's. A failure happens inside AWS, not through its API (RDS stops no instance that has read replicas): the
+    lab's own process fails it, asked through its directory."""
     info = _info(folder)
     if info is None:
         raise RdsHaError(f"no lab is running from {folder}: rds-ha lab up --dir {folder}")
@@ -133,10 +135,17 @@ def fail(
     session = boto3.session.Session(aws_access_key_id="lab", aws_secret_access_key="lab", region_name=REGION)  # noqa: S106 # nosec B106
     rds = session.client("rds", endpoint_url=info["endpoint"])
     try:
-        rds.stop_db_instance(DBInstanceIdentifier=instance)
+        rds.describe_db_instances(DBInstanceIdentifier=instance)
     except rds.exceptions.ClientError as exc:
         raise RdsHaError(f"lab fail {instance}: {exc}") from exc
-    said = f"{instance} stopped; its alarm goes into ALARM and is delivered to FailoverFunction within 2 s: rds-ha status orders"
+    (folder / f"fail-{instance}").write_text("")
+    for _ in range(100):  # the lab looks every second
+        if rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]["DBInstanceStatus"] == "failed":
+            break
+        time.sleep(0.1)
+    else:
+        raise RdsHaError(f"lab fail {instance}: the lab did not fail it within 10 s (see {folder / 'lab.log'})")
+    said = f"{instance} failed; its alarm goes into ALARM and is delivered to FailoverFunction within 2 s: rds-ha status orders"
     print(json.dumps({"outcome": "done", "reason": said})) if as_json else out.print(said)
 
 
@@ -208,7 +217,7 @@ def serve(folder: Path, port: int, promote_seconds: float, replica_seconds: floa
     (folder / "ready").write_text("")
     _log(f"lab up on port {port}: promotion {promote_seconds:g}s, replica creation {replica_seconds:g}s, reconcile every {tick:g}s")
     try:
-        _around(svc, clients, clock, fidelity, tick, stop)
+        _around(svc, clients, clock, fidelity, tick, stop, folder)
     finally:
         runtime.reset()
         server.stop()
@@ -216,10 +225,11 @@ def serve(folder: Path, port: int, promote_seconds: float, replica_seconds: floa
         _log("lab down")
 
 
-def _around(svc: Any, clients: Any, clock: Any, fidelity: Any, tick: float, stop: threading.Event) -> None:
-    """What AWS would do around the functions: deliver alarms, run the schedule, publish ReplicaLag."""
+def _around(svc: Any, clients: Any, clock: Any, fidelity: Any, tick: float, stop: threading.Event, folder: Path) -> None:
+    """What AWS would do around the functions: fail what `lab fail` asks, deliver alarms, run the schedule, publish
+    ReplicaLag."""
     from ..handlers import failover, reconcile
-    from ..local import samples, sandbox
+    from ..local import moto_fidelity, samples, sandbox
 
     cw = clients.client("cloudwatch", REGION)
     rds = clients.client("rds", REGION)
@@ -228,6 +238,10 @@ def _around(svc: Any, clients: Any, clock: Any, fidelity: Any, tick: float, stop
     while not stop.wait(1.0):
         fidelity.settle()
         now = time.monotonic()
+        for request in folder.glob("fail-*"):
+            request.unlink(missing_ok=True)
+            moto_fidelity.set_status(request.name.removeprefix("fail-"), "failed")
+            _log(f"lab: {request.name.removeprefix('fail-')} failed (rds-ha lab fail)")
         try:
             if now - last_lag >= 30:
                 last_lag = now

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
@@ -289,6 +289,9 @@ def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs
     # AWS: a Multi-AZ change keeps the instance `modifying` while the standby is built (or
     # removed); MultiAZ flips when it is done. moto flips it at once and stays `available`.
     db = self.find_db_from_id(db_instance_identifier) if db_instance_identifier in self.databases else None
+    # AWS (RDS User Guide, "Stopping an Amazon RDS DB instance temporarily"): "You can't modify a stopped DB instance."
+    if db is not None and db.status == "stopped":
+        raise InvalidDBInstanceStateError(f"You can't modify a stopped DB instance ({db_instance_identifier}).")
     if db is not None and db.status not in {"available", "storage-optimization"} and "multi_az" in db_kwargs:
         raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} is not in available state (status {db.status}).")
     wanted = db_kwargs.pop("multi_az", None)
@@ -309,6 +312,17 @@ def _modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs
 
     _active.later(_active.multi_az_seconds, done)
     return result
+
+
+def _restart_stopped(self: RDSBackend) -> None:
+    """RDS starts an instance that has been stopped seven days (records only: the lab's servers stay down)."""
+    if _active.clock is None or _active.backing is not None:
+        return
+    now = _active.clock.now()
+    for db in list(self.databases.values()):
+        stopped = getattr(db, "stopped_at", None)
+        if db.status == "stopped" and stopped is not None and (now - stopped).total_seconds() >= AUTO_START_SECONDS:
+            db.status, db.stopped_at = "available", None  # type: ignore[attr-defined]
 
 
 def _reboot_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
@@ -368,6 +382,7 @@ def _parameter_group_status(self: DBInstance) -> list[Any]:
 
 def _describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:
     _active.settle()
+    _restart_stopped(self)
     return _originals["describe"](self, *args, **kwargs)
 
 
@@ -407,8 +422,19 @@ def _delete_db_instance(
     return db
 
 
+# AWS (API reference, StopDBInstance): "The instance restarts automatically after 7 days."
+AUTO_START_SECONDS = 7 * 24 * 3600
+
+
 def _stop_db_instance(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+    # AWS (RDS User Guide, "Stopping an Amazon RDS DB instance temporarily", limitations): a DB instance that has a read
+    # replica, or that is a read replica, cannot be stopped. moto stops either.
+    current = self.databases.get(db_instance_identifier)
+    if current is not None and (current.is_replica or [r for r in current.replicas if r in self.databases or r.startswith("arn:")]):
+        what = "is a read replica" if current.is_replica else "has read replicas"
+        raise InvalidDBInstanceStateError(f"DB instance {db_instance_identifier} {what}: it cannot be stopped.")
     db = _originals["stop_instance"](self, db_instance_identifier, *args, **kwargs)
+    db.stopped_at = _active.clock.now() if _active.clock is not None else datetime.now(UTC)
     if _active.backing is not None:
         _active.backing.gone(db_instance_identifier)
     return db

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ... import TAG_CLUSTER, TAG_FENCED
-from ..actions import Plan, RetireInstance
-from ..models import Instance, Topology
+from ..actions import Plan, RetireInstance, StopInstance
+from ..models import AVAILABLE, Instance, Topology
 from . import guards
 
 # DeleteDBInstance: "When a DB instance is in a failure state and has a status of failed, incompatible-restore,
@@ -49,6 +49,11 @@ def retire_limitation(topo: Topology, instance: str, final_snapshot: bool) -> st
         return f"{instance} is being deleted already"
     if inst.status not in RETIRABLE:
         return f"{instance} is {inst.status}: retire it once it is available or stopped"
+    if inst.status == "stopped" and inst.deletion_protection:  # "You can't modify a stopped DB instance" (User Guide)
+        return (
+            f"{instance} is stopped with deletion protection, which RDS cannot lift while it is stopped: start it "
+            f"(aws rds start-db-instance --db-instance-identifier {instance}), then retire it"
+        )
     if inst.status in NO_FINAL_SNAPSHOT and final_snapshot:
         return (
             f"{instance} is {inst.status}: RDS deletes an instance in that state only without a final snapshot "
@@ -72,6 +77,24 @@ def due_retirements(topo: Topology) -> list[RetireInstance]:
         why = f"fenced {age:.0f}h ago, past failover.retain_fenced_hours {hours:g}"
         due.append(RetireInstance(reason=why, instance=inst.id, snapshot=snapshot_name(inst, topo.now)))
     return due
+
+
+def due_stops(topo: Topology) -> list[StopInstance]:
+    """With failover.stop_old_primary, a fenced old primary found running is stopped again once nothing replicates from
+    it: RDS starts a stopped instance after seven days (API reference, StopDBInstance: "The instance restarts
+    automatically after 7 days"), and the old primary must not run (and take writes from whoever reaches it)."""
+    if not topo.cluster.failover.stop_old_primary or topo.state.workflow is not None:
+        return []
+    out = []
+    for iid in topo.state.fenced:
+        inst = topo.instances.get(iid)
+        if inst is None or iid == topo.state.primary or inst.is_replica or not inst.fenced or inst.status != AVAILABLE:
+            continue
+        if any(r.status != "deleting" for r in topo.replicas_of(iid)):
+            continue
+        why = f"failover.stop_old_primary is set and {iid} runs again (RDS starts a stopped instance after seven days)"
+        out.append(StopInstance(reason=why, instance=iid))
+    return out
 
 
 def plan_retire(topo: Topology, instance: str, by: str, final_snapshot: bool = True) -> Plan:

@@ -12,7 +12,7 @@ from ..models import AVAILABLE, Topology
 from .dns import dns_actions, reader_verdicts
 from .proxy import proxy_move
 from .redundancy import no_replicas_of, own_groups, redundancy
-from .retire import due_retirements
+from .retire import due_retirements, due_stops
 
 
 def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
@@ -54,6 +54,10 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
         if retire:
             reasons.append("fenced old primaries past failover.retain_fenced_hours")
             actions += retire
+        stops = [s for s in due_stops(topo) if s.instance not in {r.instance for r in retire}]
+        if stops:
+            reasons.append("a fenced old primary runs again")
+            actions += stops
     verdicts = tuple(reader_verdicts(topo, primary, exclude)) if topo.cluster.dns.reader else ()
     return Plan("steady", "; ".join(reasons) or "in sync", tuple(actions), reader=verdicts)
 

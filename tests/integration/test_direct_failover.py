@@ -33,10 +33,14 @@ class Lambda:
 
     def __init__(self, aws: Sandbox) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.dry_runs = 0
         aws.clients.session.events.register("before-send.lambda.Invoke", self._accept)
 
     def _accept(self, request: Any, **_: Any) -> AWSResponse:
         assert "/functions/" + FAILOVER_FUNCTION in request.url or "FailoverFunction" in request.url, request.url
+        if request.headers.get("X-Amz-Invocation-Type") == b"DryRun" or request.headers.get("X-Amz-Invocation-Type") == "DryRun":
+            self.dry_runs += 1  # the probe's once-a-run look at its path (runs nothing)
+            return AWSResponse(request.url, 204, {}, _Raw(b""))
         self.sent.append(json.loads(request.body))
         return AWSResponse(request.url, 202, {}, _Raw(b""))
 
@@ -195,3 +199,150 @@ def test_a_verdict_the_probe_has_since_contradicted_decides_nothing(aws: Sandbox
     later = ProbeVerdict(cluster="orders", primary="orders-db", at=aws.clock.now(), samples=2, evidence="no answer again")
     _primary_healthy(aws, False, aws.clock.now())
     assert failover(probe_verdict_event(later), context())["outcome"] == "complete"
+
+
+def test_a_probe_whose_invoke_cannot_get_through_says_so_and_check_warns(aws: Sandbox, capsys: Any) -> None:
+    """HealthProbeFunction in a VPC without a Lambda endpoint: its verdicts would never reach FailoverFunction. Each
+    run it tries an Invoke DryRun, publishes DirectPathReachable, and `rds-ha check` names the fix."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from .test_cli import run
+
+    secret = aws.clients.client("secretsmanager").create_secret(Name="rds-ha/orders/probe", SecretString=json.dumps({"username": "u", "password": "p"}))
+    build_cluster(aws, extra=PROBE.format(arn=secret["ARN"]))
+    aws.set_alarm("OK")
+
+    fn = Lambda(aws)  # FailoverFunction, first behind no endpoint (clients keep the hooks they were made with)
+    down = [True]
+
+    def unreachable(request: Any, **_: Any) -> None:
+        if down[0]:
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+    aws.clients.session.events.register_first("before-send.lambda.Invoke", unreachable)
+    endpoints = {i: ("127.0.0.1", 9) for i in ("orders-db", "orders-db-r1", "orders-db-r2")}
+    _probe(aws, 1, endpoints=endpoints)
+    capsys.readouterr()
+    run("check", "orders")  # (not ready either way: no probe reading answers here)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the SQL probe cannot invoke FailoverFunction" in out and "com.amazonaws.us-east-1.lambda" in out, out
+
+    down[0] = False  # the endpoint added
+    aws.clock.advance(60)
+    _probe(aws, 1, endpoints=endpoints)
+    assert fn.dry_runs == 1 and fn.sent == []
+    capsys.readouterr()
+    run("check", "orders")
+    assert "cannot invoke FailoverFunction" not in capsys.readouterr().out
+
+
+def test_a_verdict_that_could_not_be_sent_is_sent_again_at_the_next_sample(aws: Sandbox, lab: PgLab) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    _cluster(aws, lab, "postgres")
+    fn = Lambda(aws)
+    refused = [0]
+
+    def once(request: Any, **_: Any) -> None:  # every attempt (botocore retries) of the first verdict's send fails
+        if request.headers.get("X-Amz-Invocation-Type") in (b"Event", "Event") and json.loads(request.body)["detail"]["samples"] == 2:
+            refused[0] += 1
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+    aws.clients.session.events.register_first("before-send.lambda.Invoke", once)
+    lab.server("orders-db").stop("immediate")
+    _probe(aws, 4)
+    assert refused[0] >= 1 and len(fn.sent) == 1, (refused, fn.sent)  # refused at the second sample, sent at the third
+    assert fn.sent[0]["detail"]["samples"] == 3
+
+
+def test_a_primary_read_only_under_the_clusters_own_fence_is_fenced_not_unhealthy(aws: Sandbox, lab: PgLab) -> None:
+    """A fenced switchover makes a MySQL/MariaDB primary read-only on purpose: the probe says so, publishes it as
+    healthy (its alarm stays OK: nobody is paged, FailoverFunction is not invoked) and sends no verdict."""
+    from rds_ha.core.models import Workflow, WriteFence
+
+    _cluster(aws, lab, "mariadb")
+    fn = Lambda(aws)
+    now = aws.clock.now()
+    fence = WriteFence(instance="orders-db", group="orders-db-params", parameter="read_only", previous="0", requested_at=now)
+    wf = Workflow(
+        id="s1",
+        kind="switchover",
+        trigger="switchover by test",
+        started_at=now,
+        failure_time=now,
+        old_primary="orders-db",
+        new_primary="orders-db-r2",
+        fence=fence,
+    )
+    state = aws.state()
+    aws.service.deps.table.put_state(state.model_copy(update={"workflow": wf}))
+    lab.server("orders-db").sql("SET GLOBAL read_only = 1")
+    published: list[dict[str, Any]] = []
+    aws.cw().meta.events.register("provide-client-params.cloudwatch.PutMetricData", lambda params, **_: published.extend(params["MetricData"]))
+    aws.clients.client("cloudwatch", "us-east-1").meta.events.register(
+        "provide-client-params.cloudwatch.PutMetricData", lambda params, **_: published.extend(params["MetricData"])
+    )
+
+    seen = _probe(aws, 2)
+
+    verdict = seen["clusters"]["orders"]
+    assert verdict["healthy"] is True and "under the cluster's own switchover fence" in verdict["reason"], verdict
+    assert fn.sent == []
+    healthy = [d["Value"] for d in published if d["MetricName"] == "PrimaryHealthy"]
+    assert healthy and set(healthy) == {1.0}, healthy
+    # Without the fence, a read-only primary is what it was: unhealthy.
+    aws.service.deps.table.put_state(aws.state().model_copy(update={"workflow": None}))
+    assert _probe(aws, 1)["clusters"]["orders"]["healthy"] is False
+
+
+def _missing_data(aws: Sandbox) -> None:
+    """The primary-down alarm goes to ALARM for want of datapoints (missing data treated as breaching), as
+    CloudWatch records such an evaluation: no recent datapoint."""
+    aws.cw().set_alarm_state(
+        AlarmName="orders-primary-down",
+        StateValue="ALARM",
+        StateReason="Threshold Crossed: no datapoints were received for 1 period and 1 missing datapoint was treated as [Breaching].",
+        StateReasonData=json.dumps({"version": "1.0", "queryDate": aws.clock.now().isoformat(), "recentDatapoints": [], "threshold": 1.0}),
+    )
+
+
+def test_a_metric_absence_alarm_fails_a_probed_primary_over_only_once_the_probe_agrees(aws: Sandbox) -> None:
+    """A CloudWatch delivery gap on a healthy primary puts a missing-data-breaching alarm in ALARM. With the SQL
+    probe deployed, that alone fails nothing over: the probe's word is needed; reconcile decides again each minute."""
+
+    from rds_ha.handlers.reconcile import handler as reconcile
+
+    build_cluster(aws, extra=PROBED)
+    aws.set_alarm("OK")
+    aws.clock.advance(60)
+    _primary_healthy(aws, True, aws.clock.now())
+    aws.clock.advance(5)
+    _missing_data(aws)
+
+    result = failover(alarm_event("eventbridge", aws.clock.now()), context())
+
+    assert result["outcome"] == "deferred" and "for want of datapoints only" in result["reason"] and "found it healthy" in result["reason"], result
+    assert aws.state().primary == "orders-db" and aws.promotions() == ["orders-db"]
+    aws.clock.advance(30)
+    _primary_healthy(aws, False, aws.clock.now())  # the probe now finds it unhealthy too
+    aws.clock.advance(30)
+    reconcile({}, context())
+    assert aws.state().primary != "orders-db", aws.state()
+
+
+def test_a_metric_absence_alarm_with_no_probe_word_waits(aws: Sandbox) -> None:
+    build_cluster(aws, extra=PROBED)
+    aws.set_alarm("OK")
+    aws.clock.advance(60)
+    _missing_data(aws)
+    waits = failover(alarm_event("eventbridge", aws.clock.now()), context())
+    assert waits["outcome"] == "deferred" and "has no recent sample of it" in waits["reason"], waits
+    assert aws.state().primary == "orders-db" and aws.state().workflow is None
+
+
+def test_without_the_probe_a_metric_absence_alarm_fails_over_as_before(aws: Sandbox) -> None:
+    build_cluster(aws)
+    aws.set_alarm("OK")
+    aws.clock.advance(60)
+    _missing_data(aws)
+    assert failover(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "complete"

@@ -190,3 +190,24 @@ def test_apply_refuses_a_proxy_of_another_engine_family_and_names_the_arns_iam_n
     arn = sandbox.create_proxy(aws.clients, name="pg-proxy")
     notes = aws.service.apply([_proxy_config(aws, "pg-proxy")], "orders.yaml", "test")
     assert any(arn in n and ":target-group:" in n and "DBProxyArns" in n for n in notes), notes
+
+
+def test_the_proxy_registers_the_primary_only_in_a_state_rds_proxy_takes(aws: Sandbox) -> None:
+    """RegisterDBProxyTargets takes an RDS instance only AVAILABLE, MODIFYING or BACKING_UP (InvalidDBInstanceState
+    otherwise): a primary configuring its enhanced monitoring, writable as it is, is waited for, not refused at."""
+    from rds_ha.local.moto_fidelity import set_status
+
+    build_cluster(aws, proxy=True)
+    aws.set_alarm("OK")
+    aws.rds().deregister_db_proxy_targets(DBProxyName=sandbox.PROXY, TargetGroupName="default", DBInstanceIdentifiers=["orders-db"])
+    set_status("orders-db", "configuring-enhanced-monitoring")
+
+    reconcile_handler({}, context())
+
+    assert aws.proxy_targets() == []
+    kinds = [h["kind"] for h in aws.service.history("orders")]
+    assert "step_failed" not in kinds and "proxy_moved" not in kinds, kinds
+    set_status("orders-db", "available")
+    aws.clock.advance(60)
+    reconcile_handler({}, context())
+    assert [i for i, _ in aws.proxy_targets()] == ["orders-db"]

@@ -51,3 +51,16 @@ def test_a_target_is_registering_then_available_and_unavailable_once_its_instanc
     set_status("orders-db", "stopped")  # (RDS stops no instance with replicas: as the lab marks a lost instance)
     (target,) = rds.describe_db_proxy_targets(DBProxyName=sandbox.PROXY)["Targets"]
     assert target["TargetHealth"]["State"] == "UNAVAILABLE" and target["TargetHealth"]["Reason"] == "UNREACHABLE"
+
+
+@pytest.mark.parametrize("status", ["configuring-enhanced-monitoring", "configuring-log-exports", "storage-full", "rebooting"])
+def test_rds_registers_an_instance_only_available_modifying_or_backing_up(aws: Sandbox, status: str) -> None:
+    build_cluster(aws, proxy=True)
+    rds = aws.rds()
+    rds.deregister_db_proxy_targets(DBProxyName=sandbox.PROXY, TargetGroupName="default", DBInstanceIdentifiers=["orders-db"])
+    set_status("orders-db", status)
+    with pytest.raises(ClientError) as refused:
+        rds.register_db_proxy_targets(DBProxyName=sandbox.PROXY, TargetGroupName="default", DBInstanceIdentifiers=["orders-db"])
+    assert _code(refused) == "InvalidDBInstanceState" and "needs to be in [AVAILABLE, MODIFYING, BACKING_UP]" in str(refused.value)
+    set_status("orders-db", "backing-up")
+    rds.register_db_proxy_targets(DBProxyName=sandbox.PROXY, TargetGroupName="default", DBInstanceIdentifiers=["orders-db"])

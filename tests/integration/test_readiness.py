@@ -213,3 +213,70 @@ def test_a_down_primary_that_nothing_fails_over_is_never_ready(cli_on_sim_clock:
     code, reasons, verdict = _check(capsys, "orders")
     assert code == 3 and not verdict["ready"], verdict
     assert any("orders-db is failed" in r and "no replica qualifies for promotion" in r for r in reasons), reasons
+
+
+def _west_cloudwatch_down(aws: Sandbox, monkeypatch: Any) -> None:
+    """us-west-2's CloudWatch refuses every metric read (that region in trouble), whichever session asks."""
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.core.exceptions import JsonRESTError
+
+    original = CloudWatchBackend.get_metric_data
+
+    def get_metric_data(self: CloudWatchBackend, *args: Any, **kwargs: Any) -> Any:
+        if self.region_name == "us-west-2":
+            raise JsonRESTError("ServiceUnavailable", "us-west-2 is down in this test")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CloudWatchBackend, "get_metric_data", get_metric_data)
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_dr_regions_cloudwatch_unreadable_stays_that_regions_trouble(aws: Sandbox, capsys: Any, monkeypatch: Any, allow: bool) -> None:
+    """check exits 0 or 3, never 2, when only a DR region's metrics cannot be read; when the candidate that
+    region holds would be needed, the reason names it."""
+    from .test_read_capacity import with_cross_region
+
+    _healthy(aws)
+    with_cross_region(aws, allow=allow)
+    reconcile({}, context())  # the us-west-2 replica
+    _west_cloudwatch_down(aws, monkeypatch)
+
+    code, reasons, verdict = _check(capsys, "orders")
+
+    assert code == 0, (code, reasons)
+    (west,) = [c for c in verdict["candidates"] if c["instance"].startswith("orders-steady")]
+    if allow:  # the candidate there is not judged, and its verdict says why
+        assert not west["eligible"] and "us-west-2's CloudWatch could not be read (" in west["reason"], west
+    # The only candidate there: not ready, and the reason names the region's trouble.
+    aws.put_lag("orders-db-r1", 99.0)
+    aws.put_lag("orders-db-r2", 99.0)
+    aws.clock.advance(60)
+    code, reasons, _ = _check(capsys, "orders")
+    assert code == 3
+    if allow:
+        assert any("us-west-2's CloudWatch could not be read" in r for r in reasons), reasons
+
+
+def test_check_and_apply_say_beforehand_what_a_fence_would_need(aws: Sandbox, capsys: Any) -> None:
+    """An untagged parameter group under switchover.fence (the Lambdas could not lift a fence on it) and a DB
+    parameter group quota nearly used: warnings, the cluster still ready."""
+    from ..fence_sql import FENCE
+
+    _healthy(aws, extra=FENCE, own_parameter_groups=True)
+    rds = aws.rds()
+    arn = "arn:aws:rds:us-east-1:123456789012:pg:orders-db-params"
+    rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["rds-ha:cluster"])
+    aws.fidelity.parameter_group_quota = 4  # 3 used (one per instance)
+
+    code, reasons, verdict = _check(capsys, "orders")
+
+    assert code == 0, reasons
+    (untagged, quota) = verdict["warnings"]
+    assert "parameter group orders-db-params (the primary's, which switchover.fence freezes) lacks the tag rds-ha:cluster=orders" in untagged
+    assert "us-east-1 has 3 of its 4 DB parameter groups: 1 left" in quota
+    assert aws.cfg is not None
+    notes = aws.service.apply([aws.cfg], "orders.yaml", "test")
+    assert sum("warning: parameter group orders-db-params" in n or "warning: us-east-1 has 3 of its 4" in n for n in notes) == 2, notes
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "rds-ha:cluster", "Value": "orders"}])
+    aws.fidelity.parameter_group_quota = 50
+    assert "warnings" not in _check(capsys, "orders")[2]

@@ -374,3 +374,34 @@ def test_an_alarm_still_in_alarm_about_the_primary_before_a_switchover_fails_not
     results = _reconcile_for(aws, 2)
     assert promotes[0] == 0 and aws.state().primary == "orders-db-r2", results
     assert all(r["outcome"] == "steady" for r in results), results
+
+
+def test_deletion_protection_on_the_new_primary_is_applied_again_until_it_holds(aws: Sandbox) -> None:
+    """The new primary's deletion protection (what makes a stale delete of it fail at RDS) is best effort during
+    the failover, which never waits for it; reconcile applies it again until RDS has it."""
+    from types import SimpleNamespace
+
+    build_cluster(aws)
+    rds = aws.clients.client("rds", "us-east-1")
+
+    def refuse(params: Any = None, **_: Any) -> Any:
+        if "DeletionProtection" in str((params or {}).get("body")):
+            parsed = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return SimpleNamespace(status_code=400, headers={}, content=b""), parsed
+        return None
+
+    rds.meta.events.register("before-call.rds.ModifyDBInstance", refuse, unique_id="refuse-protect")
+    handler(alarm_event("eventbridge", aws.clock.now()), context())
+    for _ in range(5):
+        aws.clock.advance(60)
+        reconcile_handler({}, context())
+    new = aws.state().primary
+    assert new != "orders-db" and aws.state().workflow is None
+    assert not aws.instance(new)["DeletionProtection"]  # (every attempt refused so far)
+    rds.meta.events.unregister("before-call.rds.ModifyDBInstance", unique_id="refuse-protect")
+
+    aws.clock.advance(60)
+    reconcile_handler({}, context())
+
+    assert aws.instance(new)["DeletionProtection"]
+    assert "deletion_protection" in aws.history_kinds()

@@ -360,3 +360,98 @@ def test_a_fence_undone_while_the_target_promotes_is_set_again_before_the_writer
     assert len(frozen) == 2 and "again" in frozen[0]["message"], [h["message"] for h in frozen]
     kinds = list(reversed(aws.history_kinds()))
     assert kinds.index("promote_issued") < len(kinds) - 1 - list(reversed(kinds)).index("writes_frozen") < kinds.index("writer_dns"), kinds
+
+
+def _groups(aws: Sandbox) -> set[str]:
+    pages = aws.rds().get_paginator("describe_db_parameter_groups").paginate()
+    return {g["DBParameterGroupName"] for page in pages for g in page["DBParameterGroups"] if not g["DBParameterGroupName"].startswith("default.")}
+
+
+def test_the_parameter_group_rds_ha_made_is_deleted_with_its_replica(aws: Sandbox) -> None:
+    """RDS's default quota is 50 DB parameter groups per region: the copy a replica got goes when the replica goes."""
+    from rds_ha.handlers.scaling import handler as scaling
+
+    from .test_read_capacity import alarm, capacity_cluster
+
+    capacity_cluster(aws, extra=FENCE, own_parameter_groups=True)
+    before = _groups(aws)
+    assert scaling(alarm(aws, "orders-replicas-cpu-high"), context())["outcome"] == "done"
+    for _ in range(2):  # its own group associated, then the reboot
+        reconcile({}, context())
+        aws.clock.advance(60)
+    (added,) = _groups(aws) - before
+    rid = added.removesuffix("-params")
+    assert aws.instance(rid)["DBParameterGroups"][0]["DBParameterGroupName"] == added  # type: ignore[index]
+    aws.clock.advance(900)  # past the scale-out cooldown
+    for replica in ("orders-db-r1", "orders-db-r2"):
+        aws.put_lag(replica, 0.5)
+    aws.put_lag(rid, 20.0)  # the most lagging: scale-in removes it
+    assert scaling(alarm(aws, "orders-replicas-cpu-low"), context())["outcome"] == "done"
+    assert aws.instance(rid) is None
+    reconcile({}, context())
+
+    assert _groups(aws) == before, _groups(aws)  # (the groups the operator made stay)
+    assert "parameter_group_deleted" in aws.history_kinds()
+    assert aws.state().own_groups == {}
+
+
+def test_a_group_still_in_use_is_never_deleted(aws: Sandbox) -> None:
+    """RDS refuses to delete a DB parameter group an instance uses; a group recorded for an instance that is no
+    member (outside the cluster's look) is re-read before the call: it exists, so its group stays, no longer
+    rds-ha's to clean."""
+    build_cluster(aws, extra=FENCE, own_parameter_groups=True)
+    aws.set_alarm("OK")
+    rds = aws.rds()
+    with pytest.raises(rds.exceptions.ClientError, match="InvalidDBParameterGroupState"):
+        rds.delete_db_parameter_group(DBParameterGroupName="orders-db-r1-params")
+    rds.create_db_parameter_group(DBParameterGroupName="orders-x-params", DBParameterGroupFamily="postgres16", Description="x")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-x", DBInstanceClass="db.t3.micro", Engine="postgres", DBParameterGroupName="orders-x-params", AllocatedStorage=20
+    )
+    state = aws.state()
+    aws.service.deps.table.put_state(state.model_copy(update={"own_groups": {"orders-x-params": REGION}}))
+
+    reconcile({}, context())
+
+    assert "orders-x-params" in _groups(aws) and aws.state().own_groups == {}
+    assert "parameter_group_kept" in aws.history_kinds()
+
+
+def test_rds_refuses_a_parameter_group_past_the_quota(aws: Sandbox) -> None:
+    rds = aws.rds()
+    aws.fidelity.parameter_group_quota = 2
+    for name in ("one", "two"):
+        rds.create_db_parameter_group(DBParameterGroupName=name, DBParameterGroupFamily="postgres16", Description=name)
+    with pytest.raises(rds.exceptions.ClientError, match="DBParameterGroupQuotaExceeded"):
+        rds.copy_db_parameter_group(SourceDBParameterGroupIdentifier="one", TargetDBParameterGroupIdentifier="three", TargetDBParameterGroupDescription="3")
+    quotas = {q["AccountQuotaName"]: q for q in rds.describe_account_attributes()["AccountQuotas"]}
+    assert quotas["DBParameterGroups"]["Used"] == 2 and quotas["DBParameterGroups"]["Max"] == 2
+
+
+def test_an_unplanned_failover_freezes_the_old_primarys_writes_after_its_promotion(fenced: Sandbox) -> None:
+    """A primary-down alarm on a primary that is in fact alive (a metric gap): the failover also freezes the old
+    primary through its own group, issued after the promotion (never before it), so it stops acknowledging writes
+    the promoted replica will never have. The old primary stays frozen: it is fenced."""
+    aws = fenced
+    aws.set_alarm("ALARM")
+    assert failover(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "complete"
+    assert parameter(aws, "orders-db-params") == "1"
+    kinds = aws.history_kinds()
+    assert kinds.index("promote_issued") > kinds.index("writes_frozen"), kinds  # (newest first)
+    assert aws.state().primary == "orders-db-r2"
+
+
+def test_an_unplanned_failover_whose_promotion_fails_gives_the_old_primary_its_writes_back(fenced: Sandbox) -> None:
+    aws = fenced
+    aws.fidelity.failed_promotions["orders-db-r2"] = "failed"
+    aws.fidelity.promote_seconds = 30
+    aws.set_alarm("ALARM")
+    failover(alarm_event("eventbridge", aws.clock.now()), context(timeout=20))
+    assert parameter(aws, "orders-db-params") == "1"  # frozen alongside the promotion
+    aws.set_alarm("OK")  # (the metric is back: no second failover follows the give-back)
+    for _ in range(3):
+        aws.clock.advance(60)
+        reconcile({}, context())
+    state = aws.state()
+    assert state.primary == "orders-db" and state.workflow is None, state
+    assert parameter(aws, "orders-db-params") == "0"  # its value before the freeze, put back

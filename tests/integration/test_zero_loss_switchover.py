@@ -67,9 +67,9 @@ def _target(aws: Sandbox, lab: PgLab) -> Callable[[], tuple[str, int, str]]:
     return target
 
 
-def _switch_over(aws: Sandbox, lab: PgLab, app: App, cfg: ClusterConfig, engine: str) -> tuple[ClientReport, Any]:
-    """A switchover while a client writes numbered rows through the writer name as fast as it can; the
-    workflow driven to its end (the schedule's reconciles); what the client saw."""
+def _under_writes(aws: Sandbox, lab: PgLab, app: App, cfg: ClusterConfig, engine: str, act: Callable[[], Any]) -> tuple[ClientReport, Any]:
+    """`act` (a switchover, a failover) while a client writes numbered rows through the writer name as fast as it
+    can; the workflow driven to its end (the schedule's reconciles); what the client saw, and what `act` returned."""
     client = WriteProbe(engine, Credentials(APP_USER, APP_PASSWORD), CLIENT, "postgres" if engine == "postgres" else "app", _target(aws, lab))
     client.prepare()
     stop = threading.Event()
@@ -77,7 +77,7 @@ def _switch_over(aws: Sandbox, lab: PgLab, app: App, cfg: ClusterConfig, engine:
     thread.start()
     time.sleep(0.5)
     lab.publish_lag(aws.clients, datetime.now(UTC))
-    result = app.switchover(cfg, None, "test", datetime.now(UTC) + timedelta(seconds=60))
+    result = act()
     time.sleep(0.5)
     stop.set()
     thread.join(timeout=30)
@@ -89,6 +89,10 @@ def _switch_over(aws: Sandbox, lab: PgLab, app: App, cfg: ClusterConfig, engine:
         time.sleep(0.2)
     assert app.state(cfg).workflow is None, app.history(cfg.name)[:5]
     return client.report(), result
+
+
+def _switch_over(aws: Sandbox, lab: PgLab, app: App, cfg: ClusterConfig, engine: str) -> tuple[ClientReport, Any]:
+    return _under_writes(aws, lab, app, cfg, engine, lambda: app.switchover(cfg, None, "test", datetime.now(UTC) + timedelta(seconds=60)))
 
 
 @pytest.mark.parametrize("engine", ["postgres", "mariadb"])
@@ -157,3 +161,35 @@ def test_a_drilled_switchover_reports_no_acknowledged_write_lost_and_the_fence_t
     assert report["outcome"] == "complete" and report["client"]["verified"] and report["client"]["lost_writes"] == 0, report["client"]
     assert [m["kind"] for m in report["milestones"]][:4] == ["started", "writes_frozen", "writes_sealed", "promote_issued"]
     assert 0 < report["write_downtime_seconds"] < 30, report["write_downtime_seconds"]
+
+
+def _fail_over_healthy(aws: Sandbox, lab: PgLab, app: App, cfg: ClusterConfig, engine: str) -> ClientReport:
+    """An unplanned failover of a primary that is alive (what a metric gap or a drill of a healthy primary does)."""
+    import uuid
+
+    from rds_ha.core.planner import FailoverRequest
+
+    def fail_over() -> Any:
+        now = datetime.now(UTC)
+        request = FailoverRequest(trigger="test", failure_time=now, workflow_id=uuid.uuid4().hex[:6], automatic=False, allow_healthy_primary=True)
+        return app.failover(cfg, request, now + timedelta(seconds=60))
+
+    seen, _ = _under_writes(aws, lab, app, cfg, engine, fail_over)
+    assert app.state(cfg).primary != "orders-db", app.history(cfg.name)[:8]
+    return seen
+
+
+@pytest.mark.parametrize("fenced", [True, False])
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_an_unplanned_failover_of_a_live_primary_freezes_it_and_loses_fewer_writes(aws: Sandbox, lab: PgLab, engine: str, fenced: bool) -> None:
+    """The freeze an unplanned failover issues after its promotion (switchover.fence configured) stops the old
+    primary acknowledging writes the promoted replica never gets. Measured (FIGURE lines, BENCHMARKS.md): with it the
+    old primary ends read-only; writes it took between the promotion and the freeze are still lost."""
+    app, cfg = _cluster(aws, lab, engine, fenced=fenced)
+    seen = _fail_over_healthy(aws, lab, app, cfg, engine)
+    print(f"\nFIGURE {engine} unplanned {'freeze' if fenced else 'no-freeze'} lost={seen.lost_writes} acked={seen.acknowledged}")
+    assert seen.verified and seen.acknowledged > 10, seen
+    from ..fence_sql import parameter
+
+    frozen = parameter(aws, "orders-db-params", "default_transaction_read_only" if engine == "postgres" else "read_only")
+    assert (frozen == "1") == fenced, (frozen, app.history(cfg.name)[:8])  # the old primary takes no write after the freeze

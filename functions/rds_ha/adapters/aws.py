@@ -45,6 +45,8 @@ MUTATING = {
             "RebootDBInstance",
             "ModifyDBParameterGroup",
             "CopyDBParameterGroup",
+            "DeleteDBParameterGroup",
+            "RemoveTagsFromResource",
             "RegisterDBProxyTargets",
             "DeregisterDBProxyTargets",
         }

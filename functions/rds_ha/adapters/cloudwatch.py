@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ _ERRORS = (ClientError, BotoCoreError)
 _MAX_QUERIES = 500  # GetMetricData's limit per call
 _MAX_DATUMS = 1000  # PutMetricData's limit per call
 PROBE_NAMESPACE = "rds-ha"
+# The probe's answer to "would a verdict reach FailoverFunction?" (its Invoke DryRun), per cluster with probe.direct_failover.
+DIRECT_PATH_METRIC = "DirectPathReachable"
 # The probe's replica metrics a failover reads (ReplicationBroken comes with every answered check).
 PROBE_REPLICA_METRICS = ("ReplicationBroken", "ReplicaLagSeconds", "ReplicaLagBytes")
 PROBE_PERIOD = 10  # high-resolution metrics are kept at 10 s or finer for 3 hours
@@ -43,6 +46,21 @@ def _engine_readings(seen: Mapping[Any, list[tuple[datetime, float]]], ids: Iter
 
 def _rds_lag(iid: str) -> dict[str, Any]:
     return {"Namespace": "AWS/RDS", "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": iid}]}
+
+
+def _missing_data(alarm: Mapping[str, Any]) -> bool:
+    """An alarm in ALARM on missing data: it treats missing data as breaching, and its state reason's data lists no
+    recent datapoint (StateReasonData's recentDatapoints, as CloudWatch writes it for a metric alarm's evaluation)."""
+    if alarm.get("StateValue") != "ALARM" or alarm.get("TreatMissingData") != "breaching":
+        return False
+    try:
+        data = json.loads(alarm.get("StateReasonData") or "{}")
+    except ValueError:
+        data = {}
+    recent = data.get("recentDatapoints") if isinstance(data, dict) else None
+    if isinstance(recent, list):
+        return not recent
+    return "no datapoints" in str(alarm.get("StateReason", "")).lower()
 
 
 def _probe_metric(name: str, cluster: str, iid: str) -> dict[str, Any]:
@@ -220,6 +238,38 @@ class CloudWatchAdapter:
             raise translate(exc, f"put probe metrics of {sample.cluster}") from exc
         return len(data)
 
+    def put_direct_path(self, region: str, cluster: str, reachable: bool, at: datetime) -> None:
+        """DirectPathReachable (namespace rds-ha, dimension cluster): 1 when the probe's Invoke DryRun of
+        FailoverFunction was accepted, 0 when not."""
+        datum = {
+            "MetricName": DIRECT_PATH_METRIC,
+            "Dimensions": [{"Name": "cluster", "Value": cluster}],
+            "Timestamp": at,
+            "Value": 1.0 if reachable else 0.0,
+            "Unit": "Count",
+        }
+        try:
+            self._clients.client("cloudwatch", region).put_metric_data(Namespace=PROBE_NAMESPACE, MetricData=[datum])
+        except _ERRORS as exc:
+            raise translate(exc, f"put {DIRECT_PATH_METRIC} of {cluster}") from exc
+
+    def direct_path(self, region: str, cluster: str, start: datetime, end: datetime) -> bool | None:
+        """The latest DirectPathReachable of `cluster` in [start, end]: None when the probe published none."""
+        query = {
+            "Id": "direct",
+            "MetricStat": {
+                "Metric": {"Namespace": PROBE_NAMESPACE, "MetricName": DIRECT_PATH_METRIC, "Dimensions": [{"Name": "cluster", "Value": cluster}]},
+                "Period": 60,
+                "Stat": "Minimum",
+            },
+        }
+        try:
+            found = self._clients.client("cloudwatch", region).get_metric_data(MetricDataQueries=[query], StartTime=start, EndTime=end + timedelta(seconds=60))
+        except _ERRORS as exc:
+            raise translate(exc, f"read {DIRECT_PATH_METRIC} of {cluster}") from exc
+        values = next((r.get("Values") or [] for r in found.get("MetricDataResults", [])), [])
+        return bool(values[0]) if values else None
+
     def retarget_alarm(self, region: str, name: str, old: str, new: str) -> bool:
         """Point the metric alarm `name` at instance `new` wherever it watches `old` (its DBInstanceIdentifier
         dimension, also inside metric math), keeping its name and every other setting. PutMetricAlarm on an
@@ -253,7 +303,7 @@ class CloudWatchAdapter:
                     # StateTransitionedTimestamp: when the state last changed value. StateUpdatedTimestamp also
                     # moves on evaluation updates within the same state: one transition would look like two.
                     at = alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")
-                    out[alarm["AlarmName"]] = AlarmStatus(alarm["AlarmName"], alarm["StateValue"], at, dims)
+                    out[alarm["AlarmName"]] = AlarmStatus(alarm["AlarmName"], alarm["StateValue"], at, dims, _missing_data(alarm))
         except _ERRORS as exc:
             raise translate(exc, "describe alarms") from exc
         return out

@@ -50,6 +50,16 @@ class Hooks:
         except (ClientError, BotoCoreError) as exc:
             raise HookError(str(translate(exc, f"invoke hook {arn}"))) from exc
 
+    def reachable(self, arn: str) -> str | None:
+        """Whether an invoke of the function would be accepted from here (Invoke with InvocationType DryRun: Lambda
+        checks the caller's permission and the function, and runs nothing): None, or why not. From inside a VPC
+        the Lambda API needs an interface endpoint (com.amazonaws.REGION.lambda) or a NAT."""
+        try:
+            self._client(arn, 10).invoke(FunctionName=arn, InvocationType="DryRun")
+        except (ClientError, BotoCoreError) as exc:
+            return str(translate(exc, f"invoke {arn} (DryRun)"))
+        return None
+
     def exists(self, arn: str) -> bool:
         """Whether the hook's function exists (lambda:GetFunction; the operator's CLI, not the functions)."""
         try:

@@ -134,6 +134,39 @@ class RdsAdapter:
         except BotoCoreError as exc:
             raise translate(exc, f"copy parameter group {source} to {target}") from exc
 
+    def tags(self, region: str, arn: str) -> dict[str, str]:
+        """The tags of an RDS resource (ListTagsForResource)."""
+        try:
+            listed = self._rds(region).list_tags_for_resource(ResourceName=arn)["TagList"]
+        except _ERRORS as exc:
+            raise translate(exc, f"list the tags of {arn}") from exc
+        return {t["Key"]: t["Value"] for t in listed}
+
+    def quota(self, region: str, name: str) -> tuple[int, int] | None:
+        """An RDS account quota in `region` as (used, max) (DescribeAccountAttributes); None if RDS lists no such quota."""
+        try:
+            quotas = self._rds(region).describe_account_attributes()["AccountQuotas"]
+        except _ERRORS as exc:
+            raise translate(exc, "read the account's RDS quotas") from exc
+        found = next((q for q in quotas if q.get("AccountQuotaName") == name), None)
+        return (int(found["Used"]), int(found["Max"])) if found is not None else None
+
+    def delete_parameter_group(self, region: str, group: str) -> str:
+        """Delete a DB parameter group: "deleted", "gone" (there was none), or "in use" (RDS refuses a group an
+        instance still uses: InvalidDBParameterGroupState)."""
+        try:
+            self._rds(region).delete_db_parameter_group(DBParameterGroupName=group)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "DBParameterGroupNotFound":
+                return "gone"
+            if code == "InvalidDBParameterGroupState":
+                return "in use"
+            raise translate(exc, f"delete parameter group {group}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"delete parameter group {group}") from exc
+        return "deleted"
+
     def promote(self, region: str, instance_id: str, backup_retention: int) -> None:
         try:
             self._rds(region).promote_read_replica(DBInstanceIdentifier=instance_id, BackupRetentionPeriod=backup_retention)

@@ -111,13 +111,17 @@ class App:
         from .probe import HealthProbe  # the database drivers load with the probe only
 
         function = self.deps.settings.failover_function
+        reach: Callable[[], str | None] | None = None
         if trigger is None and function:
             hooks = Hooks(self.deps.clients)
 
             def trigger(event: dict[str, Any]) -> None:
                 hooks.tell(function, event)
 
-        return HealthProbe(self.deps, endpoints=endpoints, publish=publish, trigger=trigger)
+            def reach() -> str | None:
+                return hooks.reachable(function)
+
+        return HealthProbe(self.deps, endpoints=endpoints, publish=publish, trigger=trigger, reach=reach)
 
     # -- lookups -------------------------------------------------------------------------------
     def clusters(self) -> list[ClusterConfig]:

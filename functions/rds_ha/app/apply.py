@@ -17,6 +17,7 @@ from ..core.config import ClusterConfig, claim_conflicts, foreign_accounts, outs
 from ..core.errors import ConfigError
 from ..core.models import AlarmStatus, ClusterState, Instance
 from ..core.planner import no_replicas_of
+from . import preflight
 from .deps import Deps
 
 # RDS Proxy's EngineFamily for each RDS engine (MariaDB is served as MYSQL).
@@ -119,6 +120,7 @@ class Apply:
                 found.problems.append(f"cluster {cfg.name}: primary {primary_id} is a read replica of {primary.source}")
             else:
                 _primary_problems(cfg, primary, instances, found)
+                found.warnings += [f"cluster {cfg.name}: warning: {w}" for w in preflight.warnings(self.d, cfg, primary)]
                 self._proxy_problems(cfg, primary, found)
                 _alarm_problems(cfg, primary, alarms[cfg.region], found)
             if state is not None and state.primary != cfg.primary and not any(i.id == cfg.primary for i in instances):

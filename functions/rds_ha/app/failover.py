@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..core.actions import Plan, RecordHandled, StartWorkflow
 from ..core.alarms import Firing, route
 from ..core.config import ClusterConfig
-from ..core.errors import StateConflictError
+from ..core.errors import AwsError, StateConflictError
 from ..core.models import AlarmStatus, Blocked, ClusterState, Topology
 from ..core.planner import FailoverRequest, current_transition, decide_failover, outline
 from ..events import AlarmTrigger, ProbeVerdict
@@ -49,6 +50,22 @@ def standing_request(firing: Firing, alarm: AlarmStatus) -> FailoverRequest:
         alarm_name=firing.alarm, state="ALARM", previous_state=None, state_time=firing.at, reason=why, dimensions=dict(alarm.dimensions), shape="reconcile"
     )
     return replace(request_for(trigger), standing=True)
+
+
+def with_probe_word(deps: Deps, cfg: ClusterConfig, request: FailoverRequest, alarms: Mapping[str, AlarmStatus]) -> FailoverRequest:
+    """A failover alarm in ALARM for want of datapoints, on a probed cluster: the request carries the probe's
+    newest word on the primary since shortly before the alarm's transition (guards.uncorroborated judges it)."""
+    alarm = alarms.get(request.alarm_name or "")
+    if alarm is None or not alarm.missing_data or cfg.probe is None or not request.automatic:
+        return request
+    now, primary = deps.clock.now(), deps.snapshots.state(cfg).primary
+    since = (alarm.updated_at or now) - timedelta(seconds=cfg.probe.max_age_seconds)
+    try:
+        seen = deps.cloudwatch.primary_health_after(cfg.region, cfg.name, primary, since, now)
+    except AwsError as exc:
+        logger.warning(f"{cfg.name}: the probe's PrimaryHealthy not read ({exc}): a metric-absence alarm is not corroborated")
+        seen = None
+    return replace(request, metric_absence=True, probe_health=seen)
 
 
 def decided(cfg: ClusterConfig, topo: Topology, plan: Plan) -> Result:
@@ -126,6 +143,7 @@ class Failover:
         alarms = self.d.cloudwatch.alarms(cfg.region, cfg.alarms.failover) if request.alarm_name is not None and cfg.alarms.failover else None
         # The lag window ends at the alarm's current transition, whatever time the delivery carried.
         request = current_transition(request, alarms or {})
+        request = with_probe_word(self.d, cfg, request, alarms or {})
         topo = self.d.snapshots.read(cfg, failure_time=request.failure_time, known=Known(alarms=alarms))
         plan = decide_failover(topo, request)
         result = decided(cfg, topo, plan)

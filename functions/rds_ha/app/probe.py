@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,11 +50,16 @@ class HealthProbe:
         endpoints: Mapping[str, tuple[str, int]] | None = None,
         publish: bool = True,
         trigger: Callable[[dict[str, Any]], None] | None = None,
+        reach: Callable[[], str | None] | None = None,
     ) -> None:
         """`endpoints` replaces RDS's endpoint of named instances (an SSH tunnel, a local test server);
-        `trigger` sends a confirmed verdict to FailoverFunction (probe.direct_failover; None: metrics only)."""
+        `trigger` sends a confirmed verdict to FailoverFunction (probe.direct_failover; None: metrics only);
+        `reach` says whether the trigger would get through (None: it would; else why not)."""
         self.d = deps
         self.trigger = trigger
+        self.reach = reach
+        # Clusters whose confirmed verdict on this primary went out (a failed send is tried again next sample).
+        self._sent: dict[str, str] = {}
         # Per cluster: the primary the last samples judged, and how many in a row confirmed it down.
         self._confirmed: dict[str, tuple[str, int]] = {}
         self.credentials = CredentialSource(deps.clients)
@@ -151,7 +156,7 @@ class HealthProbe:
                 logger.warning(f"probe {t.cfg.name}: {why}")
                 continue
             silence = t.cfg.probe.replica_silence_seconds if t.cfg.probe else 30
-            sample = judge(t.cfg.name, at, t.engine.name, outcomes[t.primary.id], [outcomes[r.id] for r in t.replicas], silence)
+            sample = self._under_own_fence(t, judge(t.cfg.name, at, t.engine.name, outcomes[t.primary.id], [outcomes[r.id] for r in t.replicas], silence))
             # An unhealthy primary (a failover may be under way) or a replica that is no longer one: look
             # again before the next tick (one describe per region for all such clusters), so the probe
             # follows a new primary within a tick instead of reporting the old one until the next minute.
@@ -162,6 +167,26 @@ class HealthProbe:
             samples.append(sample)
         return samples
 
+    def _under_own_fence(self, t: Targets, sample: Sample) -> Sample:
+        """A primary that answers read-only while the cluster's own switchover freezes its writes (the workflow's
+        write fence holds on it) is doing what it was asked: healthy (its alarm stays OK, nobody is paged, no
+        FailoverFunction invoke), said as such. The state is read only then (one GetItem)."""
+        answered = any(o.instance == sample.primary and o.answered and o.primary is not None for o in sample.outcomes)
+        if sample.primary_healthy is not False or not answered:
+            return sample
+        try:
+            state = self.d.table.get_state(t.cfg.name)
+        except AwsError as exc:
+            logger.warning(f"probe {t.cfg.name}: the state not read to tell a fence from a read-only primary: {exc}")
+            return sample
+        wf = state.workflow if state is not None else None
+        if wf is None or wf.fence is None or not wf.fence.holding or wf.fence.instance != sample.primary:
+            return sample
+        reason = (
+            f"answers, read-only under the cluster's own switchover fence ({wf.fence.parameter} since {wf.fence.requested_at.isoformat(timespec='seconds')})"
+        )
+        return replace(sample, primary_healthy=True, primary_reason=reason)
+
     def _witnessed(self, cfg: ClusterConfig, sample: Sample) -> None:
         """The direct path: once probe.confirm_samples samples in a row confirm the primary down (its replicas
         lost it too), send the verdict to FailoverFunction, once; the alarm stays the backstop."""
@@ -171,17 +196,36 @@ class HealthProbe:
         primary, count = self._confirmed.get(cfg.name, (sample.primary, 0))
         if not sample.confirmed_down:
             count = 0
+            self._sent.pop(cfg.name, None)
         else:
             count = count + 1 if primary == sample.primary else 1
         self._confirmed[cfg.name] = (sample.primary, count)
-        if count != probe.confirm_samples:
+        if count < probe.confirm_samples or self._sent.get(cfg.name) == sample.primary:
             return
         verdict = ProbeVerdict(cluster=cfg.name, primary=sample.primary, at=sample.at, samples=count, evidence=sample.primary_reason)
         logger.warning(f"{verdict.describe()}: sending it to FailoverFunction", extra={"cluster": cfg.name, "kind": "probe_verdict"})
         try:
             self.trigger(probe_verdict_event(verdict))
         except Exception as exc:  # noqa: BLE001 - the alarm path remains; the probe keeps sampling
-            logger.error(f"probe {cfg.name}: the verdict could not be sent ({type(exc).__name__}: {exc}); the alarm path remains")
+            logger.error(f"probe {cfg.name}: the verdict could not be sent ({type(exc).__name__}: {exc}); tried again at the next sample")
+            return
+        self._sent[cfg.name] = sample.primary
+
+    def check_direct_path(self, targets: list[Targets]) -> str | None:
+        """Once per run: would a verdict reach FailoverFunction (an Invoke DryRun)? Published per cluster with
+        probe.direct_failover as DirectPathReachable (1/0), which `rds-ha check` reads; None, or why not."""
+        direct = [t for t in targets if t.cfg.probe is not None and t.cfg.probe.direct_failover]
+        if self.reach is None or not direct:
+            return None
+        why = self.reach()
+        if why is not None:
+            logger.error(f"the probe cannot invoke FailoverFunction ({why}): confirmed verdicts would not get through, the alarm path remains")
+        for t in direct if self.publish else ():
+            try:
+                self.d.cloudwatch.put_direct_path(t.region, t.cfg.name, why is None, self.clock.now())
+            except AwsError as exc:
+                logger.error(f"probe {t.cfg.name}: {exc}")
+        return why
 
     def _report(self, t: Targets, sample: Sample) -> None:
         log = {"cluster": sample.cluster, "primary": sample.primary, "healthy": sample.primary_healthy, "reason": sample.primary_reason}
@@ -205,6 +249,7 @@ class HealthProbe:
         if not configs:
             return 0
         targets = self.targets(configs)
+        self.check_direct_path(targets)
         interval = min(c.probe.interval_seconds for c in configs if c.probe is not None)
         ticks = 0
         while True:

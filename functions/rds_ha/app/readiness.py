@@ -13,8 +13,9 @@ from ..core.models import AlarmStatus, Topology
 from ..core.planner import decide_failover
 from ..core.readiness import Readiness, assess
 from ..observability import emit, logger
+from . import preflight
 from .deps import Deps
-from .failover import standing_request
+from .failover import standing_request, with_probe_word
 from .snapshot import Known
 
 
@@ -28,7 +29,8 @@ class ReadinessCheck:
         alarms = self.failover_alarms(cfg, topo)
         topo = self.with_recent_lag(cfg, topo)
         hooks = {cfg.hooks.pre_failover: self.d.hooks.exists(cfg.hooks.pre_failover)} if cfg.hooks.pre_failover else None
-        return assess(topo, alarms, hooks, stalled=self.stalled(cfg, topo, alarms))
+        judged = assess(topo, alarms, hooks, stalled=self.stalled(cfg, topo, alarms))
+        return replace(judged, warnings=tuple(preflight.warnings(self.d, cfg, topo.primary)))
 
     def of_status(self, cfg: ClusterConfig, topo: Topology) -> tuple[Readiness, Mapping[str, AlarmStatus] | None]:
         """The judgement `status` shows, and every mapped alarm as CloudWatch shows it (one DescribeAlarms);
@@ -50,7 +52,7 @@ class ReadinessCheck:
         standing = standing_failover(topo.state, firing(cfg, topo.state, {n: a for n, a in alarms.items() if a.state == "ALARM"}))
         if standing is None:
             return None
-        request = standing_request(standing, alarms[standing.alarm])
+        request = with_probe_word(self.d, cfg, standing_request(standing, alarms[standing.alarm]), alarms)
         plan = decide_failover(self.d.snapshots.read(cfg, failure_time=standing.at, known=Known(alarms=alarms)), request)
         if plan.outcome == "start":
             return f"nothing refuses it now: the next reconcile (within a minute) starts it ({plan.reason})"
@@ -70,9 +72,12 @@ class ReadinessCheck:
         return self.d.cloudwatch.alarms(_alarm_region(cfg, topo), cfg.alarms.failover) if cfg.alarms.failover else {}
 
     def with_recent_lag(self, cfg: ClusterConfig, topo: Topology) -> Topology:
-        """A failover look (lag in the window) with each replica's latest reading too (the reader set's view)."""
+        """A failover look (lag in the window) with each replica's latest reading too (the reader set's view). Another
+        region's metrics that cannot be read are that region's trouble: its replicas' verdicts say so."""
         of_cluster = [i for i in topo.instances.values() if i.is_replica]
-        return replace(topo, recent_lag=self.d.snapshots.recent_lag(of_cluster, {i.id: cfg for i in of_cluster}))
+        home = {topo.state.primary_region or cfg.region}
+        recent, unread = self.d.snapshots.recent_lag_by_region(of_cluster, {i.id: cfg for i in of_cluster}, must=home)
+        return replace(topo, recent_lag=recent, metrics_unread={**topo.metrics_unread, **unread})
 
 
 def _alarm_region(cfg: ClusterConfig, topo: Topology) -> str:

@@ -125,13 +125,20 @@ class Snapshotter:
         (`probed`: instance id -> its cluster's config) are judged by the SQL probe's recent reading."""
         return self._recent(replicas, probed)[0]
 
-    def recent_lag_by_region(self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig]) -> tuple[dict[str, LagReading], set[str]]:
-        """The same, region by region: the readings, and the regions whose metrics could not be read."""
-        failed: set[str] = set()
-        return self._recent(replicas, probed, must=(), failed=failed)[0], failed
+    def recent_lag_by_region(
+        self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig], must: Iterable[str] = ()
+    ) -> tuple[dict[str, LagReading], dict[str, str]]:
+        """The same, region by region: the readings, and the regions whose metrics could not be read (region ->
+        the error; a region in `must` raises instead)."""
+        failed: dict[str, str] = {}
+        return self._recent(replicas, probed, must=must, failed=failed)[0], failed
 
     def _recent(
-        self, replicas: Iterable[Instance], probed: Mapping[str, ClusterConfig] | None, must: Iterable[str] | None = None, failed: set[str] | None = None
+        self,
+        replicas: Iterable[Instance],
+        probed: Mapping[str, ClusterConfig] | None,
+        must: Iterable[str] | None = None,
+        failed: dict[str, str] | None = None,
     ) -> tuple[dict[str, LagReading], dict[str, EngineReading]]:
         """A region in `must` (default: every region) whose metrics cannot be read raises; another is left
         out (its replicas have no reading) and added to `failed`."""
@@ -149,7 +156,7 @@ class Snapshotter:
                     raise
                 logger.warning(f"no recent lag for {len(ids)} replica(s) in {region}: {exc}")
                 if failed is not None:
-                    failed.add(region)
+                    failed[region] = str(exc)
                 continue
             lags.update(found_lag)
             engine.update(found_engine)
@@ -180,10 +187,16 @@ class Snapshotter:
         return writer, reader
 
     def _failover_lag(
-        self, cfg: ClusterConfig, state: ClusterState, replicas: list[Instance], failure_time: datetime
+        self,
+        cfg: ClusterConfig,
+        state: ClusterState,
+        replicas: list[Instance],
+        failure_time: datetime,
+        failed: dict[str, str],
     ) -> tuple[dict[str, float | None], dict[str, EngineReading]]:
         """Each replica of the primary's lag in the window before the failure (and the probe's readings).
-        Another region's replicas without data are then not candidates; the local ones still are."""
+        Another region's replicas without data are then not candidates (their region added to `failed`); the
+        local ones still are."""
         lag: dict[str, float | None] = {}
         engine: dict[str, EngineReading] = {}
         start = failure_time - timedelta(seconds=cfg.failover.lag_window_seconds)
@@ -196,6 +209,7 @@ class Snapshotter:
                 if region == home:
                     raise
                 logger.warning(f"no lag for the replicas in {region}: {exc}")
+                failed[region] = str(exc)
                 continue
             lag.update(found_lag)
             engine.update(found_engine)
@@ -233,11 +247,13 @@ class Snapshotter:
         engine: dict[str, EngineReading] = {}
         replicas = [i for i in instances.values() if i.is_replica]
         recent_lag = known.recent_lag
+        unread: dict[str, str] = {}
         if failure_time is not None:
-            lag, engine = self._failover_lag(cfg, state, replicas, failure_time)
+            lag, engine = self._failover_lag(cfg, state, replicas, failure_time, unread)
         elif recent_lag is None and replicas:
             # The same call brings the SQL probe's readings of a probed cluster (a switchover ranks by them).
-            recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas}, must={state.primary_region or cfg.region})
+            home = {state.primary_region or cfg.region}
+            recent_lag, engine = self._recent(replicas, {i.id: cfg for i in replicas}, must=home, failed=unread)
         return Topology(
             cluster=cfg,
             state=state,
@@ -251,6 +267,7 @@ class Snapshotter:
             writer_check=self._writer_check(cfg, state, instances, writer) if check_writer else None,
             engine=engine,
             unreadable=dict(sweep.unreadable),
+            metrics_unread=unread,
             fence=self._fence_view(cfg, state, instances) if fence else None,
             proxy=self._proxy_view(cfg) if (failure_time is None if proxy is None else proxy) else None,
         )
@@ -273,13 +290,15 @@ class Snapshotter:
         reach both instances at all (a run that cannot must not freeze writes it could never seal); then, is the
         old primary read-only for a new session, and how far has the target replayed."""
         wf = state.workflow
-        if wf is None or wf.kind != "switchover" or cfg.switchover.fence is None or wf.writer_moved_at is not None:
+        if wf is None or cfg.switchover.fence is None or wf.writer_moved_at is not None:
             return None
         if wf.fence is not None and not wf.fence.holding:
             return None
+        if wf.kind != "switchover" and wf.fence is None:
+            return None
         old, new = instances.get(wf.old_primary), instances.get(wf.new_primary)
         parameter = self._fence_parameter(cfg, wf.fence, old)
-        if wf.promote_issued_at is not None:
+        if wf.promote_issued_at is not None or wf.kind != "switchover":  # (an unplanned failover's freeze: RDS's word only)
             return FenceView(parameter=parameter)
         port = self.fences(cfg)
         if port is None or old is None or new is None:

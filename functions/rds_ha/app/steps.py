@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .. import TAG_CLUSTER, TAG_FENCED, TAG_ROLE
+from .. import TAG_CLUSTER, TAG_CREATED_BY, TAG_FENCED, TAG_ROLE
 from ..core.actions import (
     AbortWorkflow,
     Action,
@@ -21,6 +21,7 @@ from ..core.actions import (
     CompleteWorkflow,
     CreateReplica,
     DeleteInstance,
+    DeleteParameterGroup,
     Fence,
     FenceWrites,
     LiftFence,
@@ -29,6 +30,7 @@ from ..core.actions import (
     Overdue,
     OwnParameterGroup,
     Promote,
+    Protect,
     RecordHandled,
     RecordPrimary,
     RetargetAlarms,
@@ -151,7 +153,8 @@ def fence_writes(ex: Runner, topo: Topology, state: ClusterState, action: FenceW
         return state
     previous = ex.rds.parameter(inst.region, action.group, action.parameter)
     fence = WriteFence(instance=action.instance, group=action.group, parameter=action.parameter, previous=previous, requested_at=ex.clock.now())
-    state = ex.save(state, workflow=_workflow(state).model_copy(update={"fence": fence, "step": f"freezing writes on {action.instance}"}))
+    update: dict[str, Any] = {"fence": fence} if action.unplanned else {"fence": fence, "step": f"freezing writes on {action.instance}"}
+    state = ex.save(state, workflow=_workflow(state).model_copy(update=update))
     try:
         ex.rds.set_parameter(inst.region, action.group, action.parameter, "1")
     except AwsError as exc:
@@ -195,7 +198,7 @@ def promote(ex: Runner, topo: Topology, state: ClusterState, action: Promote) ->
     switchover the fence is confirmed right before the call, as RDS and SQL show it then."""
     region = _region(topo, action)
     wf = _workflow(state)
-    if wf.fence is not None and wf.fence.holding:
+    if wf.kind == "switchover" and wf.fence is not None and wf.fence.holding:  # (a failover's freeze never holds it up)
         _confirm_frozen(ex, topo, wf)
     first = wf.promote_issued_at is None
     state = ex.save(state, workflow=wf.model_copy(update={"promote_issued_at": wf.promote_issued_at or ex.clock.now()}))
@@ -311,6 +314,18 @@ def _protect(ex: Runner, topo: Topology, region: str, instance: str) -> None:
         ex.recorder.history(topo.cluster.name, "step_failed", f"deletion protection on {instance} failed: {exc}", transient=exc.transient)
 
 
+def protect(ex: Runner, topo: Topology, state: ClusterState, action: Protect) -> ClusterState:
+    """Deletion protection on the state's primary, re-read right before the call (a standalone instance)."""
+    region = state.primary_region or topo.cluster.region
+    current = ex.rds.describe(region, action.instance)
+    if action.instance != state.primary or current.is_replica:
+        raise StepRefusedError(f"refused to {action.describe()}: re-read just before the call, it is not the standalone primary the state records")
+    if not current.deletion_protection:
+        ex.rds.set_deletion_protection(region, action.instance, True)
+        ex.recorder.history(topo.cluster.name, "deletion_protection", f"{action.describe()}: {action.reason}", instance=action.instance)
+    return state
+
+
 def _retag(ex: Runner, topo: Topology, region: str, instance: str) -> None:
     """A promoted replica is tagged rds-ha:role=primary (it was born `replica`). Best effort, as `_protect`."""
     current = topo.instances.get(instance)
@@ -337,6 +352,8 @@ def _scaling_step(ex: Runner, state: ClusterState, field: str, now: datetime, ca
 
 def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: CreateReplica) -> ClusterState:
     region = action.region or _region(topo, action)
+    if action.parameter_group_from:  # recorded before the copy: a crash after it leaves nothing unknown behind
+        state = _own_group(ex, state, parameter_group_of(action.instance), region)
 
     def create() -> None:
         a = action
@@ -358,6 +375,40 @@ def create_replica(ex: Runner, topo: Topology, state: ClusterState, action: Crea
     return state
 
 
+def _own_group(ex: Runner, state: ClusterState, group: str, region: str) -> ClusterState:
+    """Record a parameter group rds-ha makes (or finds made) for an instance: deleted once the instance is gone."""
+    if state.own_groups.get(group) == region:
+        return state
+    return ex.save(state, own_groups={**state.own_groups, group: region})
+
+
+def _own_group_of(ex: Runner, topo: Topology, state: ClusterState, instance: str) -> ClusterState:
+    """Before an instance is deleted: its own parameter group (one rds-ha made, for an instance rds-ha created) recorded,
+    to delete after. A group the operator made stays theirs."""
+    inst = topo.instances.get(instance)
+    if inst is None or inst.parameter_group != parameter_group_of(instance) or TAG_CREATED_BY not in inst.tags:
+        return state
+    return _own_group(ex, state, inst.parameter_group, inst.region)
+
+
+def delete_parameter_group(ex: Runner, topo: Topology, state: ClusterState, action: DeleteParameterGroup) -> ClusterState:
+    """Delete a parameter group rds-ha made, once its instance is gone: re-read right before the call (the instance
+    found after all keeps it, and the group is no longer rds-ha's to clean). RDS refuses a group in use."""
+    name, what = topo.cluster.name, action.describe()
+    try:
+        ex.rds.describe(action.region, action.instance)
+        outcome = f"kept parameter group {action.group}: re-read just before the call, {action.instance} exists"
+    except InstanceNotFoundError:
+        outcome = {
+            "deleted": f"{what}: {action.reason}",
+            "gone": f"parameter group {action.group} was deleted already",
+            "in use": f"kept parameter group {action.group}: RDS says it is in use (InvalidDBParameterGroupState)",
+        }[ex.rds.delete_parameter_group(action.region, action.group)]
+    state = ex.save(state, own_groups={g: r for g, r in state.own_groups.items() if g != action.group})
+    ex.recorder.history(name, "parameter_group_deleted" if outcome.startswith("delete") else "parameter_group_kept", outcome, group=action.group)
+    return state
+
+
 def _copy_group(ex: Runner, topo: Topology, region: str, source: str, instance: str) -> str:
     group = parameter_group_of(instance)
     ex.rds.copy_parameter_group(region, source, group, f"rds-ha: {instance}'s own copy of {source}", {TAG_CLUSTER: topo.cluster.name})
@@ -374,6 +425,7 @@ def own_parameter_group(ex: Runner, topo: Topology, state: ClusterState, action:
     if why is not None and why != "it has deletion protection":
         raise StepRefusedError(f"refused to {action.describe()}: re-read just before the call, {why}")
     if action.source_group:
+        state = _own_group(ex, state, action.group, region)
         _copy_group(ex, topo, region, action.source_group, action.instance)
         ex.rds.set_parameter_group(region, action.instance, action.group)
         kind = "parameter_group_associated"
@@ -400,6 +452,7 @@ def delete_instance(ex: Runner, topo: Topology, state: ClusterState, action: Del
     """Delete a replica, re-read right before the call: a plan made a while ago may name an instance
     that a promotion (or an operator) has since made standalone, or that the state now calls primary."""
     region, instance = _region(topo, action), action.instance
+    state = _own_group_of(ex, topo, state, instance)
 
     def delete() -> None:
         try:
@@ -434,6 +487,7 @@ def retire_instance(ex: Runner, topo: Topology, state: ClusterState, action: Ret
         raise StepRefusedError(f"refused to retire {instance}: re-read just before the call, it is no longer a fenced old primary")
     if current.replicas:
         raise StepRefusedError(f"refused to retire {instance}: re-read just before the call, {', '.join(i for _, i in current.replicas)} replicate from it")
+    state = _own_group_of(ex, topo, state, instance)
     if current.deletion_protection:  # rds-ha protected it while it was the primary
         ex.rds.set_deletion_protection(region, instance, False)
         ex.recorder.history(topo.cluster.name, "protection_lifted", f"deletion protection of {instance} lifted to retire it", instance=instance)
@@ -541,6 +595,8 @@ STEPS: dict[type[Action], Step] = {
     Fence: fence,
     Unfence: unfence,
     OwnParameterGroup: own_parameter_group,
+    DeleteParameterGroup: delete_parameter_group,
+    Protect: protect,
     Overdue: overdue,
     Promote: promote,
     ChangeRecords: change_records,

@@ -163,6 +163,8 @@ def readiness(console: Console, r: dict[str, Any], indent: str = "") -> None:
         console.print(f"{indent}failover [red]not ready[/red] ({eligible} eligible candidate(s)):")
         for reason in r["reasons"]:
             console.print(f"{indent}  - {escape(reason)}")
+    for warning in r.get("warnings", []):
+        console.print(f"{indent}  [yellow]warning[/yellow]: {escape(warning)}")
     if r.get("proxy") and r.get("candidates") is not None:
         console.print(f"{indent}  {escape(r['proxy'])}")
     for c in r.get("candidates", []):

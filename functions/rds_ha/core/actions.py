@@ -80,6 +80,13 @@ class FenceWrites(Action):
     group: str = ""
     parameter: str = ""
     again: bool = False
+    # An unplanned failover's freeze of the old primary, issued after the promotion and never holding it up: a
+    # primary still alive stops taking the writes the promoted replica will never have; a dead one's never applies.
+    unplanned: bool = False
+
+    @property
+    def critical(self) -> bool:
+        return not self.unplanned
 
     def describe(self) -> str:
         return f"freeze writes on {self.instance} {'again ' if self.again else ''}({self.parameter}=1 in its parameter group {self.group})"
@@ -226,7 +233,27 @@ class OwnParameterGroup(Action):
 
 def parameter_group_of(instance: str) -> str:
     """The DB parameter group rds-ha gives a replica it creates (a copy of its source's)."""
-    return f"{instance}-params"
+    return f"{instance}{OWN_GROUP_SUFFIX}"
+
+
+OWN_GROUP_SUFFIX = "-params"
+
+
+@dataclass(frozen=True)
+class DeleteParameterGroup(Action):
+    """Delete a DB parameter group rds-ha made for an instance that is gone (RDS refuses one still associated
+    with an instance: DeleteDBParameterGroup)."""
+
+    group: str = ""
+    instance: str = ""
+    region: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"delete parameter group {self.group} (its instance {self.instance} is gone)"
 
 
 @dataclass(frozen=True)
@@ -307,6 +334,21 @@ class StopInstance(Action):
 
     def describe(self) -> str:
         return f"stop fenced old primary {self.instance}"
+
+
+@dataclass(frozen=True)
+class Protect(Action):
+    """Deletion protection on a primary rds-ha made: a stale delete of it (planned while it was a replica) then
+    fails at RDS. Set during the workflow best effort (it never waits), and again by reconcile until RDS has it."""
+
+    instance: str = ""
+
+    @property
+    def critical(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"turn deletion protection on for the primary {self.instance}"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ from .config import ClusterConfig
 AVAILABLE = "available"
 # Statuses of a standalone instance in which it accepts writes.
 WRITABLE = frozenset({"available", "backing-up", "configuring-enhanced-monitoring", "configuring-log-exports"})
+# Statuses in which RegisterDBProxyTargets takes an RDS instance (RDS's InvalidDBInstanceState answer: "is in an
+# unsupported state - CREATING, needs to be in [AVAILABLE, MODIFYING, BACKING_UP]"; the API reference names the
+# fault only, "The DB instance isn't in a valid state").
+PROXY_REGISTRABLE = frozenset({"available", "modifying", "backing-up"})
 # Statuses from which an instance will not come back by itself.
 TERMINAL_STATUSES = frozenset(
     {
@@ -186,6 +190,9 @@ class AlarmStatus:
     # When the alarm entered its current state (DescribeAlarms' StateTransitionedTimestamp).
     updated_at: datetime | None = None
     dimensions: Mapping[str, str] = field(default_factory=dict)
+    # In ALARM for want of datapoints (TreatMissingData breaching, none received): the metric's absence, which a
+    # delivery gap on a healthy primary also produces, not a reading of the primary.
+    missing_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,6 +353,9 @@ class ClusterState(_Stored):
     multi_az: MultiAzChoice | None = None
     # Replicas whose replication RDS reported stopped (RDS-EVENT-0045/0057), and when.
     replication_stopped: dict[str, datetime] = {}
+    # The DB parameter groups rds-ha made for instances (parameter_group_of), and their region: recorded before
+    # the copy, deleted once their instance is gone (RDS's default quota is 50 per region).
+    own_groups: dict[str, str] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -388,6 +398,9 @@ class Topology:
     engine: Mapping[str, EngineReading] = field(default_factory=dict)
     # Regions of the cluster whose instances could not be read (region -> the error): unknown, not gone.
     unreadable: Mapping[str, str] = field(default_factory=dict)
+    # Regions whose CloudWatch metrics (ReplicaLag) could not be read for this decision (region -> the error):
+    # their replicas have no reading, and their verdicts say why. The primary's region never is: it raises.
+    metrics_unread: Mapping[str, str] = field(default_factory=dict)
     # What SQL shows of a switchover's write fence while it holds and the target is not promoted.
     fence: FenceView | None = None
     # The proxy's target group (cluster.proxy); None: no proxy, or not read for this decision.

@@ -28,6 +28,8 @@ class Readiness:
     candidates: tuple[CandidateVerdict, ...] = ()
     # The proxy's targets and their health, in one line (cluster.proxy); None: no proxy, or not read.
     proxy: str | None = None
+    # What would fail later without making the cluster unready now (app.preflight): said, never counted.
+    warnings: tuple[str, ...] = ()
 
     @property
     def sentence(self) -> str:
@@ -39,6 +41,8 @@ class Readiness:
         out: dict[str, object] = {"cluster": self.cluster, "ready": self.ready, "eligible_candidates": self.eligible, "reasons": list(self.reasons)}
         if self.proxy is not None:
             out["proxy"] = self.proxy
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         if candidates:
             out["candidates"] = [{"instance": v.instance, "eligible": v.eligible, "reason": v.reason} for v in self.candidates]
         return out

@@ -30,6 +30,8 @@ from moto.route53.models import Route53Backend
 from moto.sns.exceptions import InvalidParameterValue as SnsInvalidParameterValue
 from moto.sns.models import SNSBackend
 
+from ..core.models import PROXY_REGISTRABLE
+
 
 class _Clock(Protocol):
     def now(self) -> datetime: ...
@@ -122,6 +124,10 @@ class Fidelity:
     reboot_seconds: float = 0
     # How long a registered proxy target stays REGISTERING before it is AVAILABLE (0: moto's one describe).
     proxy_register_seconds: float = 0
+    # RDS's quota of DB parameter groups per region, default ones not counted ("DB parameter groups: 50", RDS User
+    # Guide, "Quotas in Amazon RDS"; DescribeAccountAttributes' DBParameterGroups): CreateDBParameterGroup and
+    # CopyDBParameterGroup past it are DBParameterGroupQuotaExceeded.
+    parameter_group_quota: int = 50
     # RDS API throttling (None = none, as moto): every RDS call takes a token or is refused with Throttling.
     rds_rate: RateLimit | None = None
     # Real database servers behind the instances (the local lab, rds_ha.local.lab); None: records only.
@@ -172,6 +178,8 @@ def _rds_patches() -> dict[str, tuple[type, str, Any]]:
         "modify_parameters": (RDSBackend, "modify_db_parameter_group", _modify_db_parameter_group),
         "reboot": (RDSBackend, "reboot_db_instance", _reboot_db_instance),
         "copy_parameters": (RDSBackend, "copy_db_parameter_group", _copy_db_parameter_group),
+        "create_parameters": (RDSBackend, "create_db_parameter_group", _create_db_parameter_group),
+        "delete_parameters": (RDSBackend, "delete_db_parameter_group", _delete_db_parameter_group),
         "address": (DBInstance, "address", property(_address)),
         "group_status": (DBInstance, "db_parameter_group_status_list", property(_parameter_group_status)),
     }
@@ -190,6 +198,9 @@ _ATOMIC_RDS = (
     "modify_db_instance",
     "create_db_instance",
     "modify_db_parameter_group",
+    "copy_db_parameter_group",
+    "create_db_parameter_group",
+    "delete_db_parameter_group",
     "reboot_db_instance",
     "register_db_proxy_targets",
     "deregister_db_proxy_targets",
@@ -354,7 +365,50 @@ def _copy_db_parameter_group(self: RDSBackend, **params: Any) -> Any:
         raise InvalidParameterValueError(
             f"Invalid DB parameter group identifier {target!r}: 1-255 letters, numbers or hyphens, a letter first, no trailing or double hyphen."
         )
+    _refuse_past_quota(self)
     return _originals["copy_parameters"](self, **params)
+
+
+def _own_groups(self: RDSBackend) -> int:
+    return sum(1 for name in self.db_parameter_groups if not name.startswith("default."))
+
+
+def _refuse_past_quota(self: RDSBackend) -> None:
+    # AWS: DBParameterGroupQuotaExceeded, "The request would result in the user exceeding the allowed number of DB
+    # parameter groups" (CreateDBParameterGroup, CopyDBParameterGroup: Errors). moto has no quota.
+    if _own_groups(self) >= _active.parameter_group_quota:
+        raise RDSClientError(
+            "DBParameterGroupQuotaExceeded", f"The request would exceed the allowed number of DB parameter groups ({_active.parameter_group_quota})."
+        )
+
+
+def _create_db_parameter_group(self: RDSBackend, db_parameter_group_kwargs: dict[str, Any]) -> Any:
+    _refuse_past_quota(self)
+    return _originals["create_parameters"](self, db_parameter_group_kwargs)
+
+
+def _delete_db_parameter_group(self: RDSBackend, db_parameter_group_name: str) -> Any:
+    # AWS (DeleteDBParameterGroup): "The DB parameter group to be deleted can't be associated with any DB
+    # instances" (InvalidDBParameterGroupState: "The DB parameter group is in use"); "You can't delete a default
+    # DB parameter group". moto deletes either.
+    users = sorted(db.db_instance_identifier for db in self.databases.values() if db.db_parameter_group_name == db_parameter_group_name)
+    if users or db_parameter_group_name.startswith("default."):
+        what = f"in use by {', '.join(users)}" if users else "a default DB parameter group"
+        raise RDSClientError("InvalidDBParameterGroupState", f"The DB parameter group {db_parameter_group_name} is {what} and cannot be deleted.")
+    return _originals["delete_parameters"](self, db_parameter_group_name)
+
+
+def _describe_account_attributes_response(self: RDSResponse) -> Any:
+    """DescribeAccountAttributes (moto has none): the account's RDS quotas, as RDS lists them; here the two the
+    fidelity layer models, DB parameter groups (default ones not counted) and DB instances."""
+    from moto.core.responses import ActionResult
+
+    backend = self.backend
+    quotas = [
+        {"AccountQuotaName": "DBParameterGroups", "Used": _own_groups(backend), "Max": _active.parameter_group_quota},
+        {"AccountQuotaName": "DBInstances", "Used": len(backend.databases), "Max": 40},
+    ]
+    return ActionResult({"AccountQuotas": quotas})
 
 
 def _install_sns_subjects() -> None:
@@ -626,8 +680,11 @@ def _register_db_proxy_targets(
         db = self.databases.get(ident)
         if db is None:
             raise DBInstanceNotFoundError(ident)
-        if db.status not in _PROXY_REACHABLE:
-            raise ProxyRefusalError("InvalidDBInstanceStateFault", f"DB instance {ident} is {db.status}.")
+        if db.status not in PROXY_REGISTRABLE:  # (RDS's own answer: models.PROXY_REGISTRABLE)
+            state = db.status.upper().replace("-", "_")
+            raise ProxyRefusalError(
+                "InvalidDBInstanceState", f"DB Instance {ident} is in an unsupported state - {state}, needs to be in [AVAILABLE, MODIFYING, BACKING_UP]"
+            )
         # AWS (AWS::RDS::DBProxyTargetGroup): "each target group is associated with exactly one RDS DB instance
         # or Aurora DB cluster"; DBProxyTargetAlreadyRegisteredFault: "The proxy is already associated with the
         # specified RDS DB instance". moto appends any number of targets.
@@ -703,6 +760,7 @@ def _install_proxies() -> None:
     RDSBackend.describe_db_proxy_target_groups = _describe_db_proxy_target_groups  # type: ignore[method-assign]
     RDSBackend.describe_db_proxy_targets = _describe_db_proxy_targets  # type: ignore[method-assign]
     RDSResponse.describe_db_proxy_targets = _describe_db_proxy_targets_response  # type: ignore[method-assign]
+    RDSResponse.describe_account_attributes = _describe_account_attributes_response  # type: ignore[attr-defined]
     DBProxyTarget.target_health = property(_target_health)  # type: ignore[assignment,method-assign]
 
 

@@ -72,6 +72,8 @@ def evaluate_candidates(topo: Topology, request: FailoverRequest) -> list[Candid
         elif engine is not None and engine.broken:
             # Never a candidate, forced or not: promoting it would lose everything since it broke.
             reason = f"replication broken (SQL probe at {engine.at.isoformat(timespec='seconds')})"
+        elif lag is None and not request.lag_unchecked and replica.region in topo.metrics_unread:
+            reason = f"no ReplicaLag data: {replica.region}'s CloudWatch could not be read ({topo.metrics_unread[replica.region]})"
         elif lag is None and not request.lag_unchecked:
             reason = "no recent ReplicaLag data" if request.planned else f"no ReplicaLag data in the {cfg.lag_window_seconds}s before the failure"
         elif lag is not None and lag < 0 and not request.lag_unchecked:

@@ -26,6 +26,7 @@ FAILOVER_GUARDS: tuple[tuple[Outcome, Callable[[Topology, FailoverRequest], str 
     ("refused", guards.cooldown_limitation),
     ("refused", lambda topo, _: guards.primary_is_replica(topo)),
     ("deferred", guards.multi_az_grace),
+    ("deferred", guards.uncorroborated),
     ("refused", guards.healthy_primary),
     ("refused", lambda topo, request: guards.not_a_replica(topo, request.target)),
 )

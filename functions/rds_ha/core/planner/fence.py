@@ -44,6 +44,20 @@ def fence_limitation(topo: Topology, old: Instance) -> str | None:
     return None
 
 
+def unplanned_freeze(topo: Topology, wf: Workflow, old: Instance | None) -> list[Action]:
+    """An unplanned failover under switchover.fence also freezes the old primary's writes through its own parameter
+    group, once the promotion is issued (never before: it must not hold the promotion up). A primary that is in fact
+    alive (a metric gap, a cut between it and CloudWatch) then stops acknowledging writes the promoted replica will
+    never have; a dead one's freeze never applies, and is there if it comes back. Recorded first, as a switchover's
+    fence, so a failover that ends with no new primary lifts it (given_back)."""
+    if wf.kind != "failover" or wf.fence is not None or wf.promote_issued_at is None or old is None or old.status in TERMINAL_STATUSES:
+        return []
+    if topo.cluster.switchover.fence is None or fence_limitation(topo, old) is not None:
+        return []
+    why = f"{old.id} is being replaced: a write it still takes would be lost (an unplanned failover freezes it too)"
+    return [FenceWrites(reason=why, instance=old.id, group=old.parameter_group or "", parameter=fence_parameter(old.engine), unplanned=True)]
+
+
 def lift_if_held(wf: Workflow, new: Instance | None, reason: str) -> tuple[Action, ...]:
     """The fence's lifting when a switchover ends without a new primary: only while its target cannot become
     writable (a replica whose promotion was never issued, an instance gone, or one whose promotion failed for
@@ -73,7 +87,8 @@ def refreeze(topo: Topology, wf: Workflow) -> list[Action]:
     if fence is None or not fence.holding or wf.writer_moved_at is not None or view is None or view.parameter in (None, "1"):
         return []
     why = f"{fence.parameter} is {view.parameter} again in {fence.group}: {fence.instance} must take no write while {wf.new_primary} is promoted"
-    return [FenceWrites(reason=why, instance=fence.instance, group=fence.group, parameter=fence.parameter, again=True)]
+    unplanned = wf.kind == "failover"
+    return [FenceWrites(reason=why, instance=fence.instance, group=fence.group, parameter=fence.parameter, again=True, unplanned=unplanned)]
 
 
 def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None) -> Plan | None:

@@ -91,6 +91,23 @@ def multi_az_grace(topo: Topology, request: FailoverRequest) -> str | None:
     )
 
 
+def uncorroborated(topo: Topology, request: FailoverRequest) -> str | None:
+    """An alarm in ALARM only for want of datapoints (a metric delivery gap looks the same on a healthy primary),
+    on a cluster whose SQL probe is deployed: an automatic failover waits for the probe to find the primary
+    unhealthy too (or RDS to show it down). Decided again at every reconcile while the alarm stays in ALARM."""
+    primary = topo.primary
+    if not request.automatic or not request.metric_absence or topo.cluster.probe is None or primary is None or primary.status != AVAILABLE:
+        return None
+    seen = request.probe_health
+    if seen is not None and not seen[1]:
+        return None
+    word = "has no recent sample of it" if seen is None else f"found it healthy at {seen[0].isoformat(timespec='seconds')}"
+    return (
+        f"alarm {request.alarm_name} is in ALARM for want of datapoints only, and the SQL probe {word}: a metric gap is not "
+        f"a failure; {primary.id} is failed over once the probe finds it unhealthy too (or RDS shows it down)"
+    )
+
+
 def healthy_primary(topo: Topology, request: FailoverRequest) -> str | None:
     """An operator's failover of a primary that answers (a drill does it on purpose)."""
     primary = topo.primary

@@ -8,7 +8,7 @@ as read for this decision: a crash between the two calls leaves an empty group, 
 from __future__ import annotations
 
 from ..actions import Action, MoveProxy
-from ..models import WRITABLE, Instance, Topology
+from ..models import PROXY_REGISTRABLE, WRITABLE, Instance, Topology
 
 
 def proxy_move(topo: Topology, primary: Instance, register: bool, why: str) -> list[Action]:
@@ -19,7 +19,9 @@ def proxy_move(topo: Topology, primary: Instance, register: bool, why: str) -> l
     if cfg is None or view is None or view.error is not None:
         return []
     stale = tuple(t.instance for t in view.targets if t.instance != primary.id)
-    add = register and primary.region == topo.cluster.region and primary.status in WRITABLE and view.target(primary.id) is None
+    # (A writable primary RDS Proxy does not take yet, configuring its monitoring or log exports, is waited for.)
+    takes = primary.status in WRITABLE and primary.status in PROXY_REGISTRABLE
+    add = register and primary.region == topo.cluster.region and takes and view.target(primary.id) is None
     if not stale and not add:
         return []
     return [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ... import TAG_CLUSTER, TAG_CREATED_BY, TAG_ROLE
 from ..actions import (
+    OWN_GROUP_SUFFIX,
     CreateReplica,
+    DeleteParameterGroup,
     OwnParameterGroup,
     parameter_group_of,
 )
@@ -96,6 +98,20 @@ def own_groups(topo: Topology, primary: Instance) -> list[OwnParameterGroup]:
         elif group == own and replica.parameter_apply_status == "pending-reboot":
             why = f"RDS applies {own} to {replica.id} at its next reboot (ParameterApplyStatus pending-reboot)"
             out.append(OwnParameterGroup(reason=why, instance=replica.id, group=own))
+    return out
+
+
+def stale_groups(topo: Topology) -> list[DeleteParameterGroup]:
+    """The parameter groups rds-ha made whose instance is gone (not among the cluster's members, in a region that
+    was read): each deleted. An instance still there that the look missed keeps its group: RDS refuses to delete
+    a group in use."""
+    out = []
+    for group, region in sorted(topo.state.own_groups.items()):
+        instance = group.removesuffix(OWN_GROUP_SUFFIX)
+        if region in topo.unreadable or instance in topo.instances:
+            continue
+        why = f"rds-ha made {group} for {instance}, which no longer exists"
+        out.append(DeleteParameterGroup(reason=why, group=group, instance=instance, region=region))
     return out
 
 

@@ -35,6 +35,11 @@ class FailoverRequest:
     standing: bool = False
     # A switchover's: the primary when it was asked. Another one since (a failover ran) ends it.
     expected_primary: str | None = None
+    # The alarm is in ALARM for want of datapoints (AlarmStatus.missing_data), and the SQL probe's newest word on
+    # the primary since shortly before (when, healthy), None: it said nothing. Read only for such an alarm of a
+    # probed cluster (guards.uncorroborated).
+    metric_absence: bool = False
+    probe_health: tuple[datetime, bool] | None = None
 
     @property
     def lag_unchecked(self) -> bool:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from ..actions import (
     ModifyMultiAz,
     Plan,
+    Protect,
     Unfence,
 )
 from ..models import AVAILABLE, Topology
 from .dns import dns_actions, reader_verdicts
 from .proxy import proxy_move
-from .redundancy import no_replicas_of, own_groups, redundancy
+from .redundancy import no_replicas_of, own_groups, redundancy, stale_groups
 from .retire import due_retirements, due_stops
 
 
@@ -34,6 +35,9 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
         reasons.append("the proxy's target group drifted from the primary")
         actions += proxy
     if primary.status == AVAILABLE:
+        if topo.state.primary_since is not None and not primary.deletion_protection:
+            reasons.append("the primary lacks deletion protection")
+            actions.append(Protect(reason=f"rds-ha made {primary.id} the primary, and it has no deletion protection", instance=primary.id))
         own = own_groups(topo, primary)
         if own:
             reasons.append("replicas without their own parameter group")
@@ -58,6 +62,10 @@ def plan_steady(topo: Topology, suffix: str = "steady") -> Plan:
         if stops:
             reasons.append("a fenced old primary runs again")
             actions += stops
+    stale = stale_groups(topo)
+    if stale:
+        reasons.append("parameter groups of instances that are gone")
+        actions += stale
     verdicts = tuple(reader_verdicts(topo, primary, exclude)) if topo.cluster.dns.reader else ()
     return Plan("steady", "; ".join(reasons) or "in sync", tuple(actions), reader=verdicts)
 

@@ -25,7 +25,7 @@ from ..actions import (
 )
 from ..models import AVAILABLE, NEVER_WRITABLE, TERMINAL_STATUSES, WRITABLE, Instance, Topology, Workflow
 from .dns import dns_actions
-from .fence import fence_parameter, lift_if_held, plan_fence, refreeze
+from .fence import fence_parameter, lift_if_held, plan_fence, refreeze, unplanned_freeze
 from .proxy import proxy_move, proxy_waiting
 from .redundancy import live_replicas, no_replicas_of, own_groups, redundancy
 
@@ -63,7 +63,7 @@ def plan_workflow(topo: Topology) -> Plan:
     fencing = plan_fence(topo, wf, new, old)
     if fencing is not None:
         return given_back(topo, wf, new, old, fencing.reason) if fencing.outcome == "blocked" else fencing
-    fence: list[Action] = [*late, *refreeze(topo, wf)]
+    fence: list[Action] = [*late, *refreeze(topo, wf), *unplanned_freeze(topo, wf, old)]
     if old is not None and not old.fenced:
         fence.append(Fence(reason=f"{old.id} was the primary; it must never take writes again", instance=old.id))
     if new.is_replica:
@@ -110,10 +110,12 @@ def _promoting(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
         why = f"{new.id} is the chosen candidate"
         if issued is not None:
             why = f"{new.id} is still an available replica {PROMOTE_AGAIN_SECONDS}s after its promotion was recorded: RDS never took it; sent again"
-        # A fence set again goes first: nothing is promoted while the old primary takes writes.
-        actions += [a for a in fence if isinstance(a, FenceWrites)]
+        # A switchover's fence set again goes first: nothing is promoted while the old primary takes writes. (An
+        # unplanned failover's freeze never holds its promotion up.)
+        first = [a for a in fence if isinstance(a, FenceWrites) and not a.unplanned]
+        actions += first
         actions.append(Promote(reason=why, instance=new.id, backup_retention=retention))
-        fence = [a for a in fence if not isinstance(a, FenceWrites)]
+        fence = [a for a in fence if a not in first]
     else:
         actions.append(Wait(reason=f"promotion of {new.id} in progress (status {new.status})"))
     # Until it is promoted the candidate is the best copy of the data: it alone serves reads.
@@ -271,6 +273,11 @@ def outline(topo: Topology, wf: Workflow) -> list[str]:
         f"promote {wf.new_primary} (issued first: it is the long pole; recorded before it is sent, and never undone once sent)",
         f"fence {wf.old_primary}: tag it {TAG_FENCED}, take it out of every record (never delete it)",
     ]
+    if wf.kind == "failover" and cfg.switchover.fence is not None:
+        old = topo.instances.get(wf.old_primary)
+        parameter = fence_parameter(old.engine if old else "postgres")
+        group = old.parameter_group if old else "?"
+        steps.append(f"freeze writes on {wf.old_primary}: {parameter}=1 in its DB parameter group {group} (after the promotion, never delaying it)")
     if wf.orphans:
         steps.append(f"take the orphans {', '.join(wf.orphans)} out of the reader set")
     target = new.endpoint if new else wf.new_primary

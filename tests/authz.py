@@ -226,7 +226,7 @@ def derive(fn: str, action: str, region: str, params: Mapping[str, Any]) -> list
                 return one(proxy, group)
             dbs = [_rds_db(region, i) for i in params.get("DBInstanceIdentifiers", [])]
             return one(*dbs, proxy, group, Resource("cluster", f"arn:{PARTITION}:rds:{region}:{ACCOUNT}:cluster:{ANY_NAME}"))
-        if name in {"ModifyDBParameterGroup", "DescribeDBParameters", "DeleteDBParameterGroup"}:
+        if name in {"ModifyDBParameterGroup", "DescribeDBParameters", "DeleteDBParameterGroup", "DescribeDBParameterGroups"}:
             return one(_rds_pg(region, params["DBParameterGroupName"]))
         if name == "CopyDBParameterGroup":
             tags = _tags_ctx(params.get("Tags"))

@@ -54,6 +54,14 @@ class StandIn:
         self._reach(instance)
         return self._replayed()
 
+    def overrides(self, instance: Instance) -> tuple[str, ...]:
+        self._reach(instance)
+        return ()
+
+    def unblock(self, instance: Instance) -> int:
+        self._reach(instance)
+        return 0
+
 
 def parameter(aws: Sandbox, group: str, name: str = "default_transaction_read_only") -> str | None:
     params = aws.rds().describe_db_parameters(DBParameterGroupName=group)["Parameters"]

@@ -64,7 +64,8 @@ def test_roles_get_only_logging_their_managed_policies_and_their_own_extras(reso
     assert inline("FailoverFunctionRole") == {"dynamodb:UpdateItem", "sqs:SendMessage"}
     # Its RDS changes are the workflow's (WorkflowPolicy), the final snapshot of a retired old primary, and the
     # deletion of the parameter group copies rds-ha made (reconcile alone deletes them).
-    assert inline("ReconcileFunctionRole") == {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DeleteDBParameterGroup", "sqs:SendMessage"}
+    groups = {"rds:DeleteDBParameterGroup", "rds:DescribeDBParameterGroups"}
+    assert inline("ReconcileFunctionRole") == {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "sqs:SendMessage", *groups}
     assert inline("ReplicaScalingFunctionRole") == {"rds:DeleteDBInstance", "sqs:SendMessage"}
     assert inline("MultiAzFunctionRole") == {"rds:ModifyDBInstance", "sqs:SendMessage"}
     assert inline("DnsSyncFunctionRole") == {"sqs:SendMessage"}

@@ -455,3 +455,18 @@ def test_an_unplanned_failover_whose_promotion_fails_gives_the_old_primary_its_w
     state = aws.state()
     assert state.primary == "orders-db" and state.workflow is None, state
     assert parameter(aws, "orders-db-params") == "0"  # its value before the freeze, put back
+
+
+def test_a_copy_recorded_but_never_made_is_forgotten(aws: Sandbox) -> None:
+    """A run that died between recording a copy and making it: the group is looked up before the delete (IAM would
+    answer AccessDenied, not NotFound, for a delete of a group whose tags it cannot see) and the record dropped."""
+    build_cluster(aws, extra=FENCE, own_parameter_groups=True)
+    aws.set_alarm("OK")
+    state = aws.state()
+    aws.service.deps.table.put_state(state.model_copy(update={"own_groups": {"orders-gone-1-params": REGION}}))
+    deletes: list[Any] = []
+    aws.clients.client("rds", REGION).meta.events.register("before-call.rds.DeleteDBParameterGroup", lambda **kw: deletes.append(kw))
+    reconcile({}, context())
+    assert aws.state().own_groups == {} and deletes == []  # not even attempted
+    kept = [h for h in aws.service.history("orders") if h["kind"] == "parameter_group_kept"]
+    assert kept and "was deleted already" in kept[0]["message"], kept

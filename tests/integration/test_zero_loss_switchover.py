@@ -193,3 +193,64 @@ def test_an_unplanned_failover_of_a_live_primary_freezes_it_and_loses_fewer_writ
 
     frozen = parameter(aws, "orders-db-params", "default_transaction_read_only" if engine == "postgres" else "read_only")
     assert (frozen == "1") == fenced, (frozen, app.history(cfg.name)[:8])  # the old primary takes no write after the freeze
+
+
+def test_a_long_statement_does_not_hold_a_mariadb_fence_back(aws: Sandbox, lab: PgLab) -> None:
+    """`SET GLOBAL read_only = 1`, as RDS applies the fence's parameter, waits for the statements running when it is
+    issued, and new writes queue behind it: a 60 s UPDATE would hold the fence past catch_up_seconds (30 s) and the
+    switchover would be refused. The transactions holding it back are ended once it has not applied within 1 s."""
+    app, cfg = _cluster(aws, lab, "mariadb", fenced=True)
+    primary = lab.server("orders-db")
+    primary.sql("CREATE TABLE IF NOT EXISTS app.slow (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+    primary.sql("INSERT INTO app.slow VALUES (1, 0)")
+    conn = primary.connect()
+    blocker = threading.Thread(target=lambda: _quietly(conn, "UPDATE app.slow SET v = v + SLEEP(60) WHERE id = 1"), daemon=True)
+    blocker.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+
+    seen, result = _switch_over(aws, lab, app, cfg, "mariadb")
+
+    assert app.state(cfg).primary != "orders-db", (result, app.history(cfg.name)[:10])
+    assert time.monotonic() - started < 30
+    assert seen.lost_writes == 0, seen.lost_sample
+    assert "fence_unblocked" in [h["kind"] for h in app.history(cfg.name)]
+
+
+def _quietly(conn: Any, statement: str) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    except Exception:  # noqa: BLE001, S110 - the fence ends this session: that is the point
+        pass
+
+
+def test_a_role_setting_that_outranks_the_postgres_fence_refuses_it_before_anything_changes(aws: Sandbox, lab: PgLab) -> None:
+    """`ALTER ROLE ... SET default_transaction_read_only = off` outranks the parameter group for that role's new
+    sessions: the fence would not hold for them. The switchover is refused at once, the group untouched."""
+    from ..fence_sql import parameter
+
+    app, cfg = _cluster(aws, lab, "postgres", fenced=True)
+    lab.server("orders-db").sql(f"ALTER ROLE {APP_USER} SET default_transaction_read_only = off")
+    lab.publish_lag(aws.clients, datetime.now(UTC))
+    result = app.switchover(cfg, None, "test", datetime.now(UTC) + timedelta(seconds=60))
+    assert result.outcome == "blocked" and "default_transaction_read_only=off for role app" in result.reason, result
+    assert "outranks orders-db's parameter group" in result.reason
+    assert app.state(cfg).primary == "orders-db" and parameter(aws, "orders-db-params") is None
+
+
+def test_a_postgres_session_that_turned_the_default_off_itself_is_ended_by_the_seal(aws: Sandbox, lab: PgLab) -> None:
+    """A session that ran `SET default_transaction_read_only = off` before the fence (idle, in no transaction) would
+    write through it: the seal ends every client session, not only those inside a transaction."""
+    app, cfg = _cluster(aws, lab, "postgres", fenced=True)
+    old = lab.server("orders-db")
+    session = old.connect(APP_USER, APP_PASSWORD)
+    session.execute("CREATE TABLE IF NOT EXISTS after_fence (id int)")
+    session.execute("SET default_transaction_read_only = off")
+
+    _switch_over(aws, lab, app, cfg, "postgres")
+
+    assert app.state(cfg).primary != "orders-db"
+    with pytest.raises(Exception, match="terminat|closed|connection"):
+        session.execute("INSERT INTO after_fence VALUES (1)")  # on the old primary: it would be a lost write
+    assert old.sql("SELECT count(*) FROM after_fence") == [(0,)]

@@ -152,9 +152,13 @@ class RdsAdapter:
         return (int(found["Used"]), int(found["Max"])) if found is not None else None
 
     def delete_parameter_group(self, region: str, group: str) -> str:
-        """Delete a DB parameter group: "deleted", "gone" (there was none), or "in use" (RDS refuses a group an
-        instance still uses: InvalidDBParameterGroupState)."""
+        """Delete a DB parameter group: "deleted", "gone" (there is none: a copy recorded but never made, or deleted
+        already), or "in use" (RDS refuses a group an instance still uses: InvalidDBParameterGroupState). It is
+        looked up first: IAM judges a delete by the group's tags, so a delete of one that does not exist is
+        AccessDenied, not DBParameterGroupNotFound."""
         try:
+            if not self._rds(region).describe_db_parameter_groups(DBParameterGroupName=group).get("DBParameterGroups"):
+                return "gone"
             self._rds(region).delete_db_parameter_group(DBParameterGroupName=group)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")

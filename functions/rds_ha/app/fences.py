@@ -19,7 +19,7 @@ class Unreachable:
     def _refuse(self, instance: Instance) -> Any:
         raise EngineError("config", f"this process does not reach the databases (RDS_HA_FENCE_SQL=0): {instance.id} not asked")
 
-    frozen = seal = replayed = _refuse
+    frozen = seal = replayed = overrides = unblock = _refuse
 
 
 class Fences:

@@ -305,7 +305,7 @@ class Snapshotter:
             return FenceView(error="the fence's SQL is not available here", parameter=parameter)
         try:
             if wf.fence is None:  # both ends must answer before writes are frozen
-                return FenceView(frozen=port.frozen(old), replayed=port.replayed(new))
+                return FenceView(frozen=port.frozen(old), replayed=port.replayed(new), overrides=port.overrides(old))
             if wf.fence.position is None:
                 return FenceView(frozen=port.frozen(old), parameter=parameter)
             return FenceView(frozen=port.frozen(old), replayed=port.replayed(new), parameter=parameter)

@@ -38,6 +38,7 @@ from ..core.actions import (
     SealWrites,
     StartWorkflow,
     StopInstance,
+    UnblockFence,
     Unfence,
     VerifyWriter,
     parameter_group_of,
@@ -178,6 +179,16 @@ def seal_writes(ex: Runner, topo: Topology, state: ClusterState, action: SealWri
     fence = wf.fence.model_copy(update={"position": position, "sealed_at": ex.clock.now()})
     state = ex.save(state, workflow=wf.model_copy(update={"fence": fence, "step": f"waiting for {wf.new_primary} to replay {position:.0f}"}))
     ex.recorder.history(topo.cluster.name, "writes_sealed", f"{action.instance} sealed at write position {position:.0f}: {action.reason}", position=position)
+    return state
+
+
+def unblock_fence(ex: Runner, topo: Topology, state: ClusterState, action: UnblockFence) -> ClusterState:
+    try:
+        ended = _fence_port(ex, topo).unblock(topo.instances[action.instance])
+    except EngineError as exc:
+        raise AwsError(f"end the transactions holding the fence back on {action.instance}: {exc}", transient=True) from exc
+    if ended:
+        ex.recorder.history(topo.cluster.name, "fence_unblocked", f"{action.describe()} ({ended} ended): {action.reason}", instance=action.instance)
     return state
 
 
@@ -591,6 +602,7 @@ STEPS: dict[type[Action], Step] = {
     StartWorkflow: start_workflow,
     FenceWrites: fence_writes,
     SealWrites: seal_writes,
+    UnblockFence: unblock_fence,
     LiftFence: lift_fence,
     Fence: fence,
     Unfence: unfence,

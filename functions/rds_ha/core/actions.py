@@ -103,6 +103,17 @@ class SealWrites(Action):
 
 
 @dataclass(frozen=True)
+class UnblockFence(Action):
+    """MySQL/MariaDB: `read_only` has not taken effect, held back by statements that were running when RDS applied it
+    (new writes queue behind it meanwhile): end the sessions inside a transaction (the seal would end them anyway)."""
+
+    instance: str = ""
+
+    def describe(self) -> str:
+        return f"end the transactions on {self.instance} that hold its read_only back"
+
+
+@dataclass(frozen=True)
 class LiftFence(Action):
     """Put the old primary's parameter back: it takes writes again (a switchover that did not promote)."""
 

@@ -119,6 +119,9 @@ class FenceView:
     # The fence parameter's value in the old primary's DB parameter group as RDS shows it (DescribeDBParameters):
     # read on every look while the fence holds, from any process (a Lambda reaches RDS, not the databases).
     parameter: str | None = None
+    # Before the fence: settings that would let sessions write through it (PostgreSQL role or database settings of
+    # default_transaction_read_only), each as a sentence. The fence is refused while there is one.
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

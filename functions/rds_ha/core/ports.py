@@ -88,7 +88,16 @@ class FencePort(Protocol):
         ...
 
     def seal(self, instance: Instance) -> float:
-        """End every other session inside a transaction, wait until they are gone, and return the final write position."""
+        """End every other client session, wait until they are gone, and return the final write position."""
+        ...
+
+    def overrides(self, instance: Instance) -> tuple[str, ...]:
+        """Settings that would let a session write through the fence (role or database settings of the parameter)."""
+        ...
+
+    def unblock(self, instance: Instance) -> int:
+        """End the sessions whose running statements hold the fence's parameter back (MySQL/MariaDB: `read_only`
+        waits for them); how many were ended."""
         ...
 
     def replayed(self, instance: Instance) -> float | None:

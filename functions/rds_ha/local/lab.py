@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,11 @@ Server = PgServer | MariaServer
 
 def _mysql_family(engine: str) -> bool:
     return engine in ("mysql", "mariadb")
+
+
+def _set_read_only(server: MariaServer, on: bool) -> None:
+    with suppress(Exception):  # a server stopped meanwhile: nothing to apply it to
+        server.sql(f"SET GLOBAL read_only = {1 if on else 0}")
 
 
 class PgLab:
@@ -113,7 +119,9 @@ class PgLab:
             if "read_only" in values:
                 wanted = values["read_only"]
                 on = server.in_recovery() if wanted == "{TrueIfReplica}" else wanted in ("1", "ON", "on", "true")
-                server.sql(f"SET GLOBAL read_only = {1 if on else 0}")
+                # As RDS applies it: in its own time, after the API call returned (SET GLOBAL read_only waits for
+                # the statements running when it is issued).
+                threading.Thread(target=_set_read_only, args=(server, on), daemon=True, name="lab-read-only").start()
             return
         if "default_transaction_read_only" in values:
             on = values["default_transaction_read_only"] in ("1", "on", "true")

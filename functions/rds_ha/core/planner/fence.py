@@ -13,8 +13,11 @@ for good), so the old primary and the new one are never both writable. Someone p
 
 from __future__ import annotations
 
-from ..actions import Action, FenceWrites, LiftFence, Plan, SealWrites, Wait
+from ..actions import Action, FenceWrites, LiftFence, Plan, SealWrites, UnblockFence, Wait
 from ..models import AVAILABLE, NEVER_WRITABLE, TERMINAL_STATUSES, FenceView, Instance, Topology, Workflow, WriteFence
+
+# How long `read_only` may take to apply on MySQL/MariaDB before the transactions that hold it back are ended.
+UNBLOCK_AFTER_SECONDS = 1.0
 
 
 def fence_parameter(engine: str) -> str:
@@ -105,6 +108,11 @@ def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
             return _ends(f"the write fence's SQL cannot reach {old.id} and {new.id} from here ({view.error}); nothing was changed")
         if view.replayed is None:
             return _ends(f"{new.id} does not replicate from {old.id} as SQL sees it (no replay position); nothing was changed")
+        if view.overrides:
+            return _ends(
+                f"switchover.fence: {'; '.join(view.overrides)} outranks {old.id}'s parameter group for new sessions, so the "
+                "fence would not hold for them (ALTER ROLE/DATABASE ... RESET default_transaction_read_only); nothing was changed"
+            )
         parameter = fence_parameter(old.engine)
         why = f"no write may reach {old.id} once {new.id} has replayed its last one"
         return Plan("progress", "freezing writes", (FenceWrites(reason=why, instance=old.id, group=old.parameter_group or "", parameter=parameter),))
@@ -127,6 +135,10 @@ def plan_fence(topo: Topology, wf: Workflow, new: Instance, old: Instance | None
             return Plan("progress", "freezing writes", (FenceWrites(reason=why, instance=old.id, group=fence.group, parameter=fence.parameter, again=True),))
         if view.frozen:
             return Plan("progress", "sealing", (SealWrites(reason=f"{old.id} starts no writing transaction any more", instance=old.id),))
+        held = (topo.now - fence.requested_at).total_seconds()
+        if view.frozen is False and not old.engine.startswith("postgres") and held >= UNBLOCK_AFTER_SECONDS:
+            why = f"read_only has not taken effect on {old.id} {held:.1f}s after the fence: a running statement holds it back"
+            return Plan("progress", "unblocking the fence", (UnblockFence(reason=why, instance=old.id),))
         why = f"waiting for {fence.parameter}=1 to take effect on {old.id}" + (f" ({view.error})" if view.error else "")
         return Plan("waiting", why, (Wait(reason=why),))
     if view.replayed is not None and view.replayed >= fence.position:

@@ -470,3 +470,29 @@ def test_a_copy_recorded_but_never_made_is_forgotten(aws: Sandbox) -> None:
     assert aws.state().own_groups == {} and deletes == []  # not even attempted
     kept = [h for h in aws.service.history("orders") if h["kind"] == "parameter_group_kept"]
     assert kept and "was deleted already" in kept[0]["message"], kept
+
+
+def _outsider_on(aws: Sandbox, group: str) -> None:
+    """An instance of the region that is no member of the cluster, on the primary's parameter group."""
+    aws.rds().create_db_instance(
+        DBInstanceIdentifier="billing-db", DBInstanceClass="db.t3.micro", Engine="postgres", DBParameterGroupName=group, AllocatedStorage=20
+    )
+
+
+def test_a_fence_on_a_group_another_instance_of_the_region_uses_is_refused(fenced: Sandbox) -> None:
+    aws = fenced
+    use(aws, StandIn(aws))
+    _outsider_on(aws, "orders-db-params")
+    result = switchover(aws)
+    assert result.outcome == "refused" and "orders-db-params is also billing-db's" in result.reason, result
+    assert parameter(aws, "orders-db-params") is None and aws.state().primary == "orders-db"
+
+
+def test_an_unplanned_freeze_never_touches_a_group_another_instance_uses(fenced: Sandbox) -> None:
+    aws = fenced
+    _outsider_on(aws, "orders-db-params")
+    aws.set_alarm("ALARM")
+    assert failover(alarm_event("eventbridge", aws.clock.now()), context())["outcome"] == "complete"
+    assert parameter(aws, "orders-db-params") is None  # billing-db keeps taking writes
+    failed = [h for h in aws.service.history("orders") if h["kind"] == "step_failed" and "also billing-db's" in h["message"]]
+    assert len(failed) == 1, failed  # once, not at every look

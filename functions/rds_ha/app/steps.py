@@ -144,6 +144,20 @@ def _fence_port(ex: Runner, topo: Topology) -> FencePort:
     return port
 
 
+def _shared_group(ex: Runner, topo: Topology, state: ClusterState, action: FenceWrites, region: str) -> ClusterState | None:
+    """An unplanned freeze never touches a group another instance of the region uses (the cluster's members were
+    checked by the plan; DescribeDBInstances has no filter by group): recorded as never held, not tried again."""
+    sharing = sorted(i.id for i in ex.rds.describe_all(region) if i.parameter_group == action.group and i.id != action.instance)
+    if not sharing:
+        return None
+    why = f"not frozen: {action.group} is also {', '.join(sharing)}'s, which a freeze would freeze too"
+    ex.recorder.history(topo.cluster.name, "step_failed", f"{action.describe()}: {why}", instance=action.instance)
+    now = ex.clock.now()
+    skipped = WriteFence(instance=action.instance, group=action.group, parameter=action.parameter, previous="", requested_at=now, lifted_at=now)
+    skipped = skipped.model_copy(update={"outcome": why})
+    return ex.save(state, workflow=_workflow(state).model_copy(update={"fence": skipped}))
+
+
 def fence_writes(ex: Runner, topo: Topology, state: ClusterState, action: FenceWrites) -> ClusterState:
     """The fence is recorded, with the value to put back, before the parameter group is changed: a crash
     after the change leaves the record that lifts it. Set again (`again`), the record is kept as it is."""
@@ -152,6 +166,8 @@ def fence_writes(ex: Runner, topo: Topology, state: ClusterState, action: FenceW
         ex.rds.set_parameter(inst.region, action.group, action.parameter, "1")
         ex.recorder.history(topo.cluster.name, "writes_frozen", f"{action.describe()}: {action.reason}", instance=action.instance)
         return state
+    if action.unplanned and (skipped := _shared_group(ex, topo, state, action, inst.region)) is not None:
+        return skipped
     previous = ex.rds.parameter(inst.region, action.group, action.parameter)
     fence = WriteFence(instance=action.instance, group=action.group, parameter=action.parameter, previous=previous, requested_at=ex.clock.now())
     update: dict[str, Any] = {"fence": fence} if action.unplanned else {"fence": fence, "step": f"freezing writes on {action.instance}"}

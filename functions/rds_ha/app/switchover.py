@@ -5,6 +5,7 @@ for the target to catch up, ask the pre_failover hook, then run the same workflo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -23,8 +24,8 @@ class Switchover:
     def __init__(self, deps: Deps, drive: Drive) -> None:
         self.d, self.drive = deps, drive
 
-    def _decide(self, cfg: ClusterConfig, request: FailoverRequest) -> tuple[Topology, Plan, Result]:
-        topo = self.d.snapshots.read(cfg)
+    def _decide(self, cfg: ClusterConfig, request: FailoverRequest, sharers: Mapping[str, tuple[str, ...]]) -> tuple[Topology, Plan, Result]:
+        topo = replace(self.d.snapshots.read(cfg), group_sharers=sharers)
         plan = decide_switchover(topo, request)
         return topo, plan, decided(cfg, topo, plan)
 
@@ -41,8 +42,9 @@ class Switchover:
             planned=True,
             expected_primary=expected,
         )
+        sharers = self._sharers(cfg)
         if dry_run:
-            return self._decide(cfg, request)[2]
+            return self._decide(cfg, request, sharers)[2]
         give_up = min(deadline, now + timedelta(seconds=cfg.switchover.catch_up_seconds))
         while True:
             # The catch-up wait holds no lease between looks: a failure of the primary meanwhile is
@@ -50,7 +52,7 @@ class Switchover:
             looked: list[Result] = []
 
             def look(looked: list[Result] = looked) -> Result:
-                topo, plan, result = self._decide(cfg, request)
+                topo, plan, result = self._decide(cfg, request, sharers)
                 if plan.outcome == "waiting" and self.d.clock.now() + timedelta(seconds=self.d.poll_seconds) <= give_up:
                     looked.append(result)
                     left = (give_up - self.d.clock.now()).total_seconds()
@@ -79,6 +81,18 @@ class Switchover:
         # A fenced switchover's first step needs a look over SQL that the decision's topology did not take.
         first = None if cfg.switchover.fence is not None else replace(topo, state=state)
         return result.then(self.drive.run(cfg, deadline, first=first))
+
+    def _sharers(self, cfg: ClusterConfig) -> dict[str, tuple[str, ...]]:
+        """With switchover.fence: every instance of the primary's region by the parameter group it uses, once per
+        switchover (DescribeDBInstances has no filter by group): a group shared outside the cluster is refused too."""
+        if cfg.switchover.fence is None:
+            return {}
+        state = self.d.snapshots.state(cfg)
+        out: dict[str, list[str]] = {}
+        for inst in self.d.rds.describe_all(state.primary_region or cfg.region):
+            if inst.parameter_group and inst.cluster_tag != cfg.name:
+                out.setdefault(inst.parameter_group, []).append(inst.id)
+        return {group: tuple(ids) for group, ids in out.items()}
 
     def _refused(self, topo: Topology, kind: str, reason: str, trigger: str) -> None:
         self.d.recorder.history(topo.cluster.name, kind, reason, trigger=trigger)

@@ -404,6 +404,9 @@ class Topology:
     # Regions whose CloudWatch metrics (ReplicaLag) could not be read for this decision (region -> the error):
     # their replicas have no reading, and their verdicts say why. The primary's region never is: it raises.
     metrics_unread: Mapping[str, str] = field(default_factory=dict)
+    # Instances outside the cluster that use a DB parameter group of its members (group -> their ids), from a listing
+    # of the region: read for a fenced switchover's decision only (a fence on a shared group freezes them too).
+    group_sharers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # What SQL shows of a switchover's write fence while it holds and the target is not promoted.
     fence: FenceView | None = None
     # The proxy's target group (cluster.proxy); None: no proxy, or not read for this decision.

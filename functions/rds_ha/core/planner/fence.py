@@ -38,7 +38,7 @@ def fence_limitation(topo: Topology, old: Instance) -> str | None:
             "(RDS does not let default groups be changed): create one, attach it to the instance and reboot it"
         )
     live = (i for i in topo.instances.values() if i.id != old.id and i.status not in TERMINAL_STATUSES)
-    sharing = sorted(i.id for i in live if i.parameter_group == group)
+    sharing = sorted({i.id for i in live if i.parameter_group == group} | set(topo.group_sharers.get(group, ())))
     if sharing:
         return (
             f"switchover.fence: {old.id}'s DB parameter group {group} is also {', '.join(sharing)}'s: "
